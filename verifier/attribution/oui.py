@@ -1,0 +1,158 @@
+"""MAC address -> registered organization, by longest prefix (/24, /28, /36).
+
+Data, in order of preference:
+
+1. an IEEE registry imported with ``verifier db import-oui`` (MA-L ``oui.csv``,
+   MA-M ``mam.csv``, MA-S ``oui36.csv``, ``iab.csv``), stored in the data
+   directory as ``oui/registry.tsv``;
+2. the Wireshark ``manuf`` table that scapy ships (``scapy.libs.manuf``),
+   which carries the /28 and /36 rows. Scapy's own lookup keys on three bytes
+   only and so answers MA-M/MA-S blocks with the parent /24 holder (often
+   "IEEE Registration Authority"); we parse the table ourselves instead.
+
+Locally administered (randomised) and group (multicast/broadcast) addresses
+are answered as unattributable, distinct from "no registry entry".
+"""
+
+import csv
+import datetime
+import hashlib
+import json
+import os
+
+from ..errors import DataError
+from ..model import Answer, Evidence
+
+PREFIX_LENGTHS = (48, 36, 28, 24)
+REGISTRY_BITS = {"MA-L": 24, "MA-M": 28, "MA-S": 36, "IAB": 36}
+REGISTRY_FILE = os.path.join("oui", "registry.tsv")
+
+
+class OuiRegistry:
+    """Longest-prefix table. ``tables[plen]`` maps ``mac >> (48 - plen)`` to a name."""
+
+    name = "oui"
+
+    def __init__(self, tables, database, version, build_date, catalogue):
+        self.tables = tables
+        self.database, self.version, self.build_date = database, version, build_date
+        self.catalogue = catalogue
+        self.entries = sum(len(t) for t in tables.values())
+
+    @classmethod
+    def load(cls, catalogue, data_dir=None):
+        """The imported IEEE registry when present, else scapy's manuf table."""
+        if data_dir:
+            path = os.path.join(data_dir, REGISTRY_FILE)
+            if os.path.exists(path):
+                return cls.from_registry_file(path, catalogue)
+        return cls.from_manuf(catalogue)
+
+    @classmethod
+    def from_manuf(cls, catalogue):
+        import scapy
+        from scapy.libs.manuf import DATA
+        tables = {n: {} for n in PREFIX_LENGTHS}
+        for line in DATA.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) < 2:
+                continue
+            prefix = parts[0].strip()
+            org = (parts[2] if len(parts) > 2 else parts[1]).strip()
+            hexpart, _, bits = prefix.partition("/")
+            digits = hexpart.replace(":", "").replace("-", "").replace(".", "")
+            plen = int(bits) if bits else len(digits) * 4
+            if plen not in tables:
+                continue
+            value = int(digits.ljust(12, "0"), 16)
+            tables[plen][value >> (48 - plen)] = org
+        return cls(tables, "wireshark-manuf (bundled with scapy)", f"scapy {scapy.VERSION}", None, catalogue)
+
+    @classmethod
+    def from_registry_file(cls, path, catalogue):
+        tables = {n: {} for n in PREFIX_LENGTHS}
+        meta = {}
+        try:
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("#"):
+                        meta = json.loads(line[1:])
+                        continue
+                    prefix, plen, org = line.rstrip("\n").split("\t", 2)
+                    tables[int(plen)][int(prefix, 16)] = org
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{path}: unreadable OUI registry ({exc}); re-run 'verifier db import-oui'") from None
+        return cls(tables, "ieee-registry", meta.get("version"), meta.get("build_date"), catalogue)
+
+    def lookup_mac(self, mac):
+        """``mac``: 6 bytes. Answer, or None when no registry entry covers it."""
+        if mac[0] & 0x03:
+            why = "group address" if mac[0] & 0x01 else "locally administered address"
+            return Answer(None, why, Evidence("oui", self.database, self.version, None), unattributable=True)
+        value = int.from_bytes(mac, "big")
+        for plen in PREFIX_LENGTHS:
+            org = self.tables[plen].get(value >> (48 - plen))
+            if org is not None:
+                return Answer(self.catalogue.match(org), org,
+                              Evidence("oui", self.database, self.version, plen))
+        return None
+
+    def lookup_ip(self, addr):
+        return None
+
+    def describe(self):
+        return {"source": "oui", "path": self.database, "version": self.version,
+                "build_date": self.build_date, "entries": self.entries}
+
+
+def import_ieee(csv_paths, data_dir):
+    """Merge IEEE registry CSVs into ``data_dir/oui/registry.tsv`` atomically.
+
+    Returns counts per registry. CID rows are skipped: a Company ID is not a
+    MAC address block.
+    """
+    rows, counts, digests, mtimes = {}, {}, [], []
+    for path in csv_paths:
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                data = fh.read()
+            mtimes.append(os.path.getmtime(path))
+        except OSError as exc:
+            raise DataError(f"{path}: {exc.strerror or exc}") from None
+        digests.append(hashlib.sha256(data.encode()).hexdigest()[:16])
+        reader = csv.reader(data.splitlines())
+        header = next(reader, None)
+        if not header or [h.strip() for h in header[:3]] != ["Registry", "Assignment", "Organization Name"]:
+            raise DataError(f"{path}: not an IEEE registry CSV (expected a 'Registry,Assignment,"
+                            "Organization Name' header)")
+        for lineno, row in enumerate(reader, start=2):
+            if len(row) < 3:
+                continue
+            registry, assignment, org = row[0].strip(), row[1].strip(), row[2].strip()
+            if registry == "CID":
+                counts["CID (skipped)"] = counts.get("CID (skipped)", 0) + 1
+                continue
+            bits = REGISTRY_BITS.get(registry)
+            if bits is None or len(assignment) * 4 != bits:
+                raise DataError(f"{path}:{lineno}:1: unknown registry row {registry!r} {assignment!r}")
+            rows[(int(assignment, 16), bits)] = org
+            counts[registry] = counts.get(registry, 0) + 1
+    if not rows:
+        raise DataError("no registry rows imported")
+    target = os.path.join(data_dir, REGISTRY_FILE)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    meta = {"version": f"ieee-import {now:%Y-%m-%dT%H:%M:%SZ} ({'+'.join(digests)})",
+            "build_date": datetime.datetime.fromtimestamp(max(mtimes), datetime.timezone.utc).date().isoformat(),
+            "files": [os.path.basename(p) for p in csv_paths], "counts": counts}
+    tmp = target + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("#" + json.dumps(meta) + "\n")
+        for (value, bits), org in sorted(rows.items()):
+            fh.write(f"{value:x}\t{bits}\t{org}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    return counts

@@ -1,0 +1,23 @@
+"""Where frames come from.
+
+Every source offers ``interfaces`` (link type and name per index) and
+``frames()`` yielding ``(ts, ifindex, wirelen, data)``; the pipeline does not
+care whether frames come from a file, a socket or tshark.
+"""
+
+import os
+
+from .files import open_capture, CaptureFile, Interface  # noqa: F401
+
+
+def expand_paths(paths):
+    """Files named directly, plus the files of named directories (sorted)."""
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                out.extend(os.path.join(root, f) for f in sorted(files))
+        else:
+            out.append(path)
+    return out

@@ -1,0 +1,301 @@
+"""Frame bytes -> ``Packet`` record, or a reason string when malformed.
+
+Pure: no I/O, no logging, no metrics. Headers are read with precompiled
+``struct`` layouts (dpkt's way); scapy never runs here.
+
+In:  ``decode(data, linktype)``.
+Out: a ``Packet`` (``family`` 0 for non-IP frames such as ARP, LLDP, STP, which
+     keep their ``ethertype`` so control-frame consumers can pick them up), or
+     one of the ``R_*`` reason strings the pipeline counts.
+Invariant: never raises on any input; header nesting is capped at
+``MAX_DEPTH`` layers (VLAN tags, MPLS labels, IPv6 extension headers).
+
+Layers: link type -> ethertype chain (802.1Q/802.1ad, MPLS, PPPoE) -> IPv4 or
+IPv6 (extension headers, fragments) -> TCP/UDP ports, ICMP type/code and, for
+ICMP errors, the quoted packet's header.
+"""
+
+import struct
+
+from .model import Packet
+
+MAX_DEPTH = 16
+
+# Link types (https://www.tcpdump.org/linktypes.html)
+LT_NULL, LT_ETHERNET, LT_RAW_BSD, LT_RAW_OBSD, LT_RAW = 0, 1, 12, 14, 101
+LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = 108, 113, 228, 229, 276
+
+ET_IPV4, ET_IPV6, ET_VLAN, ET_QINQ, ET_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
+ET_MPLS, ET_MPLS_MC, ET_PPPOE = 0x8847, 0x8848, 0x8864
+
+TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
+IPV6_EXT = {0, 43, 60, 135, 139, 140}          # length in 8-octet units after the first 8
+IPV6_FRAG, IPV6_AH, IPV6_NONE = 44, 51, 59
+
+R_LINKTYPE = "unsupported-linktype"
+R_L2_SHORT = "truncated-link-header"
+R_DEPTH = "header-depth-exceeded"
+R_MPLS = "truncated-mpls"
+R_IPV4_SHORT = "truncated-ipv4"
+R_IPV4_BAD = "bad-ipv4-header"
+R_IPV6_SHORT = "truncated-ipv6"
+R_IPV6_EXT = "bad-ipv6-extension"
+R_L4_SHORT = "truncated-l4"
+R_VERSION = "bad-ip-version"
+REASONS = (R_LINKTYPE, R_L2_SHORT, R_DEPTH, R_MPLS, R_IPV4_SHORT, R_IPV4_BAD,
+           R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION)
+
+# ICMP types whose counterpart makes a request/reply one flow (Community ID v1).
+ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
+ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135,
+               130: 131, 131: 130, 144: 145, 145: 144}
+ICMP4_ERRORS = {3, 4, 5, 11, 12}
+ICMP6_ERRORS = {1, 2, 3, 4}
+
+_H = struct.Struct("!H").unpack_from
+_HH = struct.Struct("!HH").unpack_from
+_I = struct.Struct("!I").unpack_from
+_IPV4 = struct.Struct("!BBHHHBB2x4s4s").unpack_from
+_IPV6 = struct.Struct("!I2xBB16s16s").unpack_from
+_SLL = struct.Struct("!HHH8sH").unpack_from
+_SLL2 = struct.Struct("!H2xIHBB8s").unpack_from
+_AF_INET6 = {10, 24, 28, 30}
+
+
+def decode(data, linktype):
+    """Decode one frame. Returns a ``Packet`` or a reason string."""
+    try:
+        return _LINK.get(linktype, _unsupported)(data)
+    except (struct.error, IndexError):          # defensive: a layout we did not bound-check
+        return R_L2_SHORT
+
+
+def _unsupported(data):
+    return R_LINKTYPE
+
+
+def _ethernet(data):
+    if len(data) < 14:
+        return R_L2_SHORT
+    pkt = Packet()
+    pkt.dst_mac = data[0:6]
+    pkt.src_mac = data[6:12]
+    return _ethertype(pkt, data, 12)
+
+
+def _ethertype(pkt, data, pos):
+    """Walk the ethertype chain from ``pos`` (the offset of a type field)."""
+    for _ in range(MAX_DEPTH):
+        if pos + 2 > len(data):
+            return R_L2_SHORT
+        (et,) = _H(data, pos)
+        pos += 2
+        if et == ET_IPV4 or et == ET_IPV6:
+            return _ip(pkt, data, pos)
+        if et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
+            if pos + 4 > len(data):
+                return R_L2_SHORT
+            vid = _H(data, pos)[0] & 0x0FFF
+            if pkt.vlan < 0:
+                pkt.vlan = vid
+            elif pkt.vlan2 < 0:
+                pkt.vlan2 = vid
+            pos += 2
+            continue
+        if et == ET_MPLS or et == ET_MPLS_MC:
+            return _mpls(pkt, data, pos)
+        if et == ET_PPPOE:
+            if pos + 8 > len(data):
+                return R_L2_SHORT
+            proto = _H(data, pos + 6)[0]
+            if proto == 0x0021:
+                return _ip(pkt, data, pos + 8)
+            if proto == 0x0057:
+                return _ip(pkt, data, pos + 8)
+            pkt.ethertype = et
+            return pkt
+        pkt.ethertype = et          # < 0x0600 is an 802.3 length: LLC (CDP, STP, ...)
+        pkt.l2_payload = pos
+        return pkt
+    return R_DEPTH
+
+
+def _mpls(pkt, data, pos):
+    for _ in range(MAX_DEPTH):
+        if pos + 4 > len(data):
+            return R_MPLS
+        (entry,) = _I(data, pos)
+        pos += 4
+        if entry & 0x100:                      # bottom of stack
+            if pos >= len(data):
+                return R_MPLS
+            nibble = data[pos] >> 4
+            if nibble in (4, 6):
+                return _ip(pkt, data, pos)
+            if nibble == 0 and pos + 4 + 14 <= len(data):
+                # Ethernet pseudowire behind a control word (RFC 4385): the
+                # inner frame's addresses are the ones the flow belongs to.
+                inner = Packet()
+                inner.dst_mac = data[pos + 4:pos + 10]
+                inner.src_mac = data[pos + 10:pos + 16]
+                inner.vlan, inner.vlan2 = pkt.vlan, pkt.vlan2
+                return _ethertype(inner, data, pos + 16)
+            pkt.ethertype = ET_MPLS
+            return pkt
+    return R_DEPTH
+
+
+def _ip(pkt, data, pos):
+    if pos >= len(data):
+        return R_IPV4_SHORT
+    version = data[pos] >> 4
+    if version == 4:
+        return _ipv4(pkt, data, pos)
+    if version == 6:
+        return _ipv6(pkt, data, pos)
+    return R_VERSION
+
+
+def _ipv4(pkt, data, pos):
+    if pos + 20 > len(data):
+        return R_IPV4_SHORT
+    vihl, _tos, total, ipid, frag, _ttl, proto, src, dst = _IPV4(data, pos)
+    hlen = (vihl & 15) * 4
+    if hlen < 20 or total < hlen:
+        return R_IPV4_BAD
+    if pos + hlen > len(data):
+        return R_IPV4_SHORT
+    pkt.family, pkt.src, pkt.dst, pkt.proto = 4, src, dst, proto
+    end = min(len(data), pos + total)          # drop Ethernet padding
+    offset = frag & 0x1FFF
+    if offset or frag & 0x2000:
+        pkt.frag_id = ipid
+        if offset:
+            pkt.frag_offset = offset
+            return pkt                         # no L4 header in a later fragment
+    return _l4(pkt, data, pos + hlen, end)
+
+
+def _ipv6(pkt, data, pos):
+    if pos + 40 > len(data):
+        return R_IPV6_SHORT
+    _vtf, nxt, _hlim, src, dst = _IPV6(data, pos)
+    pkt.family, pkt.src, pkt.dst = 6, src, dst
+    end = len(data)
+    pos += 40
+    for _ in range(MAX_DEPTH):
+        if nxt in IPV6_EXT:
+            if pos + 8 > end:
+                return R_IPV6_EXT
+            nxt, hlen = data[pos], (data[pos + 1] + 1) * 8
+        elif nxt == IPV6_FRAG:
+            if pos + 8 > end:
+                return R_IPV6_EXT
+            fo, ident = _HH(data, pos + 2)[0], _I(data, pos + 4)[0]
+            nxt, hlen = data[pos], 8
+            pkt.frag_id = ident
+            if fo >> 3:
+                pkt.proto = nxt
+                pkt.frag_offset = fo >> 3
+                return pkt
+        elif nxt == IPV6_AH:
+            if pos + 8 > end:
+                return R_IPV6_EXT
+            nxt, hlen = data[pos], (data[pos + 1] + 2) * 4
+        else:
+            pkt.proto = nxt
+            return _l4(pkt, data, pos, end)
+        pos += hlen
+        if pos > end:
+            return R_IPV6_EXT
+    return R_DEPTH
+
+
+def _l4(pkt, data, pos, end):
+    proto = pkt.proto
+    if proto == TCP or proto == UDP or proto == SCTP or proto == 136:   # 136: UDP-Lite
+        if pos + 4 > end:
+            return R_L4_SHORT
+        pkt.sport, pkt.dport = _HH(data, pos)
+        pkt.l4_payload = pos + (8 if proto == UDP else 0)
+        return pkt
+    if proto == ICMP or proto == ICMP6:
+        if pos + 2 > end:
+            return R_L4_SHORT
+        itype, code = data[pos], data[pos + 1]
+        if proto == ICMP:
+            pairs, errors = ICMP4_PAIRS, ICMP4_ERRORS
+        else:
+            pairs, errors = ICMP6_PAIRS, ICMP6_ERRORS
+        pkt.sport = itype
+        pkt.dport = pairs.get(itype, code)
+        if itype in errors and pos + 8 < end:
+            pkt.quote = _quoted(data[pos + 8:end])
+        return pkt
+    return pkt
+
+
+def _quoted(inner):
+    """The header an ICMP error quotes, as a Packet (ports may be 0), or None."""
+    pkt = Packet()
+    result = _ip(pkt, inner, 0)
+    if isinstance(result, Packet):
+        return result
+    if pkt.family:                 # addresses decoded, ports cut off: still useful
+        return pkt
+    return None
+
+
+def _sll(data):
+    if len(data) < 16:
+        return R_L2_SHORT
+    _ptype, hatype, halen, addr, proto = _SLL(data)
+    pkt = Packet()
+    if hatype == 1 and halen == 6:
+        pkt.src_mac = addr[:6]
+    return _ethertype(pkt, data, 14)
+
+
+def _sll2(data):
+    if len(data) < 20:
+        return R_L2_SHORT
+    _proto, _ifindex, hatype, _ptype, halen, addr = _SLL2(data)
+    pkt = Packet()
+    if hatype == 1 and halen == 6:
+        pkt.src_mac = addr[:6]
+    return _ethertype(pkt, data, 0)
+
+
+def _raw(data):
+    return _ip(Packet(), data, 0)
+
+
+def _ipv4_only(data):
+    return _ipv4(Packet(), data, 0) if data and data[0] >> 4 == 4 else R_VERSION
+
+
+def _ipv6_only(data):
+    return _ipv6(Packet(), data, 0) if data and data[0] >> 4 == 6 else R_VERSION
+
+
+def _null(data, order="<"):
+    if len(data) < 4:
+        return R_L2_SHORT
+    (family,) = struct.unpack_from(order + "I", data)
+    if family > 0xFFFF:             # written on a host of the other byte order
+        family = struct.unpack_from(">I" if order == "<" else "<I", data)[0]
+    if family == 2 or family in _AF_INET6:
+        return _ip(Packet(), data, 4)
+    pkt = Packet()
+    return pkt
+
+
+def _loop(data):
+    return _null(data, ">")
+
+
+_LINK = {
+    LT_ETHERNET: _ethernet, LT_SLL: _sll, LT_SLL2: _sll2,
+    LT_RAW: _raw, LT_RAW_BSD: _raw, LT_RAW_OBSD: _raw,
+    LT_IPV4: _ipv4_only, LT_IPV6: _ipv6_only, LT_NULL: _null, LT_LOOP: _loop,
+}

@@ -1,0 +1,147 @@
+"""Bounded bidirectional flow table.
+
+In:  decoded ``Packet`` records with their timestamp, interface and wire length.
+Out: ``Flow`` records handed to ``on_expire(flow)`` when they end: idle or
+     active timeout, capacity pressure, or shutdown/end of input.
+
+Key: (interface, VLAN, inner VLAN, protocol, lower endpoint, higher endpoint),
+so both directions share one flow. IPv4/IPv6 fragments after the first join
+the flow of their first fragment; an ICMP error joins the flow it quotes and
+records the router that sent it.
+
+Invariants: at most ``capacity`` flows are held; every flow that leaves the
+table is counted in ``evictions`` by reason. Expiry is a budgeted scan run by
+``sweep(now)`` (the caller decides how often), not a per-packet LRU update:
+per-packet cost stays one dict lookup. Timestamps come from the packets, so
+timeout tests need no sleeping.
+
+``fast`` is a cache the ingest loop fills: raw header bytes of one flow
+direction -> (flow, side). It lets most packets skip decoding; entries whose
+flow has ended are dropped on the next sweep.
+"""
+
+from collections import OrderedDict
+
+from .model import Flow
+
+IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
+EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
+MAX_FRAGMENTS = 65536
+
+
+class FlowTable:
+    def __init__(self, on_expire, idle_timeout=300.0, active_timeout=1800.0, capacity=500_000):
+        self.on_expire = on_expire
+        self.idle = float(idle_timeout)
+        self.active = float(active_timeout)
+        self.capacity = int(capacity)
+        self.flows = {}
+        self.fast = {}
+        self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
+        self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
+        self.created = 0
+
+    def __len__(self):
+        return len(self.flows)
+
+    def add(self, pkt, ts, ifindex, wirelen):
+        """Account one IP packet; return (flow, side)."""
+        if pkt.quote is not None:
+            hit = self._quoted_flow(pkt, ifindex)
+            if hit is not None:
+                hit.icmp_errors += 1
+                hit.hops.add(pkt.src)
+                if ts > hit.last:
+                    hit.last = ts
+                return hit, -1
+        src, dst, sport, dport = pkt.src, pkt.dst, pkt.sport, pkt.dport
+        if pkt.frag_offset:
+            key = self.frags.get((src, dst, pkt.proto, pkt.frag_id))
+            if key is not None:
+                flow = self.flows.get(key)
+                if flow is not None:
+                    side = 0 if flow.a == src else 1
+                    self._count(flow, side, ts, wirelen, pkt)
+                    return flow, side
+            # First fragment unseen (reordered or cut off): a port-less flow.
+        if src < dst or (src == dst and sport <= dport):
+            key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, src, sport, dst, dport), 0
+        else:
+            key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, dst, dport, src, sport), 1
+        flow = self.flows.get(key)
+        if flow is not None and ts - flow.last > self.idle:
+            self._end(flow, IDLE)
+            flow = None
+        if flow is None:
+            flow = self.flows[key] = Flow(key, ts)
+            flow.origin = side
+            self.created += 1
+            if len(self.flows) > self.capacity:
+                self._shed()
+        if pkt.frag_id >= 0 and not pkt.frag_offset:
+            self._remember_fragment(pkt, key)
+        self._count(flow, side, ts, wirelen, pkt)
+        return flow, side
+
+    def _count(self, flow, side, ts, wirelen, pkt):
+        flow.pkts[side] += 1
+        flow.octets[side] += wirelen
+        if ts > flow.last:
+            flow.last = ts
+        macs = flow.macs
+        grew = False
+        if pkt.src_mac and pkt.src_mac not in macs[side]:
+            macs[side].add(pkt.src_mac)
+            grew = True
+        if pkt.dst_mac and pkt.dst_mac not in macs[1 - side]:
+            macs[1 - side].add(pkt.dst_mac)
+            grew = True
+        if grew:
+            flow.generation += 1
+
+    def _quoted_flow(self, pkt, ifindex):
+        q = pkt.quote
+        # The quoted packet went from q.src to q.dst; the key is direction-free.
+        if q.src < q.dst or (q.src == q.dst and q.sport <= q.dport):
+            key = (ifindex, pkt.vlan, pkt.vlan2, q.proto, q.src, q.sport, q.dst, q.dport)
+        else:
+            key = (ifindex, pkt.vlan, pkt.vlan2, q.proto, q.dst, q.dport, q.src, q.sport)
+        return self.flows.get(key)
+
+    def _remember_fragment(self, pkt, key):
+        frags = self.frags
+        frags[(pkt.src, pkt.dst, pkt.proto, pkt.frag_id)] = key
+        if len(frags) > MAX_FRAGMENTS:
+            frags.popitem(last=False)
+
+    def sweep(self, now):
+        """End flows idle longer than the idle timeout or older than the active one."""
+        idle_before, active_before = now - self.idle, now - self.active
+        ended = [f for f in self.flows.values() if f.last < idle_before or f.first < active_before]
+        for flow in ended:
+            self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
+        if ended:
+            self._prune_fast()
+
+    def flush(self, reason=SHUTDOWN):
+        """End every flow (end of input or shutdown)."""
+        for flow in list(self.flows.values()):
+            self._end(flow, reason)
+        self.fast.clear()
+        self.frags.clear()
+
+    def _shed(self):
+        """Over capacity: end the least recently seen tenth of the table."""
+        victims = sorted(self.flows.values(), key=lambda f: f.last)[: max(1, self.capacity // 10)]
+        for flow in victims:
+            self._end(flow, CAPACITY)
+        self._prune_fast()
+
+    def _end(self, flow, reason):
+        del self.flows[flow.key]
+        flow.end_reason = reason
+        self.evictions[reason] += 1
+        self.on_expire(flow)
+
+    def _prune_fast(self):
+        self.fast = {k: v for k, v in self.fast.items() if v[0].end_reason is None}

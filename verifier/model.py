@@ -1,0 +1,135 @@
+"""The small slotted records passed between stages.
+
+Hot records (``Packet``, ``Flow``) hold ints and bytes only; strings are made
+in sinks. ``PathElement`` and ``Evidence`` are built once per flow at
+attribution time, so they may hold strings.
+"""
+
+# Path element kinds (SPEC "The model")
+L2_NEIGHBOR = "l2-neighbor"
+SEGMENT_DEVICE = "segment-device"
+TUNNEL_ENDPOINT = "tunnel-endpoint"
+ROUTER_HOP = "router-hop"
+REMOTE_NETWORK = "remote-network"
+ENDPOINT_DEVICE = "endpoint-device"
+KINDS = (L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK, ENDPOINT_DEVICE)
+
+# Trust classes
+TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE = "trusted", "untrusted", "unknown", "unattributable"
+TRUSTS = (TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE)
+
+# Verdicts
+CLEAN, VIOLATION, UNVERIFIED = "CLEAN", "VIOLATION", "UNVERIFIED"
+VERDICTS = (CLEAN, VIOLATION, UNVERIFIED)
+
+
+class Packet:
+    """One decoded frame. ``family`` 0 means not IP (see ``ethertype``)."""
+
+    __slots__ = ("dst_mac", "src_mac", "vlan", "vlan2", "ethertype", "l2_payload",
+                 "family", "src", "dst", "proto", "sport", "dport",
+                 "frag_id", "frag_offset", "quote", "l4_payload")
+
+    def __init__(self):
+        self.dst_mac = self.src_mac = b""
+        self.vlan = self.vlan2 = -1
+        self.ethertype = 0
+        self.l2_payload = 0
+        self.family = 0
+        self.src = self.dst = b""
+        self.proto = self.sport = self.dport = 0
+        self.frag_id = -1
+        self.frag_offset = 0
+        self.quote = None
+        self.l4_payload = 0
+
+
+class Flow:
+    """A bidirectional flow. Side 0 is ``a`` (the key's first endpoint).
+
+    ``macs[side]`` holds the MAC addresses adjacent to that side at the
+    capture point: the source MAC of frames it sent and the destination MAC of
+    frames sent to it.
+    """
+
+    __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
+                 "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
+                 "macs", "icmp_errors", "hops", "end_reason", "generation", "origin")
+
+    def __init__(self, key, ts):
+        self.key = key
+        self.ifindex, self.vlan, self.vlan2, self.proto, self.a, self.ap, self.b, self.bp = key
+        self.family = 4 if len(self.a) == 4 else 6
+        self.first = self.last = ts
+        self.pkts = [0, 0]
+        self.octets = [0, 0]
+        self.macs = (set(), set())
+        self.icmp_errors = 0
+        self.hops = set()          # router addresses that sent ICMP errors quoting this flow
+        self.end_reason = None
+        self.generation = 0        # bumps when the set of adjacent MACs grows (a path change)
+        self.origin = 0            # the side that sent the first packet seen
+
+    def endpoint(self, side):
+        return (self.a, self.ap) if side == 0 else (self.b, self.bp)
+
+
+class Evidence:
+    """Where an attribution came from: source, database, version, matched prefix."""
+
+    __slots__ = ("source", "database", "version", "prefix_len", "detail")
+
+    def __init__(self, source, database, version, prefix_len, detail=None):
+        self.source, self.database, self.version = source, database, version
+        self.prefix_len, self.detail = prefix_len, detail
+
+    def as_dict(self):
+        out = {"source": self.source, "database": self.database,
+               "version": self.version, "prefix_len": self.prefix_len}
+        if self.detail:
+            out.update(self.detail)
+        return out
+
+
+class Answer:
+    """One attribution source's answer about one MAC or IP address.
+
+    ``vendor`` is the canonical vendor id (or None), ``organization`` the
+    source's own spelling, ``asn`` set for network answers. ``unattributable``
+    marks addresses that cannot be attributed by nature (randomised MACs).
+    """
+
+    __slots__ = ("vendor", "organization", "asn", "evidence", "unattributable", "device")
+
+    def __init__(self, vendor, organization, evidence, asn=None, unattributable=False, device=None):
+        self.vendor, self.organization, self.evidence = vendor, organization, evidence
+        self.asn, self.unattributable, self.device = asn, unattributable, device
+
+
+class PathElement:
+    """One piece of equipment or network a flow is known to cross."""
+
+    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence")
+
+    def __init__(self, kind, subject, vendor, organization, asn, trust, evidence):
+        self.kind, self.subject = kind, subject
+        self.vendor, self.organization, self.asn = vendor, organization, asn
+        self.trust, self.evidence = trust, evidence
+
+    def as_dict(self):
+        out = {"kind": self.kind, "subject": self.subject, "vendor": self.vendor,
+               "organization": self.organization, "trust": self.trust,
+               "evidence": self.evidence.as_dict() if self.evidence else None}
+        if self.asn is not None:
+            out["asn"] = self.asn
+        return out
+
+
+class Judgement:
+    """A flow's verdict for one zone: the path, the deciding rules, the reasons."""
+
+    __slots__ = ("zone", "verdict", "rules", "path", "reasons", "excepted")
+
+    def __init__(self, zone, verdict, rules, path, reasons, excepted=()):
+        self.zone, self.verdict, self.rules = zone, verdict, rules
+        self.path, self.reasons, self.excepted = path, reasons, excepted

@@ -1,0 +1,152 @@
+"""Compiled policy: typed, frozen, validated once at load.
+
+``Policy.zone_of`` places an endpoint in a zone (by prefix, then VLAN and
+capture interface constraints); ``Policy.trust`` turns an attribution answer
+into a trust class. Both are pure and cached per input.
+"""
+
+from ..model import TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE
+
+ANY_ZONE = "any"
+CLEAN_PATH = "clean-path"
+ON_UNATTRIBUTED = ("unverified", "violation", "ignore")
+
+
+class PrefixSet:
+    """Longest-prefix membership for IPv4 and IPv6 networks."""
+
+    __slots__ = ("tables", "plens", "texts")
+
+    def __init__(self, networks):
+        self.tables = {4: {}, 6: {}}
+        self.texts = [str(n) for n in networks]
+        for net in networks:
+            bits = net.max_prefixlen
+            self.tables[net.version].setdefault(net.prefixlen, set()).add(
+                int(net.network_address) >> (bits - net.prefixlen))
+        self.plens = {fam: sorted(t, reverse=True) for fam, t in self.tables.items()}
+
+    def __contains__(self, addr):
+        fam, bits = (4, 32) if len(addr) == 4 else (6, 128)
+        value = int.from_bytes(addr, "big")
+        table = self.tables[fam]
+        return any(value >> (bits - plen) in table[plen] for plen in self.plens[fam])
+
+    def __bool__(self):
+        return bool(self.texts)
+
+
+class Zone:
+    __slots__ = ("name", "prefixes", "vlans", "interfaces")
+
+    def __init__(self, name, prefixes, vlans, interfaces):
+        self.name, self.prefixes = name, prefixes
+        self.vlans, self.interfaces = frozenset(vlans), frozenset(interfaces)
+
+    def holds(self, addr, vlans, interface):
+        if self.vlans and not (self.vlans & vlans):
+            return False
+        if self.interfaces and interface not in self.interfaces:
+            return False
+        return addr in self.prefixes
+
+
+class Rule:
+    __slots__ = ("name", "zone", "require", "kinds", "on_unattributed", "deny_vendors", "deny_asns",
+                 "description", "where")
+
+    def __init__(self, name, zone, require, kinds, on_unattributed, deny_vendors, deny_asns, description, where):
+        self.name, self.zone, self.require, self.kinds = name, zone, require, frozenset(kinds)
+        self.on_unattributed = on_unattributed
+        self.deny_vendors, self.deny_asns = frozenset(deny_vendors), frozenset(deny_asns)
+        self.description, self.where = description, where
+
+
+class Exception_:
+    """A waiver of one rule for matching flows, with a reason and an expiry date."""
+
+    __slots__ = ("rule", "remote", "local", "ports", "local_ports", "protos", "vlans", "reason", "expires", "where")
+
+    def __init__(self, rule, remote, local, ports, local_ports, protos, vlans, reason, expires, where):
+        self.rule, self.remote, self.local = rule, remote, local
+        self.ports, self.local_ports = frozenset(ports), frozenset(local_ports)
+        self.protos, self.vlans = frozenset(protos), frozenset(vlans)
+        self.reason, self.expires, self.where = reason, expires, where
+
+    def expired(self, today):
+        return self.expires is not None and today > self.expires
+
+    def matches(self, flow, local_side):
+        """True when the flow fits every given condition (no condition: every flow)."""
+        if local_side is None:
+            sides = (0, 1)
+        else:
+            sides = (1 - local_side,)
+        if self.protos and flow.proto not in self.protos:
+            return False
+        if self.vlans and flow.vlan not in self.vlans and flow.vlan2 not in self.vlans:
+            return False
+        for remote in sides:
+            addr, port = flow.endpoint(remote)
+            laddr, lport = flow.endpoint(1 - remote)
+            if self.remote and addr not in self.remote:
+                continue
+            if self.local and laddr not in self.local:
+                continue
+            if self.ports and port not in self.ports:
+                continue
+            if self.local_ports and lport not in self.local_ports:
+                continue
+            return True
+        return False
+
+    def describe(self):
+        return {"rule": self.rule, "reason": self.reason,
+                "expires": self.expires.isoformat() if self.expires else None, "where": self.where}
+
+
+class Policy:
+    def __init__(self, files, sha256, trusted, untrusted, trusted_asns, untrusted_asns, network_default,
+                 zones, rules, exceptions):
+        self.files, self.sha256 = files, sha256
+        self.trusted, self.untrusted = frozenset(trusted), frozenset(untrusted)
+        self.trusted_asns, self.untrusted_asns = frozenset(trusted_asns), frozenset(untrusted_asns)
+        self.network_default = network_default
+        self.zones = zones                        # name -> Zone, in file order
+        self.rules = rules
+        self.exceptions = exceptions
+        self.rules_for = {name: [r for r in rules if r.zone in (name, ANY_ZONE)] for name in zones}
+        self.rules_for[None] = [r for r in rules if r.zone == ANY_ZONE]
+        self._zone_cache = {}
+
+    def zone_of(self, addr, vlan, vlan2, interface):
+        key = (addr, vlan, vlan2, interface)
+        hit = self._zone_cache.get(key, False)
+        if hit is False:
+            vlans = {vlan, vlan2}
+            hit = next((z.name for z in self.zones.values() if z.holds(addr, vlans, interface)), None)
+            if len(self._zone_cache) > 1_000_000:
+                self._zone_cache.clear()
+            self._zone_cache[key] = hit
+        return hit
+
+    def requires_attribution(self, zone):
+        return any(r.require == CLEAN_PATH and r.on_unattributed == "unverified" for r in self.rules_for[zone])
+
+    def trust(self, answer):
+        """Trust class of one attribution answer (None: no source answered)."""
+        if answer is None:
+            return UNKNOWN
+        if answer.unattributable:
+            return UNATTRIBUTABLE
+        if answer.asn is not None and answer.vendor is None:
+            if answer.asn in self.untrusted_asns:
+                return UNTRUSTED
+            if answer.asn in self.trusted_asns:
+                return TRUSTED
+            return TRUSTED if self.network_default == "trusted" else UNKNOWN
+        if answer.vendor in self.untrusted:
+            return UNTRUSTED
+        if answer.vendor in self.trusted:
+            return TRUSTED
+        return UNKNOWN

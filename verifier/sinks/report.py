@@ -1,0 +1,145 @@
+"""Audit report: judged flows -> the certificate (SPEC "Audit certificate").
+
+``ReportSink.flow(flow, judgements)`` accumulates per-zone counts, coverage,
+the zone x vendor matrix and the violation records (strings are made here,
+once per violating flow). ``certificate(...)`` assembles the JSON document;
+the HTML report and the exit code are derived from that document alone.
+"""
+
+import datetime
+
+from .. import __version__
+from ..attribution.path import ip_text, mac_text
+from ..communityid import community_id
+from ..model import CLEAN, UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VIOLATION, VERDICTS
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
+MAX_VIOLATIONS = 10_000       # certificate stays printable; the count is always exact
+CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC = "CERTIFIED", "NOT_CERTIFIED", "UNVERIFIED", "NO_TRAFFIC"
+
+
+def _iso(ts):
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ZoneTally:
+    __slots__ = ("flows", "octets", "attributed_flows", "attributed_octets", "vendors")
+
+    def __init__(self):
+        self.flows = dict.fromkeys(VERDICTS, 0)
+        self.octets = dict.fromkeys(VERDICTS, 0)
+        self.attributed_flows = 0
+        self.attributed_octets = 0
+        self.vendors = {}             # vendor id (or "unattributed") -> flows
+
+
+class ReportSink:
+    def __init__(self, policy):
+        self.policy = policy
+        self.zones = {name: ZoneTally() for name in policy.zones}
+        self.unzoned = ZoneTally()
+        self.flows = 0
+        self.by_proto = {"tcp": 0, "udp": 0, "icmp": 0, "other": 0}
+        self.violations = []
+        self.violation_count = 0
+        self.excepted = {}            # (rule, reason) -> flows waived
+
+    def flow(self, flow, judgements):
+        self.flows += 1
+        self.by_proto[PROTO_NAMES.get(flow.proto, "other")] += 1
+        octets = flow.octets[0] + flow.octets[1]
+        for j in judgements:
+            tally = self.zones[j.zone] if j.zone is not None else self.unzoned
+            tally.flows[j.verdict] += 1
+            tally.octets[j.verdict] += octets
+            if all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path):
+                tally.attributed_flows += 1
+                tally.attributed_octets += octets
+            for vendor in {el.vendor or "unattributed" for el in j.path if el.asn is None or el.vendor}:
+                tally.vendors[vendor] = tally.vendors.get(vendor, 0) + 1
+            for rule, reason in j.excepted:
+                self.excepted[(rule, reason)] = self.excepted.get((rule, reason), 0) + 1
+            if j.verdict == VIOLATION:
+                self.violation_count += 1
+                if len(self.violations) < MAX_VIOLATIONS:
+                    self.violations.append(violation_record(flow, j))
+
+    def zone_entries(self):
+        out = []
+        for name, t in self.zones.items():
+            total = sum(t.flows.values())
+            total_octets = sum(t.octets.values())
+            if total == 0:
+                status = NO_TRAFFIC
+            elif t.flows[VIOLATION]:
+                status = NOT_CERTIFIED
+            elif t.flows[UNVERIFIED]:
+                status = ZONE_UNVERIFIED
+            else:
+                status = CERTIFIED
+            out.append({
+                "name": name, "status": status,
+                "flows": dict(t.flows), "bytes": dict(t.octets),
+                "coverage": {"flows": round(t.attributed_flows / total, 6) if total else None,
+                             "bytes": round(t.attributed_octets / total_octets, 6) if total_octets else None},
+                "requires_attribution": self.policy.requires_attribution(name),
+                "vendors": dict(sorted(t.vendors.items(), key=lambda kv: (-kv[1], kv[0]))),
+            })
+        return out
+
+
+def violation_record(flow, judgement):
+    src, sport = flow.endpoint(flow.origin)
+    dst, dport = flow.endpoint(1 - flow.origin)
+    return {
+        "community_id": community_id(flow),
+        "zone": judgement.zone,
+        "rule": judgement.rules[0],
+        "rules": list(judgement.rules),
+        "first_ts": _iso(flow.first), "last_ts": _iso(flow.last),
+        "src": ip_text(src), "dst": ip_text(dst), "sport": sport, "dport": dport,
+        "proto": PROTO_NAMES.get(flow.proto, str(flow.proto)) if flow.proto != 58 else "icmpv6",
+        "vlan": flow.vlan if flow.vlan >= 0 else None,
+        "packets": flow.pkts[0] + flow.pkts[1], "bytes": flow.octets[0] + flow.octets[1],
+        "macs": {"a": sorted(mac_text(m) for m in flow.macs[0]), "b": sorted(mac_text(m) for m in flow.macs[1])},
+        "path": [el.as_dict() for el in judgement.path],
+        "reasons": [{"rule": rule, "element": index, "text": text} for rule, index, text in judgement.reasons],
+    }
+
+
+def certificate(report, policy, stats, captures, data_sources, generated_at, expired):
+    """The audit certificate as plain data (JSON-ready)."""
+    return {
+        "generated_at": generated_at,
+        "tool_version": __version__,
+        "policy": {"files": policy.files, "sha256": policy.sha256},
+        "data": data_sources,
+        "captures": captures,
+        "zones": report.zone_entries(),
+        "summary": {
+            "packets": stats.packets, "bytes": stats.octets, "flows": report.flows,
+            "flows_by_proto": dict(report.by_proto),
+            "non_ip_packets": stats.non_ip,
+            "decode_errors": {k: v for k, v in stats.decode_errors.items() if v},
+            "unzoned_flows": dict(report.unzoned.flows),
+            "violations": report.violation_count,
+            "violations_listed": len(report.violations),
+        },
+        "violations": report.violations,
+        "exceptions_applied": [{"rule": r, "reason": why, "flows": n} for (r, why), n in sorted(report.excepted.items())],
+        "expired_exceptions": expired,
+    }
+
+
+def exit_code(cert):
+    """SPEC exit codes: 0 certified, 1 violation, 3 unverified where attribution is required."""
+    if cert["summary"]["violations"]:
+        return 1
+    if any(z["status"] == ZONE_UNVERIFIED and z["requires_attribution"] for z in cert["zones"]):
+        return 3
+    return 0
+
+
+__all__ = ["ReportSink", "certificate", "exit_code", "CLEAN"]
