@@ -24,9 +24,12 @@ MAX_DEPTH = 16
 # Link types (https://www.tcpdump.org/linktypes.html)
 LT_NULL, LT_ETHERNET, LT_RAW_BSD, LT_RAW_OBSD, LT_RAW = 0, 1, 12, 14, 101
 LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = 108, 113, 228, 229, 276
+LT_PPP, LT_PPP_HDLC = 9, 50
 
 ET_IPV4, ET_IPV6, ET_VLAN, ET_QINQ, ET_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 ET_MPLS, ET_MPLS_MC, ET_PPPOE = 0x8847, 0x8848, 0x8864
+ET_VNTAG, ET_ETAG = 0x8926, 0x893F          # Cisco VN-Tag (4 bytes), 802.1BR E-Tag (6 bytes)
+PPP_IPV4, PPP_IPV6, PPP_MPLS, PPP_MPLS_MC = 0x0021, 0x0057, 0x0281, 0x0283
 
 TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
 IPV6_EXT = {0, 43, 60, 135, 139, 140}          # length in 8-octet units after the first 8
@@ -104,16 +107,13 @@ def _ethertype(pkt, data, pos):
             continue
         if et == ET_MPLS or et == ET_MPLS_MC:
             return _mpls(pkt, data, pos)
+        if et == ET_VNTAG or et == ET_ETAG:
+            pos += 4 if et == ET_VNTAG else 6
+            continue
         if et == ET_PPPOE:
             if pos + 8 > len(data):
                 return R_L2_SHORT
-            proto = _H(data, pos + 6)[0]
-            if proto == 0x0021:
-                return _ip(pkt, data, pos + 8)
-            if proto == 0x0057:
-                return _ip(pkt, data, pos + 8)
-            pkt.ethertype = et
-            return pkt
+            return _ppp_payload(pkt, data, pos + 6, et)
         pkt.ethertype = et          # < 0x0600 is an 802.3 length: LLC (CDP, STP, ...)
         pkt.l2_payload = pos
         return pkt
@@ -266,6 +266,27 @@ def _sll2(data):
     return _ethertype(pkt, data, 0)
 
 
+def _ppp(data):
+    """PPP (link types 9 and 50): optional HDLC address/control, then the protocol."""
+    pos = 2 if data[:2] == b"\xff\x03" else 0
+    if len(data) < pos + 2:
+        return R_L2_SHORT
+    return _ppp_payload(Packet(), data, pos, 0)
+
+
+def _ppp_payload(pkt, data, pos, ethertype):
+    if data[pos] & 1:                       # protocol field compressed to one byte
+        proto, pos = data[pos], pos + 1
+    else:
+        proto, pos = _H(data, pos)[0], pos + 2
+    if proto == PPP_IPV4 or proto == PPP_IPV6:
+        return _ip(pkt, data, pos)
+    if proto == PPP_MPLS or proto == PPP_MPLS_MC:
+        return _mpls(pkt, data, pos)
+    pkt.ethertype = ethertype or proto
+    return pkt
+
+
 def _raw(data):
     return _ip(Packet(), data, 0)
 
@@ -295,7 +316,7 @@ def _loop(data):
 
 
 _LINK = {
-    LT_ETHERNET: _ethernet, LT_SLL: _sll, LT_SLL2: _sll2,
+    LT_ETHERNET: _ethernet, LT_SLL: _sll, LT_SLL2: _sll2, LT_PPP: _ppp, LT_PPP_HDLC: _ppp,
     LT_RAW: _raw, LT_RAW_BSD: _raw, LT_RAW_OBSD: _raw,
     LT_IPV4: _ipv4_only, LT_IPV6: _ipv6_only, LT_NULL: _null, LT_LOOP: _loop,
 }

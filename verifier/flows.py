@@ -27,6 +27,7 @@ from .model import Flow
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
 MAX_FRAGMENTS = 65536
+FRAGMENT_WAIT = 30.0          # seconds a later fragment waits for its first fragment
 
 
 class FlowTable:
@@ -38,6 +39,7 @@ class FlowTable:
         self.flows = {}
         self.fast = {}
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
+        self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
         self.created = 0
 
@@ -54,16 +56,24 @@ class FlowTable:
                 if ts > hit.last:
                     hit.last = ts
                 return hit, -1
-        src, dst, sport, dport = pkt.src, pkt.dst, pkt.sport, pkt.dport
         if pkt.frag_offset:
-            key = self.frags.get((src, dst, pkt.proto, pkt.frag_id))
-            if key is not None:
-                flow = self.flows.get(key)
-                if flow is not None:
-                    side = 0 if flow.a == src else 1
-                    self._count(flow, side, ts, wirelen, pkt)
-                    return flow, side
-            # First fragment unseen (reordered or cut off): a port-less flow.
+            fkey = (pkt.src, pkt.dst, pkt.proto, pkt.frag_id)
+            key = self.frags.get(fkey)
+            flow = self.flows.get(key) if key is not None else None
+            if flow is not None:
+                side = 0 if flow.a == pkt.src else 1
+                self._count(flow, side, ts, wirelen, pkt)
+                return flow, side
+            # The first fragment (with the ports) has not arrived yet: hold this
+            # one until it does, or until FRAGMENT_WAIT ends it as a port-less flow.
+            self.pending.setdefault(fkey, []).append((ts, ifindex, wirelen, pkt))
+            if len(self.pending) > MAX_FRAGMENTS:
+                self._release(*self.pending.popitem(last=False))
+            return None, -1
+        return self._account(pkt, ts, ifindex, wirelen)
+
+    def _account(self, pkt, ts, ifindex, wirelen):
+        src, dst, sport, dport = pkt.src, pkt.dst, pkt.sport, pkt.dport
         if src < dst or (src == dst and sport <= dport):
             key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, src, sport, dst, dport), 0
         else:
@@ -78,10 +88,18 @@ class FlowTable:
             self.created += 1
             if len(self.flows) > self.capacity:
                 self._shed()
-        if pkt.frag_id >= 0 and not pkt.frag_offset:
-            self._remember_fragment(pkt, key)
         self._count(flow, side, ts, wirelen, pkt)
+        if pkt.frag_id >= 0 and not pkt.frag_offset:
+            fkey = (src, dst, pkt.proto, pkt.frag_id)
+            self._remember_fragment(fkey, key)
+            for _ts, _ifx, wlen, frag in self.pending.pop(fkey, ()):
+                self._count(flow, side, _ts, wlen, frag)
         return flow, side
+
+    def _release(self, fkey, items):
+        """Account held fragments whose first fragment never came, port-less."""
+        for ts, ifindex, wirelen, pkt in items:
+            self._account(pkt, ts, ifindex, wirelen)
 
     def _count(self, flow, side, ts, wirelen, pkt):
         flow.pkts[side] += 1
@@ -108,15 +126,21 @@ class FlowTable:
             key = (ifindex, pkt.vlan, pkt.vlan2, q.proto, q.dst, q.dport, q.src, q.sport)
         return self.flows.get(key)
 
-    def _remember_fragment(self, pkt, key):
+    def _remember_fragment(self, fkey, key):
         frags = self.frags
-        frags[(pkt.src, pkt.dst, pkt.proto, pkt.frag_id)] = key
+        frags[fkey] = key
         if len(frags) > MAX_FRAGMENTS:
             frags.popitem(last=False)
 
     def sweep(self, now):
         """End flows idle longer than the idle timeout or older than the active one."""
         idle_before, active_before = now - self.idle, now - self.active
+        while self.pending:
+            fkey, items = next(iter(self.pending.items()))
+            if items[0][0] >= now - FRAGMENT_WAIT:
+                break
+            del self.pending[fkey]
+            self._release(fkey, items)
         ended = [f for f in self.flows.values() if f.last < idle_before or f.first < active_before]
         for flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
@@ -125,6 +149,8 @@ class FlowTable:
 
     def flush(self, reason=SHUTDOWN):
         """End every flow (end of input or shutdown)."""
+        while self.pending:
+            self._release(*self.pending.popitem(last=False))
         for flow in list(self.flows.values()):
             self._end(flow, reason)
         self.fast.clear()

@@ -100,11 +100,11 @@ class Pipeline:
                 if progress is not None:
                     progress(source)
             fk = None
-            if lt == LT_ETHERNET:
+            if lt == LT_ETHERNET and len(data) >= 42:
+                # Length first: a slice past the end is b"", and b"" is "in" any bytes.
                 et = data[12:14]
                 if et == b"\x08\x00":
-                    if data[14:15] == b"\x45" and data[23:24] in FAST_PROTOS and not (data[20] & 0x3F or data[21]) \
-                            and len(data) >= 38:
+                    if data[14] == 0x45 and data[23:24] in FAST_PROTOS and not (data[20] & 0x3F or data[21]):
                         fk = data[0:12] + data[23:24] + data[26:38]
                 elif et == b"\x86\xdd":
                     if data[20:21] in FAST_PROTOS and len(data) >= 58:
@@ -112,10 +112,9 @@ class Pipeline:
                 elif et == b"\x81\x00":
                     et = data[16:18]
                     if et == b"\x08\x00":
-                        if data[18:19] == b"\x45" and data[27:28] in FAST_PROTOS \
-                                and not (data[24] & 0x3F or data[25]) and len(data) >= 42:
+                        if data[18] == 0x45 and data[27:28] in FAST_PROTOS and not (data[24] & 0x3F or data[25]):
                             fk = data[0:16] + data[27:28] + data[30:42]
-                    elif et == b"\x86\xdd" and data[24:25] in FAST_PROTOS and len(data) >= 62:
+                    elif et == b"\x86\xdd" and len(data) >= 62 and data[24:25] in FAST_PROTOS:
                         fk = data[0:16] + data[24:25] + data[26:62]
                 if fk is not None:
                     hit = fastd.get(fk)

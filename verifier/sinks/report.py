@@ -21,7 +21,10 @@ CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC = "CERTIFIED", "NOT_CERTIF
 def _iso(ts):
     if ts is None:
         return None
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    except (ValueError, OverflowError, OSError):
+        return f"@{ts:.6f}"       # a corrupt or far-future timestamp: keep the raw value
 
 
 class ZoneTally:
