@@ -86,13 +86,15 @@ def _ethernet(data):
     return _ethertype(pkt, data, 12)
 
 
-def _ethertype(pkt, data, pos):
-    """Walk the ethertype chain from ``pos`` (the offset of a type field)."""
+def _ethertype(pkt, data, pos, et=None):
+    """Walk the ethertype chain from ``pos`` (the offset of a type field), or,
+    when ``et`` is given, from a payload at ``pos`` of that type (SLL2)."""
     for _ in range(MAX_DEPTH):
-        if pos + 2 > len(data):
-            return R_L2_SHORT
-        (et,) = _H(data, pos)
-        pos += 2
+        if et is None:
+            if pos + 2 > len(data):
+                return R_L2_SHORT
+            (et,) = _H(data, pos)
+            pos += 2
         if et == ET_IPV4 or et == ET_IPV6:
             return _ip(pkt, data, pos)
         if et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
@@ -104,11 +106,13 @@ def _ethertype(pkt, data, pos):
             elif pkt.vlan2 < 0:
                 pkt.vlan2 = vid
             pos += 2
+            et = None
             continue
         if et == ET_MPLS or et == ET_MPLS_MC:
             return _mpls(pkt, data, pos)
         if et == ET_VNTAG or et == ET_ETAG:
             pos += 4 if et == ET_VNTAG else 6
+            et = None
             continue
         if et == ET_PPPOE:
             if pos + 8 > len(data):
@@ -259,11 +263,11 @@ def _sll(data):
 def _sll2(data):
     if len(data) < 20:
         return R_L2_SHORT
-    _proto, _ifindex, hatype, _ptype, halen, addr = _SLL2(data)
+    proto, _ifindex, hatype, _ptype, halen, addr = _SLL2(data)
     pkt = Packet()
     if hatype == 1 and halen == 6:
         pkt.src_mac = addr[:6]
-    return _ethertype(pkt, data, 0)
+    return _ethertype(pkt, data, 20, proto)
 
 
 def _ppp(data):

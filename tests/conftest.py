@@ -1,0 +1,43 @@
+import os
+import shutil
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.abspath(os.environ.get("VERIFIER_SHARED", os.path.join(ROOT, "..", "shared")))
+CORPUS = os.path.join(SHARED, "corpus")
+
+
+def corpus_path(*parts):
+    """A path inside ../shared/corpus, or skip the test when it is absent."""
+    path = os.path.join(CORPUS, *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"needs the shared corpus ({path} not present)")
+    return path
+
+
+def need_tool(name):
+    if shutil.which(name) is None:
+        pytest.skip(f"needs '{name}' (installed by .ci/run)")
+
+
+@pytest.fixture(scope="session")
+def catalogue():
+    from verifier.attribution.vendors import VendorCatalogue
+    return VendorCatalogue.load()
+
+
+@pytest.fixture(scope="session")
+def oui(catalogue):
+    from verifier.attribution.oui import OuiRegistry
+    return OuiRegistry.from_manuf(catalogue)
+
+
+@pytest.fixture()
+def write(tmp_path):
+    """write(name, text) -> path of a new file in tmp_path."""
+    def _write(name, text):
+        path = tmp_path / name
+        path.write_text(text)
+        return str(path)
+    return _write

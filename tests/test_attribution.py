@@ -1,0 +1,234 @@
+import glob
+import ipaddress
+import os
+import random
+import re
+import subprocess
+
+import pytest
+
+from verifier.attribution import Attributor
+from verifier.attribution.asn import AsnDatabase, parse_record
+from verifier.attribution.inventory import load_inventory
+from verifier.attribution.oui import OuiRegistry, import_ieee
+from verifier.attribution.special import is_special
+from verifier.attribution.vendors import normalise
+from verifier.craft import ip, mac
+from verifier.errors import ConfigError
+
+from conftest import corpus_path, need_tool
+
+IEEE = ("oui", "ieee-20260606")
+
+
+# --- vendor catalogue ---------------------------------------------------------
+
+@pytest.mark.parametrize("org,vendor", [
+    ("HUAWEI TECHNOLOGIES CO.,LTD", "huawei"), ("Huawei Device Co., Ltd.", "huawei"),
+    ("zte corporation", "zte"), ("ZHONGXING TELECOM LTD.", "zte"),
+    ("Nokia Solutions and Networks GmbH & Co. KG", "nokia"), ("Alcatel-Lucent", "nokia"),
+    ("Ericsson AB", "ericsson"), ("Sony Ericsson Mobile Communications AB", "sony"),
+    ("Huawei-3Com", "h3c"), ("Nokia Shanghai Bell Co., Ltd.", "nokia-shanghai-bell"),
+    ("Cisco Systems, Inc", "cisco"), ("Intelbras", None), ("Aztech Electronics", None),
+])
+def test_catalogue_maps_registry_spellings(catalogue, org, vendor):
+    assert catalogue.match(org) == vendor
+
+
+# --- OUI ----------------------------------------------------------------------
+
+def test_manuf_longest_prefix_beats_parent_block(oui):
+    # 8C:1F:64 is an IEEE Registration Authority /24 carved into MA-S (/36)
+    # blocks: scapy's own 3-byte lookup answers the Authority itself.
+    from scapy.all import conf
+    one, two = "8c:1f:64:00:00:01", "8c:1f:64:af:a0:01"
+    assert conf.manufdb._get_manuf(one) == conf.manufdb._get_manuf(two) == "IEEE Registration Authority"
+    a, b = oui.lookup_mac(mac(one)), oui.lookup_mac(mac(two))
+    assert a.evidence.prefix_len == b.evidence.prefix_len == 36
+    assert "Registration Authority" not in a.organization and a.organization != b.organization
+
+
+def test_manuf_answers_huawei_with_provenance(oui):
+    a = oui.lookup_mac(mac("00:18:82:12:34:56"))
+    assert (a.vendor, a.evidence.source, a.evidence.prefix_len) == ("huawei", "oui", 24)
+    assert "scapy" in a.evidence.version
+
+
+@pytest.mark.parametrize("text,why", [("02:11:22:33:44:55", "locally administered"),
+                                      ("01:00:5e:00:00:fb", "group"), ("ff:ff:ff:ff:ff:ff", "group")])
+def test_random_and_group_macs_are_unattributable_not_unknown(oui, text, why):
+    a = oui.lookup_mac(mac(text))
+    assert a.unattributable and why in a.organization and a.vendor is None
+
+
+def test_ieee_import_gives_ma_m_and_ma_s_blocks(tmp_path, catalogue):
+    files = [os.path.join(corpus_path(*IEEE), f) for f in ("oui.csv", "mam.csv", "oui36.csv", "iab.csv", "cid.csv")]
+    counts = import_ieee(files, str(tmp_path))
+    assert counts["MA-L"] > 30000 and counts["MA-M"] > 4000 and counts["MA-S"] > 5000 and counts["CID (skipped)"]
+    reg = OuiRegistry.load(catalogue, str(tmp_path))
+    assert reg.database == "ieee-registry" and reg.build_date
+    rows = {}
+    for name in ("mam.csv", "oui36.csv"):
+        with open(os.path.join(corpus_path(*IEEE), name), encoding="utf-8") as fh:
+            for line in list(fh)[1:200]:
+                reg_name, assignment = line.split(",", 2)[:2]
+                rows[assignment] = line
+    for assignment in rows:
+        value = int(assignment.ljust(12, "0"), 16).to_bytes(6, "big")
+        a = reg.lookup_mac(value)
+        assert a.evidence.prefix_len == len(assignment) * 4
+
+
+def test_ieee_import_rejects_other_csvs(tmp_path, write):
+    from verifier.errors import DataError
+    with pytest.raises(DataError, match="not an IEEE registry CSV"):
+        import_ieee([write("x.csv", "a,b,c\n1,2,3\n")], str(tmp_path))
+
+
+def test_oui_answers_agree_with_tshark(oui, catalogue):
+    """Vendor ids equal tshark's eth.src.oui_resolved on every /24 answer.
+
+    tshark's oui_resolved uses the /24 only, so MA-M/MA-S holders are
+    compared as "IEEE Registration Authority" there: those MACs are checked
+    to have a longer prefix on our side instead. Organization spellings may
+    differ where tshark's manuf is older than scapy's (reported, not failed).
+    """
+    need_tool("tshark")
+    pairs = {}
+    for path in glob.glob(os.path.join(corpus_path("pcaps"), "*", "*")):
+        out = subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-e", "eth.src", "-e",
+                              "eth.src.oui_resolved"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            cols = line.split("\t")
+            if len(cols) == 2 and len(cols[0]) == 17 and cols[1]:
+                pairs[cols[0]] = cols[1]
+    assert len(pairs) > 50
+    spelled_differently = []
+    for text, org in pairs.items():
+        ours = oui.lookup_mac(mac(text))
+        assert ours is not None and not ours.unattributable, text
+        if ours.evidence.prefix_len > 24:
+            assert "ieee registration authority" in normalise(org), (text, org)
+            continue
+        assert ours.vendor == catalogue.match(org), (text, org, ours.organization)
+        if normalise(ours.organization) != normalise(org):
+            spelled_differently.append((text, org, ours.organization))
+    assert len(spelled_differently) <= len(pairs) // 10, spelled_differently
+
+
+# --- ASN ----------------------------------------------------------------------
+
+def test_geolite2_and_ipinfo_shapes():
+    assert parse_record({"autonomous_system_number": 1221, "autonomous_system_organization": "Telstra"}) == \
+        (1221, "Telstra")
+    assert parse_record({"asn": "AS13335", "as_name": "Cloudflare, Inc."}) == (13335, "Cloudflare, Inc.")
+    assert parse_record({"asn": "AS38803", "name": "Gtelecom"}) == (38803, "Gtelecom")
+    assert parse_record({"asn": ""}) == (None, None)
+    assert parse_record({"isp": "TOT"}) == (None, None)
+
+
+def test_special_purpose_addresses():
+    for text in ("10.1.2.3", "192.168.0.1", "100.64.0.1", "127.0.0.1", "198.51.100.7", "203.0.113.9",
+                 "192.0.2.1", "224.0.0.251", "fe80::1", "2001:db8::1", "fd00::1", "ff02::1", "::1"):
+        assert is_special(ip(text)), text
+    for text in ("8.8.8.8", "1.1.1.1", "202.97.33.5", "2001:4860:4860::8888"):
+        assert not is_special(ip(text)), text
+
+
+def mmdblookup(db, address):
+    out = subprocess.run(["mmdblookup", "--file", db, "--ip", address], capture_output=True, text=True).stdout
+    number = re.search(r'"autonomous_system_number":\s*(\d+)', out)
+    if number:
+        return int(number.group(1))
+    text = re.search(r'"asn":\s*"AS(\d+)"', out)
+    return int(text.group(1)) if text else None
+
+
+@pytest.mark.parametrize("db", ["GeoLite2-ASN-Test.mmdb", "GeoIP2-ISP-Test.mmdb",
+                                "ipinfo-sample/IPinfo_Lite-ipinfo_lite_sample.mmdb",
+                                "ipinfo-sample/IP_to_ASN-ip_asn_sample.mmdb"])
+def test_asn_answers_equal_mmdblookup(db):
+    need_tool("mmdblookup")
+    path = corpus_path("mmdb", db)
+    asn = AsnDatabase(path)
+    assert asn.mode == "mmap-ext"
+    rnd = random.Random(3)
+    addresses = []
+    for n, (network, _record) in enumerate(asn.reader):
+        if n % 7 == 0:
+            addresses.append(network.network_address)
+            addresses.append(network.network_address + rnd.randrange(network.num_addresses))
+        if len(addresses) > 300:
+            break
+    addresses += [ipaddress.ip_address(rnd.getrandbits(32)) for _ in range(50)]
+    checked = 0
+    for addr in addresses:
+        if addr.version == 6 and addr.ipv4_mapped or (addr.version == 6 and str(addr).startswith("::")):
+            continue
+        ours = asn.lookup_ip(addr.packed)
+        theirs = mmdblookup(path, str(addr))
+        if is_special(addr.packed):
+            assert ours is None
+            continue
+        assert (ours.asn if ours else None) == theirs, str(addr)
+        checked += 1
+    assert checked >= 50
+
+
+def test_broken_database_is_a_clear_error():
+    from verifier.errors import DataError
+    with pytest.raises(DataError, match="cannot open MaxMind database"):
+        AsnDatabase(corpus_path("mmdb", "GeoIP2-City-Test-Invalid-Node-Count.mmdb"))
+
+
+def test_databases_in_precedence_order(oui):
+    geolite = AsnDatabase(corpus_path("mmdb", "GeoLite2-ASN-Test.mmdb"))
+    ipinfo = AsnDatabase(corpus_path("mmdb", "ipinfo-sample", "IP_to_ASN-ip_asn_sample.mmdb"))
+    first = Attributor([oui, ipinfo, geolite]).ip(ip("1.0.0.1"))
+    assert first.evidence.database == ipinfo.database and first.asn == 13335
+    assert Attributor([oui, geolite, ipinfo]).ip(ip("1.0.0.1")).evidence.database == "GeoLite2-ASN"
+
+
+# --- inventory ----------------------------------------------------------------
+
+INVENTORY = """\
+devices:
+  - name: core-sw
+    vendor: cisco
+    model: C9300
+    role: switch
+    macs: ["00:18:82:00:00:01", "70:b3:d5:12:30:00/36"]
+    ips: [192.0.2.1, 198.51.100.0/28]
+    interfaces: [{interface: eth1, vlan: 20}, eth2]
+"""
+
+
+def test_inventory_yaml_beats_oui_and_asn(write, catalogue, oui):
+    inv = load_inventory(write("inv.yaml", INVENTORY), catalogue)
+    att = Attributor([inv, oui], inv)
+    a = att.mac(mac("00:18:82:00:00:01"))            # a Huawei OUI, but the inventory says Cisco
+    assert (a.vendor, a.evidence.source, a.evidence.prefix_len) == ("cisco", "inventory", 48)
+    assert att.mac(mac("70:b3:d5:12:3f:ff")).evidence.prefix_len == 36
+    assert att.mac(mac("00:18:82:00:00:02")).vendor == "huawei"
+    assert att.ip(ip("198.51.100.9")).evidence.prefix_len == 28
+    assert [d.name for d in inv.segment_devices("eth1", 20)] == ["core-sw"]
+    assert [d.name for d in inv.segment_devices("eth2", None)] == ["core-sw"]
+    assert inv.segment_devices("eth1", 30) == []
+
+
+def test_inventory_csv(write, catalogue):
+    inv = load_inventory(write("inv.csv", "name,vendor,macs,ips,interfaces\n"
+                                          "gw,Huawei Technologies,00:11:22:33:44:55;00:11:22:33:44:56,"
+                                          "192.0.2.9,eth1:30\n"), catalogue)
+    assert inv.devices[0].vendor == "huawei" and len(inv.devices[0].macs) == 2
+    assert inv.lookup_ip(ip("192.0.2.9")).device.name == "gw"
+
+
+def test_inventory_errors_have_positions(write, catalogue):
+    path = write("bad.yaml", "devices:\n  - name: x\n    vendor: hauwei\n    macs: [zz:zz]\n    colour: red\n")
+    with pytest.raises(ConfigError) as exc:
+        load_inventory(path, catalogue)
+    text = str(exc.value)
+    assert f"{path}:3:13: vendor 'hauwei' is not in the vendor catalogue" in text
+    assert f"{path}:4:12: 'zz:zz' is not a MAC address" in text
+    assert f"{path}:5:5: device: unknown key 'colour'" in text
