@@ -61,7 +61,7 @@ def conversation(w, ts, local, lmac, gw, remote, dport, vlan, rounds, proto="tcp
 
 def main():
     random.seed(20261121)
-    start = 1_795_000_000.0             # 2026-11-18T08:26:40Z
+    start = 1_795_000_000.0             # 2026-11-18T11:06:40Z
     path = os.path.join(OUT, "demo.pcap")
     with PcapWriter(path) as w:
         ts = start

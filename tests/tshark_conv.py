@@ -34,57 +34,98 @@ def tshark_conversations(path):
     return convs
 
 
-def tshark_frame_bytes(path):
-    """Exact per-conversation (frames, bytes) from tshark's per-frame fields.
+FIELDS = ["frame.len", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",
+          "udp.srcport", "udp.dstport", "frame.protocols", "ip.id", "ip.frag_offset", "ipv6.fraghdr.ident",
+          "ipv6.fraghdr.offset", "ipv6.routing.type", "ipv6.routing.segleft", "ipv6.routing.src.addr",
+          "ipv6.routing.mipv6.home_address", "ipv6.routing.srh.addr", "_ws.malformed", "frame.cap_len"]
 
-    Two documented differences are applied to tshark's raw facts so the
-    comparison is like for like: a frame whose first transport is ICMP (an
-    error quoting a TCP/UDP header) is not the quoted flow's packet, and a
-    later IP fragment belongs to its datagram's flow (tshark, with reassembly
-    off, puts only the first fragment in the conversation).
-    """
-    fields = ["frame.len", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport", "tcp.dstport",
-              "udp.srcport", "udp.dstport", "frame.protocols", "ip.id", "ip.frag_offset", "ipv6.fraghdr.ident",
-              "ipv6.fraghdr.offset"]
-    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "occurrence=f", "-E", "separator=\t"] + TSHARK_OPTS
-    for f in fields:
+
+class Frame:
+    __slots__ = ("size", "chain", "key", "datagram", "later", "suspect")
+
+
+def tshark_frames(path):
+    """tshark's per-frame facts: one run, parsed once."""
+    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+           "-E", "separator=\t"] + TSHARK_OPTS
+    for f in FIELDS:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if "aren't valid" in out.stderr or "Invalid -o" in out.stderr:
         raise RuntimeError(f"tshark rejected the command: {out.stderr.strip()}")
-    totals = defaultdict(lambda: [0, 0])
-    datagrams, later = {}, []
+    frames = []
     for line in out.stdout.splitlines():
         cols = line.split("\t")
-        if len(cols) < len(fields):
+        if len(cols) < len(FIELDS):
             continue
-        chain = cols[9].split(":")
-        first_l4 = next((p for p in chain if p in ("tcp", "udp", "icmp", "icmpv6")), None)
+        fr = Frame()
+        routing = cols[14:19]
+        fr.suspect = bool(re.search(r"Malformed Packet: (TCP|UDP|IPv4|IPv6)\b", cols[19])) \
+            or int(cols[20].split("|")[0]) < int(cols[0].split("|")[0])
+        cols = [c.split("|")[0] for c in cols]       # first occurrence: the outer header
+        final = _final_destination(*routing)
+        if final and cols[4]:
+            cols[4] = final
+        fr.size, fr.chain = int(cols[0]), cols[9].split(":")
+        first_l4 = next((p for p in fr.chain if p in ("tcp", "udp", "icmp", "icmpv6")), None)
         src, dst = cols[1] or cols[3], cols[2] or cols[4]
         frag_id = cols[10] if cols[1] else cols[12]
-        offset = int(cols[11] or cols[13] or 0, 0) if (cols[11] or cols[13]) else 0
-        if offset and first_l4 is None:
-            later.append(((src, dst, frag_id), int(cols[0])))
-            continue
-        if first_l4 not in ("tcp", "udp"):
-            continue
+        offset = cols[11] or cols[13]
+        fr.later = bool(offset and int(offset, 0)) and first_l4 is None
+        fr.datagram = (src, dst, frag_id) if frag_id else None
+        fr.key = None
         if first_l4 == "tcp" and cols[5]:
-            proto, sp, dp = 6, cols[5], cols[6]
+            fr.key = (6,) + tuple(sorted([(src, int(cols[5])), (dst, int(cols[6]))]))
         elif first_l4 == "udp" and cols[7]:
-            proto, sp, dp = 17, cols[7], cols[8]
-        else:
+            fr.key = (17,) + tuple(sorted([(src, int(cols[7])), (dst, int(cols[8]))]))
+        frames.append(fr)
+    return frames
+
+
+def frame_totals(frames, join_fragments=True, skip_suspect=False):
+    """Per-conversation (frames, bytes) from tshark's per-frame facts.
+
+    Two documented differences are applied so the comparison is like for
+    like: a frame whose first transport is ICMP (an error quoting a TCP/UDP
+    header) is not the quoted flow's packet, and, with ``join_fragments``, a
+    later IP fragment belongs to its datagram's flow (tshark, with reassembly
+    off, puts only the first fragment in the conversation). ``skip_suspect``
+    leaves out frames tshark may stop dissecting before its conversation tap
+    (malformed at or below transport, or cut short by the capture).
+    """
+    totals = defaultdict(lambda: [0, 0])
+    datagrams = {}
+    for fr in frames:
+        if fr.key is None or (skip_suspect and fr.suspect):
             continue
-        key = (proto,) + tuple(sorted([(src, int(sp)), (dst, int(dp))]))
-        totals[key][0] += 1
-        totals[key][1] += int(cols[0])
-        if frag_id:
-            datagrams[(src, dst, frag_id)] = key
-    for dgram, size in later:
-        key = datagrams.get(dgram)
-        if key is not None:
+        totals[fr.key][0] += 1
+        totals[fr.key][1] += fr.size
+        if fr.datagram:
+            datagrams[fr.datagram] = fr.key
+    for fr in frames:
+        if join_fragments and fr.later and datagrams.get(fr.datagram):
+            key = datagrams[fr.datagram]
             totals[key][0] += 1
-            totals[key][1] += size
+            totals[key][1] += fr.size
     return {k: tuple(v) for k, v in totals.items()}
+
+
+def tshark_frame_bytes(path, **kw):
+    return frame_totals(tshark_frames(path), **kw)
+
+
+def _final_destination(rtype, segleft, rh0_addrs, home, srh_addrs):
+    """Wireshark's conversation key follows a routing header to its final hop."""
+    rtype, segleft = rtype.split("|")[0], segleft.split("|")[0]
+    if not rtype or segleft in ("", "0"):
+        return None
+    if rtype == "0" and rh0_addrs:
+        return rh0_addrs.split("|")[-1]
+    if rtype == "2" and home:
+        return home.split("|")[0]
+    if rtype == "4" and srh_addrs:
+        return srh_addrs.split("|")[0]
+    return None
 
 
 class Collect:

@@ -32,7 +32,8 @@ ET_VNTAG, ET_ETAG = 0x8926, 0x893F          # Cisco VN-Tag (4 bytes), 802.1BR E-
 PPP_IPV4, PPP_IPV6, PPP_MPLS, PPP_MPLS_MC = 0x0021, 0x0057, 0x0281, 0x0283
 
 TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
-IPV6_EXT = {0, 43, 60, 135, 139, 140}          # length in 8-octet units after the first 8
+IPV6_EXT = {0, 60, 135, 139, 140}             # length in 8-octet units after the first 8
+IPV6_ROUTING = 43
 IPV6_FRAG, IPV6_AH, IPV6_NONE = 44, 51, 59
 
 R_LINKTYPE = "unsupported-linktype"
@@ -192,6 +193,15 @@ def _ipv6(pkt, data, pos):
             if pos + 8 > end:
                 return R_IPV6_EXT
             nxt, hlen = data[pos], (data[pos + 1] + 1) * 8
+        elif nxt == IPV6_ROUTING:
+            if pos + 8 > end:
+                return R_IPV6_EXT
+            nxt, hlen = data[pos], (data[pos + 1] + 1) * 8
+            if pos + hlen > end:
+                return R_IPV6_EXT
+            final = _final_destination(data, pos, hlen)
+            if final is not None:
+                pkt.dst = final
         elif nxt == IPV6_FRAG:
             if pos + 8 > end:
                 return R_IPV6_EXT
@@ -213,6 +223,20 @@ def _ipv6(pkt, data, pos):
         if pos > end:
             return R_IPV6_EXT
     return R_DEPTH
+
+
+def _final_destination(data, pos, hlen):
+    """The flow's real destination while a routing header still has segments
+    to visit (as Wireshark and Zeek key flows): RH0 its last address, type 2
+    (Mobile IPv6) the home address, SRH (type 4) segment list[0]."""
+    rtype, segleft = data[pos + 2], data[pos + 3]
+    if not segleft or hlen < 24:
+        return None
+    if rtype == 0:
+        return data[pos + hlen - 16:pos + hlen]
+    if rtype == 2 or rtype == 4:
+        return data[pos + 8:pos + 24]
+    return None
 
 
 def _l4(pkt, data, pos, end):

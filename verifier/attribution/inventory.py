@@ -150,7 +150,7 @@ def _vendor(reader, node, catalogue):
     matched = catalogue.match(text)
     if matched:
         return matched
-    reader.error(node, f"vendor '{text}' is not in the vendor catalogue ({catalogue.path})")
+    reader.error(node, f"vendor '{text}' is not in the vendor catalogue ({catalogue.display})")
     return None
 
 
@@ -205,7 +205,7 @@ def _from_csv(path, text, catalogue, reader):
         vendor = cells.get("vendor", "")
         vid = vendor if vendor in catalogue else catalogue.match(vendor)
         if not vid:
-            err("vendor", f"vendor '{vendor}' is not in the vendor catalogue ({catalogue.path})")
+            err("vendor", f"vendor '{vendor}' is not in the vendor catalogue ({catalogue.display})")
         macs, ips = [], []
         for text in _split(cells.get("macs", "")):
             try:

@@ -32,6 +32,8 @@ def default_path():
 class VendorCatalogue:
     def __init__(self, vendors, path):
         self.path = path
+        # How messages name the file: the shipped catalogue by its repo path.
+        self.display = "rules/vendors.yaml" if os.path.abspath(path) == os.path.abspath(DEFAULT_PATH) else path
         self.vendors = vendors                     # id -> {"name", "organizations", "descriptions"}
         phrases = []
         for vid, entry in vendors.items():

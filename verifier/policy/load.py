@@ -41,7 +41,8 @@ def load_policy(paths, catalogue):
         if root is not None:
             _read_file(reader, root, state)
     state.cross_check()
-    problems = [p for r in state.readers for p in r.problems]
+    problems = sorted((p for r in state.readers for p in r.problems),
+                      key=lambda p: (paths.index(p.path) if p.path in paths else 0, p.line, p.column))
     if problems:
         raise ConfigError(problems)
     return Policy(list(paths), digest.hexdigest(), state.trusted, state.untrusted, state.trusted_asns,
@@ -63,9 +64,11 @@ class _State:
         rule_names = {r.name for r in self.rules}
         for reader, node, kind, value in self.refs:
             if kind == "zone" and value != ANY_ZONE and value not in self.zones:
-                reader.error(node, f"rule names zone '{value}', which no policy file defines")
+                reader.error(node, f"rule names zone '{value}', which no policy file defines"
+                             + _hint(value, list(self.zones) + [ANY_ZONE]))
             elif kind == "rule" and value not in rule_names:
-                reader.error(node, f"exception names rule '{value}', which no policy file defines")
+                reader.error(node, f"exception names rule '{value}', which no policy file defines"
+                             + _hint(value, rule_names))
         for vendor in set(self.trusted) & set(self.untrusted):
             reader, node = self.untrusted[vendor]
             reader.error(node, f"vendor '{vendor}' is listed as both trusted and untrusted")
@@ -140,11 +143,10 @@ def _read_rule(reader, node, state):
                                 for n in reader.seq(fields.get("deny_vendors"), "deny_vendors")) if v]
     deny_asns = [a for a in (reader.integer(n, f"{where} deny_asns", 0, 2**32 - 1)
                              for n in reader.seq(fields.get("deny_asns"), "deny_asns")) if a is not None]
-    if not require and not deny_vendors and not deny_asns and "deny_vendors" not in fields \
-            and "deny_asns" not in fields:
+    if not {"require", "deny_vendors", "deny_asns"} & set(fields):
         reader.error(node, f"{where} checks nothing: give 'require: clean-path', 'deny_vendors' or 'deny_asns'")
     for key in ("kinds", "on_unattributed"):
-        if key in fields and not require:
+        if key in fields and "require" not in fields:
             reader.error(fields[key], f"{where}: '{key}' only applies with 'require: clean-path'")
     description = reader.string(fields["description"], "description") if "description" in fields else None
     if name and zone:
@@ -204,12 +206,16 @@ def _vendor_id(reader, node, catalogue, where):
     if text is None:
         return None
     if text not in catalogue:
-        import difflib
-        hint = difflib.get_close_matches(text, catalogue.ids, n=1)
-        reader.error(node, f"{where}: unknown vendor id '{text}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                     + f"; ids are defined in {catalogue.path}")
+        reader.error(node, f"{where}: unknown vendor id '{text}'{_hint(text, catalogue.ids)}; "
+                           f"ids are defined in {catalogue.display}")
         return None
     return text
+
+
+def _hint(word, choices):
+    import difflib
+    hits = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{hits[0]}'?)" if hits else ""
 
 
 def dump(policy):

@@ -1,0 +1,162 @@
+import datetime
+import os
+
+import pytest
+import yaml
+
+from verifier.craft import ip
+from verifier.errors import ConfigError
+from verifier.model import (CLEAN, L2_NEIGHBOR, REMOTE_NETWORK, SEGMENT_DEVICE, TRUSTED, UNKNOWN, UNTRUSTED,
+                            UNVERIFIED, VIOLATION, Answer, Evidence, Flow, PathElement)
+from verifier.policy.evaluate import evaluate
+from verifier.policy.load import dump, load_policy
+
+HERE = os.path.dirname(__file__)
+TODAY = datetime.date(2026, 11, 21)
+POLICY = """\
+version: 1
+vendors: {trusted: [cisco, nokia], untrusted: [huawei, zte]}
+networks: {untrusted_asns: [4134], default: trusted}
+zones:
+  lan: {prefixes: [198.51.100.0/24], vlans: [20]}
+  wifi: {prefixes: [203.0.113.0/25]}
+rules:
+  - {name: lan-clean, zone: lan, require: clean-path, kinds: [l2-neighbor, remote-network]}
+  - {name: no-bad-vendors, zone: any, deny_vendors: [huawei]}
+  - {name: no-prc, zone: wifi, deny_asns: [4134]}
+exceptions:
+  - {rule: lan-clean, match: {remote: 192.0.2.10/32, port: 53}, reason: resolver, expires: 2027-06-30}
+  - {rule: no-bad-vendors, match: {proto: udp}, reason: old waiver, expires: 2026-01-01}
+"""
+
+
+@pytest.fixture()
+def policy(write, catalogue):
+    return load_policy([write("p.yaml", POLICY)], catalogue)
+
+
+def test_shipped_default_policy_is_valid(catalogue):
+    from verifier.cli import default_policy_path
+    p = load_policy([default_policy_path()], catalogue)
+    assert "protected" in p.zones and any(r.require == "clean-path" for r in p.rules)
+
+
+def test_every_error_reported_at_once_with_positions(catalogue):
+    path = os.path.join("tests", "data", "bad-policy.yaml")
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(HERE))
+    try:
+        with pytest.raises(ConfigError) as exc:
+            load_policy([path], catalogue)
+    finally:
+        os.chdir(cwd)
+    with open(os.path.join(HERE, "golden", "bad-policy.txt")) as fh:
+        golden = [line for line in fh.read().splitlines() if not line.endswith("error(s)")]
+    assert [str(p) for p in exc.value.problems] == golden
+
+
+def test_yaml_syntax_error_has_a_position(write, catalogue):
+    path = write("syntax.yaml", "version: 1\nzones:\n  lan: {prefixes: [198.51.100.0/24\n")
+    with pytest.raises(ConfigError) as exc:
+        load_policy([path], catalogue)
+    assert str(exc.value.problems[0]).startswith(f"{path}:4:1: YAML syntax")
+
+
+def test_duplicate_keys_are_errors_not_last_one_wins(write, catalogue):
+    path = write("dup.yaml", "version: 1\nnetworks:\n  default: trusted\n  default: unknown\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml:4:3: networks: duplicate key 'default'"):
+        load_policy([path], catalogue)
+
+
+def test_files_merge_and_cross_reference(write, catalogue):
+    zones = write("zones.yaml", "version: 1\nzones:\n  lan: {prefixes: [198.51.100.0/24]}\n")
+    rules = write("rules.yaml", "version: 1\nvendors: {untrusted: [zte]}\nrules:\n"
+                                "  - {name: r, zone: lan, deny_vendors: [zte]}\n")
+    p = load_policy([zones, rules], catalogue)
+    assert list(p.zones) == ["lan"] and p.rules[0].zone == "lan" and p.untrusted == {"zte"}
+    with pytest.raises(ConfigError, match="defined twice"):
+        load_policy([zones, zones], catalogue)
+
+
+def test_dump_is_plain_yaml(policy):
+    text = yaml.safe_dump(dump(policy))
+    data = yaml.safe_load(text)
+    assert data["zones"]["lan"]["vlans"] == [20] and data["rules"][0]["kinds"] == ["l2-neighbor", "remote-network"]
+
+
+def test_zone_matching_uses_prefix_and_vlan(policy):
+    assert policy.zone_of(ip("198.51.100.7"), 20, -1, None) == "lan"
+    assert policy.zone_of(ip("198.51.100.7"), 30, -1, None) is None
+    assert policy.zone_of(ip("203.0.113.5"), -1, -1, "eth9") == "wifi"
+    assert policy.zone_of(ip("203.0.113.200"), -1, -1, None) is None
+
+
+def test_trust_classes(policy):
+    ev = Evidence("oui", "db", "v", 24)
+    assert policy.trust(Answer("cisco", "Cisco", ev)) == TRUSTED
+    assert policy.trust(Answer("huawei", "Huawei", ev)) == UNTRUSTED
+    assert policy.trust(Answer("apple", "Apple", ev)) == UNKNOWN               # attributed, on no list
+    assert policy.trust(None) == UNKNOWN
+    assert policy.trust(Answer(None, "x", ev, unattributable=True)) == "unattributable"
+    assert policy.trust(Answer(None, "CHINANET", ev, asn=4134)) == UNTRUSTED
+    assert policy.trust(Answer(None, "Google", ev, asn=15169)) == TRUSTED      # networks.default
+
+
+def element(kind, trust, vendor=None, asn=None):
+    return PathElement(kind, "x", vendor, None, asn, trust, Evidence("oui", None, None, None))
+
+
+def lan_flow(remote="8.8.8.8", port=443, proto=6):
+    a, b = ip("198.51.100.7"), ip(remote)
+    return Flow((0, 20, -1, proto, a, 50000, b, port), 0.0)
+
+
+def test_clean_when_every_element_is_trusted(policy):
+    j = evaluate(policy, lan_flow(), "lan", 0, [element(L2_NEIGHBOR, TRUSTED, "cisco"),
+                                                element(REMOTE_NETWORK, TRUSTED, asn=15169)], TODAY)
+    assert j.verdict == CLEAN and j.rules == []
+
+
+def test_unknown_is_never_clean(policy):
+    j = evaluate(policy, lan_flow(), "lan", 0, [element(L2_NEIGHBOR, UNKNOWN)], TODAY)
+    assert j.verdict == UNVERIFIED and j.rules == ["lan-clean"]
+
+
+def test_kinds_outside_the_rule_are_not_required(policy):
+    j = evaluate(policy, lan_flow(), "lan", 0, [element(SEGMENT_DEVICE, UNKNOWN)], TODAY)
+    assert j.verdict == CLEAN
+
+
+def test_untrusted_element_and_denied_vendor_are_violations(policy):
+    j = evaluate(policy, lan_flow(), "lan", 0, [element(L2_NEIGHBOR, UNTRUSTED, "huawei")], TODAY)
+    assert j.verdict == VIOLATION and j.rules == ["lan-clean", "no-bad-vendors"]
+    assert any("huawei equipment" in text for _, _, text in j.reasons)
+
+
+def test_deny_asns_in_its_zone(policy):
+    flow = Flow((0, -1, -1, 6, ip("203.0.113.5"), 5000, ip("202.97.33.5"), 443), 0.0)
+    j = evaluate(policy, flow, "wifi", 0, [element(REMOTE_NETWORK, UNTRUSTED, asn=4134)], TODAY)
+    assert j.verdict == VIOLATION and j.rules == ["no-prc"]
+
+
+@pytest.mark.parametrize("mode,verdict", [("violation", VIOLATION), ("ignore", CLEAN), ("unverified", UNVERIFIED)])
+def test_on_unattributed(write, catalogue, mode, verdict):
+    p = load_policy([write("m.yaml", f"version: 1\nzones: {{lan: {{prefixes: [198.51.100.0/24]}}}}\nrules:\n"
+                                     f"  - {{name: r, zone: lan, require: clean-path, on_unattributed: {mode}}}\n")],
+                    catalogue)
+    assert evaluate(p, lan_flow(), "lan", 0, [element(L2_NEIGHBOR, "unattributable")], TODAY).verdict == verdict
+
+
+def test_exception_waives_its_rule_until_it_expires(policy):
+    path = [element(L2_NEIGHBOR, UNKNOWN)]
+    j = evaluate(policy, lan_flow("192.0.2.10", 53, 17), "lan", 0, path, TODAY)
+    assert j.verdict == CLEAN and j.excepted == [("lan-clean", "resolver")]
+    assert evaluate(policy, lan_flow("192.0.2.10", 80, 6), "lan", 0, path, TODAY).verdict == UNVERIFIED
+    later = datetime.date(2027, 7, 1)
+    assert evaluate(policy, lan_flow("192.0.2.10", 53, 17), "lan", 0, path, later).verdict == UNVERIFIED
+
+
+def test_expired_exception_no_longer_applies(policy):
+    path = [element(L2_NEIGHBOR, UNTRUSTED, "huawei")]
+    j = evaluate(policy, lan_flow(proto=17), "lan", 0, path, TODAY)
+    assert "no-bad-vendors" in j.rules
