@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install what the tests need, then run the whole suite.
+#   - Debian packages: tshark (flow and OUI cross-checks) and mmdb-bin
+#     (mmdblookup, the ASN cross-check). Skipped when apt-get is unavailable
+#     or we are not root; the tests that need them then skip with a reason.
+#   - Python: the package with its [test] extras, in .venv unless a virtual
+#     environment is already active.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  missing=()
+  command -v tshark >/dev/null || missing+=(tshark)
+  command -v mmdblookup >/dev/null || missing+=(mmdb-bin)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "note: not root or no apt-get: tshark/mmdblookup cross-checks may skip" >&2
+fi
+
+if [ -z "${VIRTUAL_ENV:-}" ]; then
+  [ -d .venv ] || python3 -m venv .venv
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
+python -m pip install -q --upgrade pip >/dev/null
+python -m pip install -q -e '.[test]'
+exec python -m pytest -q "$@"
