@@ -15,9 +15,10 @@ table is counted in ``evictions`` by reason. Expiry is a budgeted scan run by
 per-packet cost stays one dict lookup. Timestamps come from the packets, so
 timeout tests need no sleeping.
 
-``fast`` is a cache the ingest loop fills: raw header bytes of one flow
-direction -> (flow, side). It lets most packets skip decoding; entries whose
-flow has ended are dropped on the next sweep.
+``fast`` is a cache the pipeline fills, one dict per interface: raw header
+bytes of one flow direction -> (flow, side). It lets most packets skip
+decoding; entries whose flow has ended are dropped in place on the next sweep
+(in place, so a dict the pipeline holds stays the live one).
 """
 
 from collections import OrderedDict
@@ -170,4 +171,7 @@ class FlowTable:
         self.on_expire(flow)
 
     def _prune_fast(self):
-        self.fast = {k: v for k, v in self.fast.items() if v[0].end_reason is None}
+        for cache in self.fast.values():
+            dead = [k for k, (flow, _side) in cache.items() if flow.end_reason is not None]
+            for k in dead:
+                del cache[k]

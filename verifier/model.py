@@ -109,20 +109,25 @@ class Answer:
 class PathElement:
     """One piece of equipment or network a flow is known to cross."""
 
-    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence")
+    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "_dict")
 
     def __init__(self, kind, subject, vendor, organization, asn, trust, evidence):
         self.kind, self.subject = kind, subject
         self.vendor, self.organization, self.asn = vendor, organization, asn
         self.trust, self.evidence = trust, evidence
+        self._dict = None
 
     def as_dict(self):
-        out = {"kind": self.kind, "subject": self.subject, "vendor": self.vendor,
-               "organization": self.organization, "trust": self.trust,
-               "evidence": self.evidence.as_dict() if self.evidence else None}
-        if self.asn is not None:
-            out["asn"] = self.asn
-        return out
+        """Plain form for reports; elements are shared between flows, so it is
+        built once and must not be modified by callers."""
+        if self._dict is None:
+            out = {"kind": self.kind, "subject": self.subject, "vendor": self.vendor,
+                   "organization": self.organization, "trust": self.trust,
+                   "evidence": self.evidence.as_dict() if self.evidence else None}
+            if self.asn is not None:
+                out["asn"] = self.asn
+            self._dict = out
+        return self._dict
 
 
 class Judgement:

@@ -1,28 +1,31 @@
 """Wiring: sources -> decode -> flows -> attribution -> policy -> sinks.
 
-``Pipeline.ingest(source)`` runs the per-packet loop; ``Pipeline.judge`` runs
+``Pipeline.ingest(source)`` takes the source's chunks; ``Pipeline.judge`` runs
 once per flow when the flow table ends it. The audit command and the daemon
 both build a ``Pipeline`` and differ only in sources and sinks.
 
-Per-packet work is kept to: one record read, one header-bytes slice, one dict
-lookup and three counter updates. For Ethernet frames carrying IPv4 (no
-options, not fragmented) or IPv6 (no extension headers) with TCP or UDP,
-possibly behind one 802.1Q tag, the raw header bytes of a flow direction
-(MACs, tag, protocol, addresses, ports) are a stable key: the first packet is
-decoded in full and the key cached in ``FlowTable.fast``; later packets of
-that direction skip the decoder. Everything else goes through ``decode``.
+Per chunk (thousands of packets): ``batch.split`` groups the common frames
+(Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
+UDP) by flow direction with numpy; each group costs one dict lookup in
+``FlowTable.fast`` and three counter updates. A direction seen for the first
+time has its first packet decoded in full and goes through
+``FlowTable.add`` (which learns its MACs); every other frame (ICMP,
+fragments, tunnels, other link types) is decoded one by one. A chunk that
+spans more than the idle timeout is decoded packet by packet so timeouts stay
+exact.
 """
 
 import datetime
 
-from .attribution.path import build_path
+import numpy as np
+
+from .attribution.path import PathBuilder
+from .batch import packet_from_key, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import evaluate
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
-CHECK_MASK = 0x3FFF          # look at the clock/progress every 16384 packets
-FAST_PROTOS = b"\x06\x11"
 
 
 class Stats:
@@ -40,6 +43,7 @@ class Pipeline:
                  capacity=500_000, today=None, progress=None):
         self.policy = policy
         self.attributor = attributor
+        self.paths = PathBuilder(attributor, policy.trust)
         self.sinks = list(sinks)
         self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
         self.today = today or datetime.date.today()
@@ -48,6 +52,7 @@ class Pipeline:
         self._iface_ids = {}
         self.progress = progress
         self.control_frame_hooks = []  # callables(ts, ifindex, packet, data) for non-IP frames
+        self._next_sweep = float("-inf")
 
     # --- per packet ---------------------------------------------------------
 
@@ -68,80 +73,85 @@ class Pipeline:
 
     def ingest(self, source):
         """Account every frame of ``source``. Returns (packets, first_ts, last_ts)."""
+        stats = self.stats
+        n = 0
+        first = last = None
+        for chunk in source.chunks():
+            if not len(chunk):
+                continue
+            gmap = self._global_ifaces(source)
+            linktypes = [i.linktype for i in source.interfaces]
+            n += len(chunk)
+            stats.octets += int(chunk.orig.sum())
+            start, end = float(chunk.ts[0]), float(chunk.ts[-1])
+            first = start if first is None else first
+            last = end
+            if start >= self._next_sweep or start < self._next_sweep - 2 * SWEEP_EVERY:
+                self.table.sweep(start)
+                self._next_sweep = start + SWEEP_EVERY
+            if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
+                ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
+                groups, slow = split(chunk, ethernet)
+            else:
+                # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
+                groups, slow = None, np.arange(len(chunk))
+            if groups is not None:
+                self._account_groups(chunk, groups, gmap, linktypes)
+            self._decode_rows(chunk, slow.tolist(), gmap, linktypes)
+            if self.progress is not None:
+                self.progress(source)
+        stats.packets += n
+        return n, first, last
+
+    def _account_groups(self, chunk, groups, gmap, linktypes):
+        """One dict lookup per flow direction per chunk; new directions go
+        through ``FlowTable.add`` with a packet rebuilt from their key."""
+        fasts, idle, table = self.table.fast, self.table.idle, self.table
+        first_rows = groups.first
+        for i, (key, ifx, count, octets, first_ts, last_ts) in enumerate(zip(
+                groups.keys, groups.ifx, groups.count, groups.octets, groups.first_ts, groups.last_ts)):
+            gifx = gmap[ifx]
+            cache = fasts.get(gifx)
+            if cache is None:
+                cache = fasts[gifx] = {}
+            hit = cache.get(key)
+            if hit is not None:
+                flow, side = hit
+                if flow.end_reason is None and first_ts - flow.last <= idle:
+                    flow.pkts[side] += count
+                    flow.octets[side] += octets
+                    if last_ts > flow.last:
+                        flow.last = last_ts
+                    continue
+            row = first_rows[i]
+            wirelen = int(chunk.orig[row])
+            flow, side = table.add(packet_from_key(key), first_ts, gifx, wirelen)
+            cache[key] = (flow, side)
+            if count > 1:
+                flow.pkts[side] += count - 1
+                flow.octets[side] += octets - wirelen
+                if last_ts > flow.last:
+                    flow.last = last_ts
+
+    def _decode_rows(self, chunk, rows, gmap, linktypes):
+        """The full decoder, one packet at a time, in arrival order."""
+        if not rows:
+            return
         table, stats = self.table, self.stats
         errors = stats.decode_errors
-        idle = table.idle
-        gmap = []
-        linktypes = []
-        fasts = table.fast
-        n = octets = 0
-        first = None
-        cur = -1
-        fastd = lt = gifx = None
-        next_check = 0.0
-        progress = self.progress
-        for ts, ifx, wlen, data in source.frames():
-            n += 1
-            octets += wlen
-            if ifx != cur:
-                if first is None:
-                    first = ts
-                if ifx >= len(gmap):
-                    gmap = self._global_ifaces(source)
-                    linktypes = [i.linktype for i in source.interfaces]
-                cur, gifx, lt = ifx, gmap[ifx], linktypes[ifx]
-                fastd = fasts.setdefault(gifx, {})
-            if not n & CHECK_MASK:
-                if ts >= next_check:
-                    table.sweep(ts)
-                    fasts = table.fast
-                    fastd = fasts.setdefault(gifx, {})
-                    next_check = ts + SWEEP_EVERY
-                if progress is not None:
-                    progress(source)
-            fk = None
-            if lt == LT_ETHERNET and len(data) >= 42:
-                # Length first: a slice past the end is b"", and b"" is "in" any bytes.
-                et = data[12:14]
-                if et == b"\x08\x00":
-                    if data[14] == 0x45 and data[23:24] in FAST_PROTOS and not (data[20] & 0x3F or data[21]):
-                        fk = data[0:12] + data[23:24] + data[26:38]
-                elif et == b"\x86\xdd":
-                    if data[20:21] in FAST_PROTOS and len(data) >= 58:
-                        fk = data[0:12] + data[20:21] + data[22:58]
-                elif et == b"\x81\x00":
-                    et = data[16:18]
-                    if et == b"\x08\x00":
-                        if data[18] == 0x45 and data[27:28] in FAST_PROTOS and not (data[24] & 0x3F or data[25]):
-                            fk = data[0:16] + data[27:28] + data[30:42]
-                    elif et == b"\x86\xdd" and len(data) >= 62 and data[24:25] in FAST_PROTOS:
-                        fk = data[0:16] + data[24:25] + data[26:62]
-                if fk is not None:
-                    hit = fastd.get(fk)
-                    if hit is not None:
-                        flow, side = hit
-                        if ts - flow.last <= idle:
-                            flow.pkts[side] += 1
-                            flow.octets[side] += wlen
-                            if ts > flow.last:
-                                flow.last = ts
-                            continue
-            pkt = decode(data, lt)
+        buf = chunk.buf
+        ts, ifx, off, incl, orig = (a.tolist() for a in (chunk.ts, chunk.ifx, chunk.off, chunk.incl, chunk.orig))
+        for r in rows:
+            o = off[r]
+            pkt = decode(buf[o:o + incl[r]], linktypes[ifx[r]])
             if pkt.__class__ is str:
                 errors[pkt] += 1
-                continue
-            if not pkt.family:
+            elif not pkt.family:
                 stats.non_ip += 1
                 for hook in self.control_frame_hooks:
-                    hook(ts, gifx, pkt, data)
-                continue
-            flow, side = table.add(pkt, ts, gifx, wlen)
-            if fk is not None and side >= 0:
-                fastd[fk] = (flow, side)
-        last = ts if n else None      # noqa: F821 (the loop variable)
-        stats.packets += n
-        stats.octets += octets
-        return n, first, last
+                    hook(ts[r], gmap[ifx[r]], pkt, buf[o:o + incl[r]])
+            else:
+                table.add(pkt, ts[r], gmap[ifx[r]], orig[r])
 
     # --- per flow -----------------------------------------------------------
 
@@ -160,7 +170,7 @@ class Pipeline:
             places.append((None, None))
         judgements = []
         for zone, side in places:
-            path = build_path(flow, side, self.attributor, policy.trust, iface)
+            path = self.paths.build(flow, side, iface)
             judgements.append(evaluate(policy, flow, zone, side, path, self.today))
         for sink in self.sinks:
             sink.flow(flow, judgements)

@@ -13,8 +13,8 @@ the pure-Python modes); if the extension is missing we fall back and say so in
 """
 
 import datetime
-import ipaddress
 import os
+import socket
 
 import maxminddb
 
@@ -60,7 +60,7 @@ class AsnDatabase:
         if len(addr) == 16 and self.ip_version == 4:
             return None
         try:
-            record, plen = self.reader.get_with_prefix_len(ipaddress.ip_address(addr))
+            record, plen = self.reader.get_with_prefix_len(ip_text(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
             return None                  # a damaged tree answers nothing for this address
         if not isinstance(record, dict):
@@ -76,6 +76,10 @@ class AsnDatabase:
 
     def close(self):
         self.reader.close()
+
+
+def ip_text(addr):
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
 def parse_record(record):

@@ -18,6 +18,7 @@ import csv
 import datetime
 import hashlib
 import json
+import marshal
 import os
 
 from ..errors import DataError
@@ -38,6 +39,10 @@ class OuiRegistry:
         self.database, self.version, self.build_date = database, version, build_date
         self.catalogue = catalogue
         self.entries = sum(len(t) for t in tables.values())
+        # /24 prefixes carved into longer blocks must be looked up in full;
+        # every other address is answered once per /24 and cached.
+        self._carved = {v >> 24 for v in tables[48]} | {v >> 12 for v in tables[36]} | {v >> 4 for v in tables[28]}
+        self._by24 = {}
 
     @classmethod
     def load(cls, catalogue, data_dir=None):
@@ -46,29 +51,25 @@ class OuiRegistry:
             path = os.path.join(data_dir, REGISTRY_FILE)
             if os.path.exists(path):
                 return cls.from_registry_file(path, catalogue)
-        return cls.from_manuf(catalogue)
+        return cls.from_manuf(catalogue, data_dir)
 
     @classmethod
-    def from_manuf(cls, catalogue):
+    def from_manuf(cls, catalogue, cache_dir=None):
+        """Parse scapy's manuf table; with ``cache_dir``, keep the parsed
+        tables there (marshal, ~20x faster to load than parsing the text)."""
+        import importlib.util
         import scapy
-        from scapy.libs.manuf import DATA
-        tables = {n: {} for n in PREFIX_LENGTHS}
-        for line in DATA.splitlines():
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                continue
-            prefix = parts[0].strip()
-            org = (parts[2] if len(parts) > 2 else parts[1]).strip()
-            hexpart, _, bits = prefix.partition("/")
-            digits = hexpart.replace(":", "").replace("-", "").replace(".", "")
-            plen = int(bits) if bits else len(digits) * 4
-            if plen not in tables:
-                continue
-            value = int(digits.ljust(12, "0"), 16)
-            tables[plen][value >> (48 - plen)] = org
-        return cls(tables, "wireshark-manuf (bundled with scapy)", f"scapy {scapy.VERSION}", None, catalogue)
+        # Find the module without importing it: importing decodes the whole table.
+        stat = os.stat(importlib.util.find_spec("scapy.libs.manuf").origin)
+        tag = f"scapy {scapy.VERSION}"
+        cache = os.path.join(cache_dir, "cache", f"manuf-{scapy.VERSION}-{stat.st_size}-{int(stat.st_mtime)}.marshal") \
+            if cache_dir else None
+        tables = _read_cache(cache)
+        if tables is None:
+            from scapy.libs.manuf import DATA
+            tables = _parse_manuf(DATA)
+            _write_cache(cache, tables)
+        return cls(tables, "wireshark-manuf (bundled with scapy)", tag, None, catalogue)
 
     @classmethod
     def from_registry_file(cls, path, catalogue):
@@ -92,6 +93,15 @@ class OuiRegistry:
             why = "group address" if mac[0] & 0x01 else "locally administered address"
             return Answer(None, why, Evidence("oui", self.database, self.version, None), unattributable=True)
         value = int.from_bytes(mac, "big")
+        top = value >> 24
+        if top not in self._carved:
+            if top in self._by24:
+                return self._by24[top]
+            org = self.tables[24].get(top)
+            answer = None if org is None else Answer(self.catalogue.match(org), org,
+                                                     Evidence("oui", self.database, self.version, 24))
+            self._by24[top] = answer
+            return answer
         for plen in PREFIX_LENGTHS:
             org = self.tables[plen].get(value >> (48 - plen))
             if org is not None:
@@ -105,6 +115,51 @@ class OuiRegistry:
     def describe(self):
         return {"source": "oui", "path": self.database, "version": self.version,
                 "build_date": self.build_date, "entries": self.entries}
+
+
+def _parse_manuf(text):
+    tables = {n: {} for n in PREFIX_LENGTHS}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2:
+            continue
+        prefix = parts[0].strip()
+        org = (parts[2] if len(parts) > 2 else parts[1]).strip()
+        hexpart, _, bits = prefix.partition("/")
+        digits = hexpart.replace(":", "").replace("-", "").replace(".", "")
+        plen = int(bits) if bits else len(digits) * 4
+        if plen not in tables:
+            continue
+        value = int(digits.ljust(12, "0"), 16)
+        tables[plen][value >> (48 - plen)] = org
+    return tables
+
+
+def _read_cache(path):
+    if not path or not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            tables = marshal.load(fh)
+        return tables if set(tables) == set(PREFIX_LENGTHS) else None
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+
+
+def _write_cache(path, tables):
+    """Best effort: a read-only data directory just means parsing each time."""
+    if not path:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            marshal.dump(tables, fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def import_ieee(csv_paths, data_dir):

@@ -14,17 +14,25 @@ _V6 = ["::/128", "::1/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64", "2001
        "2001:db8::/32", "2002::/16", "3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "ff00::/8"]
 
 _NETS = {4: [], 6: []}
+_FIRST_BYTE = {4: bytearray(256), 6: bytearray(256)}     # 1: some range starts with this byte
 for _text in _V4 + _V6:
     _net = ipaddress.ip_network(_text)
     _bits = 32 if _net.version == 4 else 128
     _NETS[_net.version].append((_net.prefixlen, int(_net.network_address) >> (_bits - _net.prefixlen)))
+    _first = _net.network_address.packed[0]
+    _span = 1 << max(0, 8 - _net.prefixlen)               # a /4 covers 16 first bytes
+    for _b in range(_first, _first + _span):
+        _FIRST_BYTE[_net.version][_b] = 1
 
 
 def is_special(addr):
     """True when ``addr`` (4 or 16 packed bytes) is in a special-purpose range."""
+    family = 4 if len(addr) == 4 else 6
+    if not _FIRST_BYTE[family][addr[0]]:                  # most public addresses stop here
+        return False
     bits = len(addr) * 8
     value = int.from_bytes(addr, "big")
-    for plen, prefix in _NETS[4 if bits == 32 else 6]:
+    for plen, prefix in _NETS[family]:
         if value >> (bits - plen) == prefix:
             return True
     return False

@@ -2,25 +2,30 @@
 
 In:  a path. The format is chosen by magic number, never by extension
      (public corpora hold pcapng files named ``.pcap``).
-Out: ``CaptureFile`` whose ``frames()`` yields ``(ts, ifindex, wirelen, data)``
+Out: ``CaptureFile`` whose ``chunks()`` yields ``Chunk`` batches (see
+     chunk.py) and whose ``frames()`` yields ``(ts, ifindex, wirelen, data)``
      tuples; ``interfaces[ifindex]`` gives the link type and name.
 
-Invariant: a damaged file never raises out of ``frames()``. A corrupt header
+Invariant: a damaged file never raises out of ``chunks()``. A corrupt header
 raises ``CaptureError`` at open (the caller records it and moves on); damage
 later in the file (oversize record, truncated tail, bad block) ends the walk and
 is appended to ``errors`` with its byte offset, keeping every frame before it.
 
-Files are read in chunks, not memory-mapped, so peak memory stays flat however
-large the capture is.
+Files are read in 16 MiB pieces, not memory-mapped, so peak memory stays flat
+however large the capture is. The only per-packet Python step is finding where
+each record starts; headers are then read for the whole piece at once.
 """
 
 import gzip
 import struct
 
+import numpy as np
+
 from ..errors import CaptureError
+from .chunk import Chunk, gather_u32
 
 MAX_RECORD = 262144          # libpcap's MAXIMUM_SNAPLEN; larger means corruption
-CHUNK = 1 << 20
+CHUNK = 16 << 20
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -66,7 +71,7 @@ def open_capture(path):
 
 
 class CaptureFile:
-    """Common part: opening, chunked reading, error recording."""
+    """Common part: opening, error recording, frames() over chunks()."""
 
     format = "?"
 
@@ -75,12 +80,36 @@ class CaptureFile:
         self.compressed = compressed
         self.interfaces = []
         self.errors = []
+        self.position = 0               # bytes of the (uncompressed) stream consumed
 
     def _open(self):
         return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
 
     def _fail(self, offset, message):
         self.errors.append(f"offset {offset}: {message}")
+
+    def _pieces(self, skip):
+        """Yield ``(more, eof)`` reads after skipping the file header; read errors end the file."""
+        try:
+            fh = self._open()
+        except OSError as exc:
+            self._fail(0, str(exc))
+            return
+        with fh:
+            fh.read(skip)
+            while True:
+                try:
+                    more = fh.read(CHUNK)
+                except (OSError, EOFError) as exc:
+                    self._fail(self.position, f"read error: {exc}")
+                    return
+                yield more
+                if not more:
+                    return
+
+    def frames(self):
+        for chunk in self.chunks():
+            yield from chunk.frames()
 
 
 class PcapFile(CaptureFile):
@@ -96,55 +125,50 @@ class PcapFile(CaptureFile):
         major, _minor, _zone, _sigfigs, snaplen, network = struct.unpack(self._order + "HHiIII", head[4:])
         if major != 2:
             raise CaptureError(f"{path}: unsupported pcap version {major}")
-        # The upper bits of the link-type field carry FCS flags (pcap-linktype(7)).
         if network & 0x03FF0000:
             raise CaptureError(f"{path}: pcap link-type field has reserved bits set ({network:#x})")
         # Bits 26-31 carry FCS information (pcap-linktype(7)), not the link type.
         self.interfaces.append(Interface(network & 0xFFFF, None))
         self.snaplen = snaplen
 
-    def frames(self):
-        rec = struct.Struct(self._order + "IIII").unpack_from
-        tick = self._tick
-        try:
-            fh = self._open()
-        except OSError as exc:
-            self._fail(0, str(exc))
-            return
-        with fh:
-            fh.read(24)
-            base = 24          # file offset of rest[0], for error messages
-            rest = b""
-            while True:
-                try:
-                    chunk = fh.read(CHUNK)
-                except (OSError, EOFError) as exc:
-                    self._fail(base + len(rest), f"read error: {exc}")
-                    return
-                if not chunk:
+    def chunks(self):
+        incl_at = struct.Struct(self._order + "I").unpack_from
+        base, rest = 24, b""          # base: file offset of rest[0]
+        for more in self._pieces(24):
+            buf = rest + more if rest else more
+            end, off, starts = len(buf), 0, []
+            record = starts.append
+            broken = False
+            while off + 16 <= end:
+                incl = incl_at(buf, off + 8)[0]
+                if incl > MAX_RECORD:
+                    self._fail(base + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
+                    broken = True
                     break
-                buf = rest + chunk if rest else chunk
-                end = len(buf)
-                off = 0
-                while off + 16 <= end:
-                    sec, frac, incl, orig = rec(buf, off)
-                    if incl > MAX_RECORD:
-                        self._fail(base + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
-                        return
-                    nxt = off + 16 + incl
-                    if nxt > end:
-                        break
-                    yield sec + frac * tick, 0, orig, buf[off + 16:nxt]
-                    off = nxt
-                base += off
-                rest = buf[off:]
-            if rest:
+                nxt = off + 16 + incl
+                if nxt > end:
+                    break
+                record(off)
+                off = nxt
+            if starts:
+                yield self._chunk(buf, starts)
+            if broken:
+                return
+            base += off
+            rest = buf[off:]
+            self.position = base
+            if not more and rest:
                 self._fail(base, f"truncated record at end of file ({len(rest)} stray bytes)")
+
+    def _chunk(self, buf, starts):
+        starts = np.asarray(starts, np.int64)
+        sec, frac, incl, orig = gather_u32(buf, starts, 4, self._order).T
+        return Chunk(buf, sec + frac * self._tick, np.zeros(len(starts), np.int64), starts + 16, incl, orig)
 
 
 class PcapngFile(CaptureFile):
     """pcapng: sections, several interfaces each with its own link type and
-    timestamp resolution; EPB, SPB and the obsolete Packet Block."""
+    timestamp resolution; Enhanced, Simple and the obsolete Packet Blocks."""
 
     format = "pcapng"
 
@@ -157,81 +181,98 @@ class PcapngFile(CaptureFile):
         if head[8:12] not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
             raise CaptureError(f"{path}: pcapng section header has a bad byte-order magic")
 
-    def frames(self):
-        try:
-            fh = self._open()
-        except OSError as exc:
-            self._fail(0, str(exc))
-            return
-        with fh:
-            yield from self._walk(fh)
+    def chunks(self):
+        self._order = "<"
+        self._section = []             # this section's interfaces: (global index, tick, ts offset)
+        base, rest = 0, b""
+        for more in self._pieces(0):
+            buf = rest + more if rest else more
+            off, broken = 0, False
+            epbs, extra = [], []
+            end = len(buf)
+            while off + 12 <= end:
+                if buf[off:off + 4] == PCAPNG_MAGIC:
+                    order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(buf[off + 8:off + 12])
+                    if order is None:
+                        self._fail(base + off, "section header with a bad byte-order magic")
+                        broken = True
+                        break
+                    if epbs or extra:          # frames of the old section use its interfaces
+                        yield self._chunk(buf, epbs, extra)
+                        epbs, extra = [], []
+                    self._order, self._section = order, []
+                btype, blen = struct.unpack_from(self._order + "II", buf, off)
+                if blen < 12 or blen % 4 or blen > MAX_RECORD + 4096:
+                    self._fail(base + off, f"block of type {btype:#x} has an invalid length {blen}")
+                    broken = True
+                    break
+                if off + blen > end:
+                    break
+                if btype == 6:
+                    epbs.append(off)
+                elif not self._other_block(buf, off, btype, blen, extra, base):
+                    broken = True
+                    break
+                off += blen
+            if epbs or extra:
+                yield self._chunk(buf, epbs, extra)
+            if broken:
+                return
+            base += off
+            rest = buf[off:]
+            self.position = base
+            if not more and rest:
+                self._fail(base, f"truncated block at end of file ({len(rest)} stray bytes)")
 
-    def _walk(self, fh):
-        order = "<"
-        section = []          # this section's interfaces: (global index, tick, offset)
-        base = 0
-        buf = b""
-        off = 0
-        while True:
-            if len(buf) - off < 12:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    if len(buf) > off:
-                        self._fail(base + off, f"truncated block at end of file ({len(buf) - off} stray bytes)")
-                    return
-                base += off
-                buf = buf[off:] + chunk
-                off = 0
-                continue
-            btype = buf[off:off + 4]
-            if btype == PCAPNG_MAGIC:
-                bom = buf[off + 8:off + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    order = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    order = ">"
-                else:
-                    self._fail(base + off, "section header with a bad byte-order magic")
-                    return
-                section = []
-            btype_n, blen = struct.unpack_from(order + "II", buf, off)
-            if blen < 12 or blen % 4 or blen > MAX_RECORD + 4096:
-                self._fail(base + off, f"block of type {btype_n:#x} has an invalid length {blen}")
-                return
-            while len(buf) - off < blen:
-                chunk = fh.read(max(CHUNK, blen))
-                if not chunk:
-                    self._fail(base + off, f"truncated block of type {btype_n:#x} at end of file")
-                    return
-                base += off
-                buf = buf[off:] + chunk
-                off = 0
-            body = buf[off + 8:off + blen - 4]
-            off += blen
-            if btype_n == 0x0A0D0D0A and (len(body) < 8 or struct.unpack_from(order + "H", body, 4)[0] != 1):
-                self._fail(base + off - blen, "unsupported pcapng section version")
-                return
-            if btype_n == 6 and len(body) >= 20:                       # Enhanced Packet Block
-                ifid, hi, lo, incl, orig = struct.unpack_from(order + "IIIII", body)
-                if ifid >= len(section) or incl > len(body) - 20:
-                    self._fail(base + off - blen, "packet block names an unknown interface or overruns its block")
-                    continue
-                index, tick, tsoff = section[ifid]
-                yield ((hi << 32) | lo) * tick + tsoff, index, orig, body[20:20 + incl]
-            elif btype_n == 3 and len(body) >= 4 and section:            # Simple Packet Block
-                (orig,) = struct.unpack_from(order + "I", body)
-                index, _tick, _tsoff = section[0]
-                yield 0.0, index, orig, body[4:4 + orig]
-            elif btype_n == 2 and len(body) >= 20:                       # obsolete Packet Block
-                ifid, _drops, hi, lo, incl, orig = struct.unpack_from(order + "HHIIII", body)
-                if ifid < len(section) and incl <= len(body) - 20:
-                    index, tick, tsoff = section[ifid]
-                    yield ((hi << 32) | lo) * tick + tsoff, index, orig, body[20:20 + incl]
-            elif btype_n == 1 and len(body) >= 8:                        # Interface Description
-                linktype, _res, _snap = struct.unpack_from(order + "HHI", body)
-                name, tick, tsoff = _idb_options(body[8:], order)
-                section.append((len(self.interfaces), tick, tsoff))
-                self.interfaces.append(Interface(linktype, name))
+    def _other_block(self, buf, off, btype, blen, extra, base):
+        """Section, interface and rare packet blocks. False ends the file."""
+        order = self._order
+        body = buf[off + 8:off + blen - 4]
+        if btype == 0x0A0D0D0A:
+            if len(body) < 8 or struct.unpack_from(order + "H", body, 4)[0] != 1:
+                self._fail(base + off, "unsupported pcapng section version")
+                return False
+        elif btype == 1 and len(body) >= 8:                          # Interface Description
+            linktype, _res, _snap = struct.unpack_from(order + "HHI", body)
+            name, tick, tsoff = _idb_options(body[8:], order)
+            self._section.append((len(self.interfaces), tick, tsoff))
+            self.interfaces.append(Interface(linktype, name))
+        elif btype == 3 and len(body) >= 4 and self._section:         # Simple Packet Block
+            (orig,) = struct.unpack_from(order + "I", body)
+            extra.append((0.0, self._section[0][0], off + 12, min(orig, len(body) - 4), orig))
+        elif btype == 2 and len(body) >= 20:                          # obsolete Packet Block
+            ifid, _drops, hi, lo, incl, orig = struct.unpack_from(order + "HHIIII", body)
+            if ifid < len(self._section) and incl <= len(body) - 20:
+                index, tick, tsoff = self._section[ifid]
+                extra.append((((hi << 32) | lo) * tick + tsoff, index, off + 28, incl, orig))
+        return True
+
+    def _chunk(self, buf, epbs, extra):
+        section = self._section
+        if epbs:
+            rows = gather_u32(buf, np.asarray(epbs, np.int64), 7, self._order)
+            _type, blen, ifid, hi, lo, incl, orig = rows.T
+            good = (ifid < len(section)) & (incl <= blen - 32)
+            if not good.all():
+                for bad in np.flatnonzero(~good).tolist():
+                    self._fail(self.position + epbs[bad],
+                               "packet block names an unknown interface or overruns its block")
+                rows, ifid, hi, lo, incl, orig = rows[good], ifid[good], hi[good], lo[good], incl[good], orig[good]
+                epbs = [e for e, g in zip(epbs, good.tolist()) if g]
+            table = np.asarray(section if section else [(0, 0.0, 0)], np.float64)
+            ifid_c = np.minimum(ifid, len(table) - 1)
+            ts = ((hi << 32) | lo) * table[ifid_c, 1] + table[ifid_c, 2]
+            ifx = table[ifid_c, 0].astype(np.int64)
+            off = np.asarray(epbs, np.int64) + 28
+        else:
+            ts = ifx = off = incl = orig = np.zeros(0, np.int64)
+        if extra:
+            ets, eifx, eoff, eincl, eorig = (np.asarray(col) for col in zip(*extra))
+            ts = np.concatenate([ts, ets.astype(np.float64)])
+            ifx, off = np.concatenate([ifx, eifx]), np.concatenate([off, eoff])
+            incl, orig = np.concatenate([incl, eincl]), np.concatenate([orig, eorig])
+        return Chunk(buf, np.asarray(ts, np.float64), ifx.astype(np.int64), off.astype(np.int64),
+                     incl.astype(np.int64), orig.astype(np.int64))
 
 
 def _idb_options(opts, order):

@@ -15,22 +15,32 @@ ON_UNATTRIBUTED = ("unverified", "violation", "ignore")
 class PrefixSet:
     """Longest-prefix membership for IPv4 and IPv6 networks."""
 
-    __slots__ = ("tables", "plens", "texts")
+    __slots__ = ("tables", "plens", "texts", "first_bytes")
 
     def __init__(self, networks):
         self.tables = {4: {}, 6: {}}
         self.texts = [str(n) for n in networks]
+        # first_bytes[family][b] is 1 when some prefix can hold an address starting with byte b.
+        self.first_bytes = {4: bytearray(256), 6: bytearray(256)}
         for net in networks:
             bits = net.max_prefixlen
             self.tables[net.version].setdefault(net.prefixlen, set()).add(
                 int(net.network_address) >> (bits - net.prefixlen))
+            first = net.network_address.packed[0]
+            for b in range(first, first + (1 << max(0, 8 - net.prefixlen))):
+                self.first_bytes[net.version][b] = 1
         self.plens = {fam: sorted(t, reverse=True) for fam, t in self.tables.items()}
 
     def __contains__(self, addr):
         fam, bits = (4, 32) if len(addr) == 4 else (6, 128)
+        if not self.first_bytes[fam][addr[0]]:
+            return False
         value = int.from_bytes(addr, "big")
         table = self.tables[fam]
-        return any(value >> (bits - plen) in table[plen] for plen in self.plens[fam])
+        for plen in self.plens[fam]:
+            if value >> (bits - plen) in table[plen]:
+                return True
+        return False
 
     def __bool__(self):
         return bool(self.texts)
@@ -44,11 +54,11 @@ class Zone:
         self.vlans, self.interfaces = frozenset(vlans), frozenset(interfaces)
 
     def holds(self, addr, vlans, interface):
+        if addr not in self.prefixes:
+            return False
         if self.vlans and not (self.vlans & vlans):
             return False
-        if self.interfaces and interface not in self.interfaces:
-            return False
-        return addr in self.prefixes
+        return not self.interfaces or interface in self.interfaces
 
 
 class Rule:
@@ -124,7 +134,11 @@ class Policy:
         hit = self._zone_cache.get(key, False)
         if hit is False:
             vlans = {vlan, vlan2}
-            hit = next((z.name for z in self.zones.values() if z.holds(addr, vlans, interface)), None)
+            hit = None
+            for zone in self.zones.values():
+                if zone.holds(addr, vlans, interface):
+                    hit = zone.name
+                    break
             if len(self._zone_cache) > 1_000_000:
                 self._zone_cache.clear()
             self._zone_cache[key] = hit

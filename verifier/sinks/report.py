@@ -57,11 +57,19 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            if all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path):
+            attributed = True
+            vendors = set()
+            for el in j.path:
+                if el.trust in (UNKNOWN, UNATTRIBUTABLE):
+                    attributed = False
+                if el.asn is None or el.vendor:           # equipment, not a carrier
+                    vendors.add(el.vendor or "unattributed")
+            if attributed:
                 tally.attributed_flows += 1
                 tally.attributed_octets += octets
-            for vendor in {el.vendor or "unattributed" for el in j.path if el.asn is None or el.vendor}:
-                tally.vendors[vendor] = tally.vendors.get(vendor, 0) + 1
+            counts = tally.vendors
+            for vendor in vendors:
+                counts[vendor] = counts.get(vendor, 0) + 1
             for rule, reason in j.excepted:
                 self.excepted[(rule, reason)] = self.excepted.get((rule, reason), 0) + 1
             if j.verdict == VIOLATION:

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Audit throughput against tshark, measured in the same run.
+
+    python bench/run.py [--packets 1000000] [--runs 3]
+
+Generates ``bench/out/bench.pcap`` (see gen_pcap.py) if missing, then times,
+each in a fresh process and each ``--runs`` times (median reported):
+
+- ``verifier audit`` with attribution (OUI + the demo ASN database) and policy
+  on, writing the JSON certificate;
+- ``tshark`` extracting the same facts per packet — MACs with their OUI
+  organization, VLAN, addresses, ports, frame length and source/destination
+  ASN from the same MaxMind database (``ip.use_geoip``) — to /dev/null.
+
+Machines here are noisy, so the figure to quote is the ratio of the two
+measured back to back, not either absolute rate. Peak RSS comes from
+``wait4``. Results go to ``bench/out/results.json``.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+OUT = os.path.join(HERE, "out")
+DEMO = os.path.join(ROOT, "verifier", "demo")
+TSHARK_FIELDS = ["frame.time_epoch", "frame.len", "eth.src", "eth.dst", "eth.src.oui_resolved",
+                 "eth.dst.oui_resolved", "vlan.id", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto",
+                 "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "ip.geoip.src_asnum",
+                 "ip.geoip.dst_asnum", "ipv6.geoip.src_asnum", "ipv6.geoip.dst_asnum"]
+
+
+def timed(cmd, env=None):
+    """(wall seconds, peak RSS MiB, exit code) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    return wall, usage.ru_maxrss / 1024, proc.returncode, err
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--flows", type=int, default=20_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-tshark", action="store_true")
+    args = ap.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    pcap = os.path.join(OUT, f"bench-{args.packets}-{args.flows}.pcap")
+    if not os.path.exists(pcap):
+        subprocess.run([sys.executable, os.path.join(HERE, "gen_pcap.py"), pcap, "--packets", str(args.packets),
+                        "--flows", str(args.flows)], check=True)
+    verifier = shutil.which("verifier") or sys.exit("install the package first (pip install -e .)")
+    data_dir = tempfile.mkdtemp(prefix="verifier-bench-")
+    audit = [verifier, "--data-dir", data_dir, "audit", pcap, "--policy", os.path.join(DEMO, "policy.yaml"),
+             "--asn-db", os.path.join(DEMO, "demo-asn.mmdb"), "--json", os.path.join(OUT, "bench-cert.json"), "-q"]
+    subprocess.run(audit, stdout=subprocess.DEVNULL)        # warm the page cache and the OUI table cache
+    results = {"packets": args.packets, "flows": args.flows, "capture": pcap, "runs": {}}
+    ours = [timed(audit) for _ in range(args.runs)]
+    codes = {code for _w, _r, code, _e in ours}
+    if not codes <= {0, 1, 3}:
+        sys.exit(f"verifier audit failed: {ours[0][3]}")
+    results["runs"]["verifier"] = [{"seconds": w, "max_rss_mib": r} for w, r, _c, _e in ours]
+    rows = [("verifier audit", ours)]
+    if not args.no_tshark and shutil.which("tshark"):
+        config = tempfile.mkdtemp(prefix="ws-config-")
+        with open(os.path.join(config, "maxmind_db_paths"), "w") as fh:
+            fh.write(f'"{DEMO}"\n')
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=config)
+        cmd = ["tshark", "-n", "-r", pcap, "-o", "ip.use_geoip:TRUE", "-T", "fields"]
+        for field in TSHARK_FIELDS:
+            cmd += ["-e", field]
+        theirs = [timed(cmd, env) for _ in range(args.runs)]
+        results["runs"]["tshark"] = [{"seconds": w, "max_rss_mib": r} for w, r, _c, _e in theirs]
+        rows.append(("tshark (same fields, OUI + MaxMind ASN)", theirs))
+    print(f"{args.packets:,} packets, {args.flows:,} flows, {args.runs} run(s) each, median:")
+    medians = {}
+    for name, runs in rows:
+        wall = statistics.median(w for w, _r, _c, _e in runs)
+        rss = max(r for _w, r, _c, _e in runs)
+        medians[name] = wall
+        print(f"  {name:<42} {wall:7.2f} s  {args.packets / wall / 1e6:6.3f} Mpkt/s  peak RSS {rss:6.1f} MiB")
+    if len(rows) == 2:
+        ratio = medians[rows[1][0]] / medians[rows[0][0]]
+        results["speedup_vs_tshark"] = ratio
+        print(f"  verifier audit is {ratio:.1f}x faster than tshark on the same capture")
+    results["median_seconds"] = medians
+    with open(os.path.join(OUT, "results.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The vectorised fast path must give exactly what the decoder gives."""
+
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from verifier import batch, decode as d
+from verifier.capture.chunk import from_frames
+from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, icmp, ipv4, ipv6, tcp, udp
+from verifier.pipeline import Pipeline
+
+A, B = "d4:be:d9:00:00:01", "00:00:0c:00:00:02"
+ETH = np.array([True])
+
+FAST = [
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 6, tcp(40000, 443, b"x" * 30))),
+    ether(B, A, ETH_IPV6, ipv6("2001:db8::1", "2001:4860::8888", 17, udp(5000, 53, b"q"))),
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 17, udp(1, 2)), vlans=(20,)),
+    ether(B, A, ETH_IPV6, ipv6("2001:db8::1", "2001:4860::8888", 6, tcp(3, 4)), vlans=(4094,)),
+]
+SLOW = [
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 1, icmp(8, 0))),                      # ICMP
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 17, udp(1, 2), frag=0x2000)),         # fragment
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 6, tcp(1, 2), options=b"\1\1\1\0")),  # IP options
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 6, tcp(1, 2)), vlans=((ETH_QINQ, 5), 6)),
+    ether("ff:ff:ff:ff:ff:ff", A, 0x0806, b"\0" * 28),                                          # ARP
+    ether(B, A, ETH_IPV6, ipv6("2001:db8::1", "2001:db8::2", 0, tcp(1, 2), ext=b"\x06\0" + b"\0" * 6)),
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 6, b"\0\1")),                         # truncated
+    ether(B, A, ETH_IPV4, ipv4("198.51.100.1", "8.8.8.8", 6, tcp(1, 2))[:2] + b"\0\x14"          # total length 20
+          + ipv4("198.51.100.1", "8.8.8.8", 6, tcp(1, 2))[4:]),
+]
+
+
+def chunk(frames, ts=None):
+    return from_frames((ts[i] if ts else float(i), 0, len(f), f) for i, f in enumerate(frames))
+
+
+@pytest.mark.parametrize("frame", FAST)
+def test_key_rebuilds_what_the_decoder_finds(frame):
+    groups, slow = batch.split(chunk([frame] * 3), ETH)
+    assert len(slow) == 0 and len(groups.keys) == 1 and groups.count == [3]
+    ours, theirs = batch.packet_from_key(groups.keys[0]), d.decode(frame, d.LT_ETHERNET)
+    for field in ("dst_mac", "src_mac", "vlan", "family", "src", "dst", "proto", "sport", "dport"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+
+
+def test_other_frames_go_to_the_decoder():
+    frames = FAST + SLOW
+    groups, slow = batch.split(chunk(frames), ETH)
+    assert len(groups.keys) == len(FAST)
+    assert slow.tolist() == list(range(len(FAST), len(frames)))
+
+
+def test_non_ethernet_interfaces_are_not_grouped():
+    groups, slow = batch.split(chunk(FAST), np.array([False]))
+    assert groups is None and len(slow) == len(FAST)
+
+
+def test_group_sums_and_first_rows():
+    frames = [FAST[0], FAST[1], FAST[0], FAST[0]]
+    groups, _ = batch.split(chunk(frames, ts=[1.0, 2.0, 3.0, 4.0]), ETH)
+    assert groups.first == [0, 1] and groups.count == [3, 1]
+    assert groups.octets == [3 * len(FAST[0]), len(FAST[1])]
+    assert (groups.first_ts, groups.last_ts) == ([1.0, 2.0], [4.0, 2.0])
+
+
+def flows_of(frames, ts, force_decoder=False, monkeypatch=None):
+    from verifier.cli import App
+    app = App("/nonexistent")
+    out = []
+
+    class Sink:
+        def flow(self, flow, judgements):
+            out.append((flow.key, tuple(flow.pkts), tuple(flow.octets), flow.first, flow.last,
+                        tuple(frozenset(m) for m in flow.macs), flow.icmp_errors))
+
+    pipe = Pipeline(app.policy([]), app.attributor(None, []), [Sink()])
+
+    class Source:
+        interfaces = [type("I", (), {"linktype": 1, "name": None})()]
+
+        def chunks(self):
+            step = 97
+            for i in range(0, len(frames), step):
+                yield from_frames((ts[j], 0, len(frames[j]), frames[j]) for j in range(i, min(i + step, len(frames))))
+
+    if force_decoder:
+        monkeypatch.setattr("verifier.pipeline.split", lambda ch, eth: (None, np.arange(len(ch))))
+    pipe.ingest(Source())
+    pipe.finish()
+    return sorted(out)
+
+
+def random_frames(seed, n=3000):
+    rnd = random.Random(seed)
+    macs = ["d4:be:d9:00:00:%02x" % i for i in range(4)] + ["00:18:82:00:00:01", "00:00:0c:00:00:02"]
+    frames = []
+    for _ in range(n):
+        kind = rnd.random()
+        s, dmac = rnd.choice(macs), rnd.choice(macs)
+        a, b = "198.51.100.%d" % rnd.randrange(1, 6), rnd.choice(("8.8.8.8", "1.1.1.1"))
+        if rnd.random() < 0.5:
+            s, dmac, a, b = dmac, s, b, a
+        sp, dp = rnd.choice((1000, 2000)), rnd.choice((53, 443))
+        vlans = (20,) if rnd.random() < 0.3 else ()
+        if kind < 0.5:
+            frames.append(ether(dmac, s, ETH_IPV4, ipv4(a, b, 6, tcp(sp, dp, b"x" * rnd.randrange(40))), vlans=vlans))
+        elif kind < 0.7:
+            frames.append(ether(dmac, s, ETH_IPV6, ipv6("2001:db8::%d" % rnd.randrange(3), "2001:4860::1", 17,
+                                                         udp(sp, dp)), vlans=vlans))
+        elif kind < 0.8:
+            frames.append(ether(dmac, s, ETH_IPV4, ipv4(a, b, 1, icmp(8, 0))))
+        elif kind < 0.9:
+            frames.append(ether(dmac, s, ETH_IPV4, ipv4(a, b, 17, udp(sp, dp), frag=rnd.choice((0x2000, 0x0003)),
+                                                        ident=rnd.randrange(3))))
+        else:
+            frames.append(ether(dmac, s, 0x0806, b"\0" * 28))
+    return frames
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_pipeline_with_fast_path_equals_decoder_only(seed, monkeypatch):
+    frames = random_frames(seed)
+    ts = [1000.0 + i * 0.01 for i in range(len(frames))]
+    fast = flows_of(frames, ts)
+    monkeypatch.undo()
+    slow = flows_of(frames, ts, force_decoder=True, monkeypatch=monkeypatch)
+    assert fast == slow and len(fast) > 20
+
+
+def test_idle_gaps_inside_a_chunk_keep_timeouts_exact(monkeypatch):
+    frames = [FAST[0]] * 4
+    ts = [0.0, 1.0, 400.0, 401.0]                   # a 399 s gap: past the 300 s idle timeout
+    flows = flows_of(frames, ts)
+    assert [f[1] for f in flows] in ([(2, 0), (2, 0)], [(0, 2), (0, 2)])
+
+
+def test_hash_collisions_fall_back_to_the_decoder(monkeypatch):
+    monkeypatch.setattr(batch, "_MULT", np.zeros(8, np.uint64))        # every row hashes to 0
+    groups, slow = batch.split(chunk(FAST), ETH)
+    assert groups is None and len(slow) == len(FAST)
