@@ -23,8 +23,8 @@ class AuditResult:
 
 
 def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0, active_timeout=1800.0,
-              max_flows=500_000, progress=False):
-    report = ReportSink(policy)
+              max_flows=500_000, progress=False, max_violations=1000):
+    report = ReportSink(policy, max_violations)
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date())
     csv_fh = open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
     if csv_fh:

@@ -92,11 +92,13 @@ def _fail(exc):
 @click.option("--idle-timeout", default=300.0, show_default=True, help="Seconds of silence that end a flow.")
 @click.option("--active-timeout", default=1800.0, show_default=True, help="Seconds after which a long flow is cut.")
 @click.option("--max-flows", default=500_000, show_default=True, help="Flow table capacity (LRU eviction).")
+@click.option("--max-violations", default=1000, show_default=True,
+              help="Violating flows listed in the certificate (counts stay exact; --csv lists every flow).")
 @click.option("--now", "now", default=None, help="Judge as of this ISO time (exception expiry; reproducible reports).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
-          active_timeout, max_flows, now, quiet):
+          active_timeout, max_flows, max_violations, now, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy."""
     from .audit import run_audit
     from .demo import demo_inputs
@@ -117,12 +119,13 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
         attributor = app.attributor(inventory, asn_dbs)
         result = run_audit(captures, policy, attributor, when, csv_out=csv_out, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
-                           progress=sys.stderr.isatty() and not quiet)
+                           progress=sys.stderr.isatty() and not quiet, max_violations=max_violations)
     except VerifierError as exc:
         _fail(exc)
     cert = result.certificate
     if json_out:
-        _write(json_out, json.dumps(cert, indent=2) + "\n")
+        from .sinks.report import to_json
+        _write(json_out, to_json(cert))
     if html_out:
         from .sinks.html import render
         _write(html_out, render(cert))
