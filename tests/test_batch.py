@@ -1,7 +1,6 @@
 """The vectorised fast path must give exactly what the decoder gives."""
 
 import random
-import struct
 
 import numpy as np
 import pytest

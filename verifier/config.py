@@ -12,8 +12,6 @@ import yaml
 
 from .errors import ConfigError, Problem
 
-_MISSING = object()
-
 
 class Reader:
     def __init__(self, path):

@@ -245,7 +245,6 @@ def _l4(pkt, data, pos, end):
         if pos + 4 > end:
             return R_L4_SHORT
         pkt.sport, pkt.dport = _HH(data, pos)
-        pkt.l4_payload = pos + (8 if proto == UDP else 0)
         return pkt
     if proto == ICMP or proto == ICMP6:
         if pos + 2 > end:

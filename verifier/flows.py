@@ -107,16 +107,10 @@ class FlowTable:
         flow.octets[side] += wirelen
         if ts > flow.last:
             flow.last = ts
-        macs = flow.macs
-        grew = False
-        if pkt.src_mac and pkt.src_mac not in macs[side]:
-            macs[side].add(pkt.src_mac)
-            grew = True
-        if pkt.dst_mac and pkt.dst_mac not in macs[1 - side]:
-            macs[1 - side].add(pkt.dst_mac)
-            grew = True
-        if grew:
-            flow.generation += 1
+        if pkt.src_mac:
+            flow.macs[side].add(pkt.src_mac)
+        if pkt.dst_mac:
+            flow.macs[1 - side].add(pkt.dst_mac)
 
     def _quoted_flow(self, pkt, ifindex):
         q = pkt.quote

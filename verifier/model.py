@@ -24,11 +24,12 @@ VERDICTS = (CLEAN, VIOLATION, UNVERIFIED)
 
 
 class Packet:
-    """One decoded frame. ``family`` 0 means not IP (see ``ethertype``)."""
+    """One decoded frame. ``family`` 0 means not IP: ``ethertype`` (or the
+    802.3 length) and ``l2_payload`` tell control-frame consumers where to look."""
 
     __slots__ = ("dst_mac", "src_mac", "vlan", "vlan2", "ethertype", "l2_payload",
                  "family", "src", "dst", "proto", "sport", "dport",
-                 "frag_id", "frag_offset", "quote", "l4_payload")
+                 "frag_id", "frag_offset", "quote")
 
     def __init__(self):
         self.dst_mac = self.src_mac = b""
@@ -41,7 +42,6 @@ class Packet:
         self.frag_id = -1
         self.frag_offset = 0
         self.quote = None
-        self.l4_payload = 0
 
 
 class Flow:
@@ -54,7 +54,7 @@ class Flow:
 
     __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
                  "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "generation", "origin")
+                 "macs", "icmp_errors", "hops", "end_reason", "origin")
 
     def __init__(self, key, ts):
         self.key = key
@@ -67,7 +67,6 @@ class Flow:
         self.icmp_errors = 0
         self.hops = set()          # router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
-        self.generation = 0        # bumps when the set of adjacent MACs grows (a path change)
         self.origin = 0            # the side that sent the first packet seen
 
     def endpoint(self, side):

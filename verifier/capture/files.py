@@ -107,6 +107,15 @@ class CaptureFile:
                 if not more:
                     return
 
+    def _carry(self, buf, off, more, what):
+        """After walking ``buf`` up to ``off``: keep the partial tail for the
+        next piece; at the end of the file a tail is damage."""
+        self.position += off
+        rest = buf[off:]
+        if not more and rest:
+            self._fail(self.position, f"truncated {what} at end of file ({len(rest)} stray bytes)")
+        return rest
+
     def frames(self):
         for chunk in self.chunks():
             yield from chunk.frames()
@@ -133,7 +142,7 @@ class PcapFile(CaptureFile):
 
     def chunks(self):
         incl_at = struct.Struct(self._order + "I").unpack_from
-        base, rest = 24, b""          # base: file offset of rest[0]
+        self.position, rest = 24, b""          # position: file offset of rest[0]
         for more in self._pieces(24):
             buf = rest + more if rest else more
             end, off, starts = len(buf), 0, []
@@ -142,7 +151,7 @@ class PcapFile(CaptureFile):
             while off + 16 <= end:
                 incl = incl_at(buf, off + 8)[0]
                 if incl > MAX_RECORD:
-                    self._fail(base + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
+                    self._fail(self.position + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
                     broken = True
                     break
                 nxt = off + 16 + incl
@@ -154,11 +163,7 @@ class PcapFile(CaptureFile):
                 yield self._chunk(buf, starts)
             if broken:
                 return
-            base += off
-            rest = buf[off:]
-            self.position = base
-            if not more and rest:
-                self._fail(base, f"truncated record at end of file ({len(rest)} stray bytes)")
+            rest = self._carry(buf, off, more, "record")
 
     def _chunk(self, buf, starts):
         starts = np.asarray(starts, np.int64)
@@ -184,7 +189,7 @@ class PcapngFile(CaptureFile):
     def chunks(self):
         self._order = "<"
         self._section = []             # this section's interfaces: (global index, tick, ts offset)
-        base, rest = 0, b""
+        self.position, rest = 0, b""
         for more in self._pieces(0):
             buf = rest + more if rest else more
             off, broken = 0, False
@@ -194,7 +199,7 @@ class PcapngFile(CaptureFile):
                 if buf[off:off + 4] == PCAPNG_MAGIC:
                     order = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(buf[off + 8:off + 12])
                     if order is None:
-                        self._fail(base + off, "section header with a bad byte-order magic")
+                        self._fail(self.position + off, "section header with a bad byte-order magic")
                         broken = True
                         break
                     if epbs or extra:          # frames of the old section use its interfaces
@@ -203,14 +208,14 @@ class PcapngFile(CaptureFile):
                     self._order, self._section = order, []
                 btype, blen = struct.unpack_from(self._order + "II", buf, off)
                 if blen < 12 or blen % 4 or blen > MAX_RECORD + 4096:
-                    self._fail(base + off, f"block of type {btype:#x} has an invalid length {blen}")
+                    self._fail(self.position + off, f"block of type {btype:#x} has an invalid length {blen}")
                     broken = True
                     break
                 if off + blen > end:
                     break
                 if btype == 6:
                     epbs.append(off)
-                elif not self._other_block(buf, off, btype, blen, extra, base):
+                elif not self._other_block(buf, off, btype, blen, extra):
                     broken = True
                     break
                 off += blen
@@ -218,19 +223,15 @@ class PcapngFile(CaptureFile):
                 yield self._chunk(buf, epbs, extra)
             if broken:
                 return
-            base += off
-            rest = buf[off:]
-            self.position = base
-            if not more and rest:
-                self._fail(base, f"truncated block at end of file ({len(rest)} stray bytes)")
+            rest = self._carry(buf, off, more, "block")
 
-    def _other_block(self, buf, off, btype, blen, extra, base):
+    def _other_block(self, buf, off, btype, blen, extra):
         """Section, interface and rare packet blocks. False ends the file."""
         order = self._order
         body = buf[off + 8:off + blen - 4]
         if btype == 0x0A0D0D0A:
             if len(body) < 8 or struct.unpack_from(order + "H", body, 4)[0] != 1:
-                self._fail(base + off, "unsupported pcapng section version")
+                self._fail(self.position + off, "unsupported pcapng section version")
                 return False
         elif btype == 1 and len(body) >= 8:                          # Interface Description
             linktype, _res, _snap = struct.unpack_from(order + "HHI", body)
