@@ -166,3 +166,18 @@ def test_db_import_oui_then_lookup_uses_it(tmp_path):
     assert result.exit_code == 0 and "MA-S" in result.output
     answer = json.loads(run("lookup", "--json", "8c:1f:64:af:a0:01", data_dir=tmp_path).output)[0]["answers"][0]
     assert answer["database"] == "ieee-registry" and answer["prefix_len"] == 36
+
+
+def test_progress_bar_moves_while_a_large_capture_is_read(monkeypatch, capsys):
+    import datetime
+    import verifier.audit as audit
+    from verifier.cli import App
+    monkeypatch.setattr(audit, "PROGRESS_MIN_BYTES", 1)
+    monkeypatch.setattr("verifier.capture.files.CHUNK", 4096)
+    shown = []
+    monkeypatch.setattr(audit._Progress, "_show", lambda self, v: shown.append(v))
+    app = App("/nonexistent")
+    audit.run_audit([os.path.join(DEMO, "demo.pcap")], app.policy([]), app.attributor(None, []),
+                    datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc), progress=True)
+    size = os.path.getsize(os.path.join(DEMO, "demo.pcap"))
+    assert len(shown) > 5 and shown == sorted(shown) and shown[-1] == size

@@ -17,6 +17,9 @@ from .sinks.flowcsv import CsvSink
 from .sinks.report import ReportSink, certificate, exit_code, _iso
 
 
+PROGRESS_MIN_BYTES = 50 * 1024 * 1024     # smaller inputs finish before a bar helps
+
+
 class AuditResult:
     def __init__(self, cert, code):
         self.certificate, self.exit_code = cert, code
@@ -25,12 +28,13 @@ class AuditResult:
 def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0, active_timeout=1800.0,
               max_flows=500_000, progress=False, max_violations=1000):
     report = ReportSink(policy, max_violations)
-    pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date())
+    files = expand_paths(paths)
+    bar = _progress_bar(files) if progress else None
+    pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
+                    progress=bar.advance if bar else None)
     csv_fh = open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
     if csv_fh:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))
-    files = expand_paths(paths)
-    bar = _progress_bar(files) if progress else None
     captures = []
     try:
         for path in files:
@@ -40,7 +44,7 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
         if csv_fh:
             csv_fh.close()
         if bar is not None:
-            bar.render_finish()
+            bar.finish()
     expired = [e.describe() for e in policy.exceptions if e.expired(when.date())]
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
                        when.isoformat().replace("+00:00", "Z"), expired)
@@ -67,7 +71,7 @@ def _audit_one(pipe, path, bar):
         entry["errors"].extend(f"{path}: {e}" for e in source.errors)
     entry["sha256"] = digest.result()
     if bar is not None:
-        bar.update(_size(path))
+        bar.file_done(path)
     return entry
 
 
@@ -97,10 +101,37 @@ def _size(path):
 
 
 def _progress_bar(files):
-    import click
+    """A click progress bar over the input bytes, for large inputs only."""
     total = sum(_size(p) for p in files)
-    if total < 50 * 1024 * 1024:
+    if total < PROGRESS_MIN_BYTES:
         return None
-    bar = click.progressbar(length=total, label="auditing", file=__import__("sys").stderr)
-    bar.render_progress()
-    return bar
+    return _Progress(total)
+
+
+class _Progress:
+    """Advances with each chunk read (reader byte position), then by whole
+    files, so one large capture moves the bar as well as many small ones."""
+
+    def __init__(self, total):
+        import sys
+        import click
+        self.bar = click.progressbar(length=total, label="auditing", file=sys.stderr)
+        self.bar.render_progress()
+        self.done = 0          # bytes of finished files
+        self.shown = 0
+
+    def _show(self, value):
+        value = min(value, self.bar.length)
+        if value > self.shown:
+            self.bar.update(value - self.shown)
+            self.shown = value
+
+    def advance(self, source):
+        self._show(self.done + min(source.position, _size(source.path)))
+
+    def file_done(self, path):
+        self.done += _size(path)
+        self._show(self.done)
+
+    def finish(self):
+        self.bar.render_finish()
