@@ -46,3 +46,19 @@ def test_icmp_echo_matches_the_reference_both_ways():
     # Our ICMP flows carry (type, counterpart type) as ports, in either order.
     assert community_id(flow(1, "192.0.2.1", 8, "192.0.2.2", 0)) == want
     assert community_id(flow(1, "192.0.2.2", 0, "192.0.2.1", 8)) == want
+
+
+def test_one_way_icmp_keeps_the_senders_direction():
+    communityid = __import__("pytest").importorskip("communityid")
+    from verifier import decode as d
+    from verifier.craft import ETH_IPV4, ether, icmp, ipv4
+    from verifier.flows import FlowTable
+    ref = communityid.CommunityID()
+    # Sender is the higher address, so our canonical key stores it second.
+    sender, receiver = "203.0.113.9", "192.0.2.1"
+    for itype, code in ((3, 3), (3, 0), (11, 0)):               # code 0 is also the echo-reply type
+        table = FlowTable(lambda f: None)
+        pkt = d.decode(ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
+                             ipv4(sender, receiver, 1, icmp(itype, code))), d.LT_ETHERNET)   # nothing quoted
+        flow, _ = table.add(pkt, 1.0, 0, 60)
+        assert community_id(flow) == ref.calc(communityid.FlowTuple.make_icmp(sender, receiver, itype, code))

@@ -18,10 +18,12 @@ def community_id(flow, seed=0):
     a, b, ap, bp, proto = flow.a, flow.b, flow.ap, flow.bp, flow.proto
     if proto == ICMP or proto == ICMP6:
         # Our ICMP flows store (type, counterpart-or-code) as ports already.
-        one_way = ap not in (ICMP4_PAIRS if proto == ICMP else ICMP6_PAIRS)
-        if one_way:
-            # Not a request/reply pair: keep the original direction, unordered.
-            return _hash(seed, a, b, proto, ap, bp)
+        pairs = ICMP4_PAIRS if proto == ICMP else ICMP6_PAIRS
+        if pairs.get(ap) != bp and pairs.get(bp) != ap:
+            # Not a request/reply pair: the spec hashes the sender first, so
+            # undo our canonical order with the side that sent the first packet.
+            (src, itype), (dst, code) = flow.endpoint(flow.origin), flow.endpoint(1 - flow.origin)
+            return _hash(seed, src, dst, proto, itype, code)
     elif proto not in _PORTED:
         ap = bp = 0
     if (b, bp) < (a, ap):

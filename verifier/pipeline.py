@@ -97,7 +97,7 @@ class Pipeline:
                 groups, slow = None, np.arange(len(chunk))
             if groups is not None:
                 self._account_groups(chunk, groups, gmap, linktypes)
-            self._decode_rows(chunk, slow.tolist(), gmap, linktypes)
+            self._decode_rows(chunk, slow, gmap, linktypes)
             if self.progress is not None:
                 self.progress(source)
         stats.packets += n
@@ -134,24 +134,26 @@ class Pipeline:
                     flow.last = last_ts
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
-        """The full decoder, one packet at a time, in arrival order."""
-        if not rows:
+        """The full decoder, one packet at a time, in arrival order.
+
+        ``rows``: int array of chunk rows; only their facts become Python values."""
+        if not len(rows):
             return
         table, stats = self.table, self.stats
         errors = stats.decode_errors
         buf = chunk.buf
-        ts, ifx, off, incl, orig = (a.tolist() for a in (chunk.ts, chunk.ifx, chunk.off, chunk.incl, chunk.orig))
-        for r in rows:
-            o = off[r]
-            pkt = decode(buf[o:o + incl[r]], linktypes[ifx[r]])
+        columns = (chunk.ts[rows], chunk.ifx[rows], chunk.off[rows], chunk.incl[rows], chunk.orig[rows])
+        for ts, ifx, off, incl, orig in zip(*(c.tolist() for c in columns)):
+            data = buf[off:off + incl]
+            pkt = decode(data, linktypes[ifx])
             if pkt.__class__ is str:
                 errors[pkt] += 1
             elif not pkt.family:
                 stats.non_ip += 1
                 for hook in self.control_frame_hooks:
-                    hook(ts[r], gmap[ifx[r]], pkt, buf[o:o + incl[r]])
+                    hook(ts, gmap[ifx], pkt, data)
             else:
-                table.add(pkt, ts[r], gmap[ifx[r]], orig[r])
+                table.add(pkt, ts, gmap[ifx], orig)
 
     # --- per flow -----------------------------------------------------------
 
