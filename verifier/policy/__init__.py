@@ -1,0 +1,1 @@
+"""Policy: load (with positions) -> compiled ``Policy`` -> pure ``evaluate``."""
