@@ -37,7 +37,6 @@ _CLASSES = (                  # key column ranges per class; see the table above
     ((0, 16), (24, 25), (26, 62)),
 )
 _COLUMNS = [np.concatenate([np.arange(lo, hi) for lo, hi in ranges]) for ranges in _CLASSES]
-KEY_LENGTHS = tuple(len(c) for c in _COLUMNS)
 _BYTEMASK = np.zeros((len(_CLASSES), WIDTH), np.uint8)
 for _c, _cols in enumerate(_COLUMNS):
     _BYTEMASK[_c, _cols] = 0xFF

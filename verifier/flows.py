@@ -42,7 +42,6 @@ class FlowTable:
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
-        self.created = 0
 
     def __len__(self):
         return len(self.flows)
@@ -86,7 +85,6 @@ class FlowTable:
         if flow is None:
             flow = self.flows[key] = Flow(key, ts)
             flow.origin = side
-            self.created += 1
             if len(self.flows) > self.capacity:
                 self._shed()
         self._count(flow, side, ts, wirelen, pkt)

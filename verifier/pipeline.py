@@ -29,7 +29,7 @@ SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
 
 
 class Stats:
-    """Packet-level counters of one pipeline (per capture in ``per_source``)."""
+    """Packet-level counters of one pipeline (audit.py takes per-file differences)."""
 
     def __init__(self):
         self.packets = 0

@@ -19,23 +19,22 @@ class Attributor:
         self._ips = {}
 
     def mac(self, mac):
-        cache = self._macs
-        if mac in cache:
-            return cache[mac]
-        answer = next((a for a in (p.lookup_mac(mac) for p in self.providers) if a is not None), None)
-        if len(cache) >= CACHE_LIMIT:
-            cache.clear()
-        cache[mac] = answer
-        return answer
+        return self._first_answer(self._macs, "lookup_mac", mac)
 
     def ip(self, addr):
-        cache = self._ips
-        if addr in cache:
-            return cache[addr]
-        answer = next((a for a in (p.lookup_ip(addr) for p in self.providers) if a is not None), None)
+        return self._first_answer(self._ips, "lookup_ip", addr)
+
+    def _first_answer(self, cache, method, query):
+        if query in cache:
+            return cache[query]
+        answer = None
+        for provider in self.providers:
+            answer = getattr(provider, method)(query)
+            if answer is not None:
+                break
         if len(cache) >= CACHE_LIMIT:
             cache.clear()
-        cache[addr] = answer
+        cache[query] = answer
         return answer
 
     def every_answer(self, query, is_mac):

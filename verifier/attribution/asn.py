@@ -14,12 +14,12 @@ the pure-Python modes); if the extension is missing we fall back and say so in
 
 import datetime
 import os
-import socket
 
 import maxminddb
 
 from ..errors import DataError
 from ..model import Answer, Evidence
+from .path import ip_text
 from .special import is_special
 
 
@@ -76,10 +76,6 @@ class AsnDatabase:
 
     def close(self):
         self.reader.close()
-
-
-def ip_text(addr):
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
 def parse_record(record):

@@ -41,9 +41,6 @@ class VendorCatalogue:
                 phrases.append((normalise(phrase), vid))
         phrases.sort(key=lambda p: -len(p[0]))
         self._patterns = [(re.compile(r"\b" + re.escape(p) + r"\b"), vid) for p, vid in phrases if p]
-        desc = [(normalise(p), vid) for vid, e in vendors.items() for p in e.get("descriptions", ())]
-        desc.sort(key=lambda p: -len(p[0]))
-        self._desc_patterns = [(re.compile(r"\b" + re.escape(p) + r"\b"), vid) for p, vid in desc if p]
         self._cache = {}
 
     @classmethod
@@ -76,8 +73,3 @@ class VendorCatalogue:
             hit = next((vid for pat, vid in self._patterns if pat.search(text)), None)
             self._cache[organization] = hit
         return hit
-
-    def match_description(self, text):
-        """Canonical id for free text such as an LLDP system description."""
-        norm = normalise(text or "")
-        return next((vid for pat, vid in self._desc_patterns if pat.search(norm)), None)

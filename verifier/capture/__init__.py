@@ -1,13 +1,14 @@
 """Where frames come from.
 
 Every source offers ``interfaces`` (link type and name per index) and
-``frames()`` yielding ``(ts, ifindex, wirelen, data)``; the pipeline does not
-care whether frames come from a file, a socket or tshark.
+``chunks()`` yielding ``Chunk`` batches (chunk.py); the pipeline does not care
+whether frames come from a file, a socket or tshark. A source that receives
+frames one at a time builds its chunks with ``chunk.from_frames``.
 """
 
 import os
 
-from .files import open_capture, CaptureFile, Interface  # noqa: F401
+from .files import open_capture  # noqa: F401
 
 
 def expand_paths(paths):
