@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import sys
+import time
 
 import click
 
@@ -95,10 +96,14 @@ def _fail(exc):
 @click.option("--max-violations", default=1000, show_default=True,
               help="Violating flows listed in the certificate (counts stay exact; --csv lists every flow).")
 @click.option("--now", "now", default=None, help="Judge as of this ISO time (exception expiry; reproducible reports).")
+@click.option("--textfile", "textfile_dir", type=click.Path(file_okay=False),
+              help="Publish cleanpath_audit_* to DIR/cleanpath_audit.prom (node_exporter textfile collector).")
+@click.option("--pushgateway", "pushgateway_url", help="Publish cleanpath_audit_* to this Pushgateway URL.")
+@click.option("--job", default="cleanpath_audit", show_default=True, help="Pushgateway job name.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
-          active_timeout, max_flows, max_violations, now, quiet):
+          active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy."""
     from .audit import run_audit
     from .demo import demo_inputs
@@ -114,6 +119,9 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     when = when.replace(microsecond=0)
+    if textfile_dir and not os.path.isdir(textfile_dir):
+        raise click.BadParameter(f"'{textfile_dir}' is not a directory", param_hint="--textfile")
+    started = time.monotonic()
     try:
         policy = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs)
@@ -132,7 +140,24 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     if not quiet:
         from .sinks.summary import render_summary
         click.echo(render_summary(cert))
-    sys.exit(result.exit_code)
+    code = result.exit_code
+    if textfile_dir or pushgateway_url:
+        code = _publish(cert, code, time.monotonic() - started, textfile_dir, pushgateway_url, job)
+    sys.exit(code)
+
+
+def _publish(cert, code, duration, textfile_dir, pushgateway_url, job):
+    """cleanpath_audit_* to a textfile and/or a Pushgateway; a failure to publish is exit 2."""
+    from . import publish
+    try:
+        if textfile_dir:
+            publish.write_textfile(textfile_dir, cert, code, duration)
+        if pushgateway_url:
+            publish.push(pushgateway_url, cert, code, duration, job=job)
+    except OSError as exc:                      # urllib's URLError is an OSError
+        click.echo(f"error: cannot publish audit metrics: {getattr(exc, 'reason', None) or exc}", err=True)
+        return EXIT_USAGE
+    return code
 
 
 def _write(path, text):
@@ -140,6 +165,76 @@ def _write(path, text):
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+# --- run ---------------------------------------------------------------------
+
+@cli.command()
+@click.option("--interface", "-i", "interfaces", multiple=True, help="Capture live on this interface (repeatable).")
+@click.option("--engine", type=click.Choice(["socket", "tshark"]), default="socket", show_default=True,
+              help="socket: Linux packet ring (needs CAP_NET_RAW); tshark: Wireshark's dumpcap does the capture.")
+@click.option("--filter", "bpf_filter", help="BPF capture filter (tcpdump syntax).")
+@click.option("--watch-dir", type=click.Path(file_okay=False), help="Read rotated capture files as they are closed.")
+@click.option("--state-file", type=click.Path(dir_okay=False),
+              help="Where --watch-dir records the files it has read (default: in the data dir).")
+@click.option("--settle", default=10.0, show_default=True,
+              help="--watch-dir: seconds a newest file must be unchanged (and not open) to count as closed.")
+@click.option("--replay", type=click.Path(dir_okay=False), help="Replay a capture file (demos).")
+@click.option("--speed", default=1.0, show_default=True, help="--replay: N times the recorded pace (0: flat out).")
+@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file (repeatable).")
+@click.option("--inventory", type=click.Path(), help="Inventory (YAML or CSV).")
+@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(), help="MaxMind-format ASN database (repeatable).")
+@click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
+              help="Where /metrics listens; anything but loopback is your explicit choice.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve /metrics over TLS with this certificate.")
+@click.option("--tls-key", type=click.Path(dir_okay=False), help="Private key for --tls-cert.")
+@click.option("--tls-client-ca", type=click.Path(dir_okay=False), help="Require client certificates signed by this CA.")
+@click.option("--events", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write one JSON line per violation to this file ('-': stdout).")
+@click.option("--events-all", is_flag=True, help="One event per judged flow, not only violations.")
+@click.option("--events-max-bytes", default=100 << 20, show_default=True, help="Rotate the events file at this size.")
+@click.option("--events-keep", default=5, show_default=True, help="Rotated event files kept.")
+@click.option("--idle-timeout", default=60.0, show_default=True, help="Seconds of silence that end a flow.")
+@click.option("--active-timeout", default=600.0, show_default=True, help="Long flows are judged every N seconds.")
+@click.option("--max-flows", default=500_000, show_default=True, help="Flow table capacity.")
+@click.option("--window", default=900.0, show_default=True,
+              help="Seconds behind cleanpath_zone_certified and cleanpath_coverage_ratio.")
+@click.pass_obj
+def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, replay, speed, policies, inventory,
+        asn_dbs, metrics_addr, tls_cert, tls_key, tls_client_ca, events, events_all, events_max_bytes, events_keep,
+        idle_timeout, active_timeout, max_flows, window):
+    """Watch traffic continuously; serve Prometheus metrics and write violation events.
+
+    Exactly one source: --interface (socket or tshark engine), --watch-dir or --replay.
+    SIGHUP reloads policy, inventory and databases; SIGTERM ends every open flow, then exits.
+    """
+    from .daemon.run import Daemon, Options
+    chosen = [name for name, given in (("--interface", interfaces), ("--watch-dir", watch_dir),
+                                       ("--replay", replay)) if given]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one source: --interface, --watch-dir or --replay")
+    if engine == "tshark" and not interfaces:
+        raise click.UsageError("--engine tshark needs --interface")
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    options = Options(interfaces=interfaces, engine=engine, bpf_filter=bpf_filter, watch_dir=watch_dir,
+                      state_file=state_file, settle=settle, replay=replay, speed=speed, policies=policies,
+                      inventory=inventory, asn_dbs=asn_dbs, metrics_addr=metrics_addr, tls_cert=tls_cert,
+                      tls_key=tls_key, tls_client_ca=tls_client_ca, events=events, events_all=events_all,
+                      events_max_bytes=events_max_bytes, events_keep=events_keep, idle_timeout=idle_timeout,
+                      active_timeout=active_timeout, max_flows=max_flows, window=window)
+    try:
+        daemon = Daemon(app, options)
+    except VerifierError as exc:
+        _fail(exc)
+    daemon.install_signals()
+    try:
+        daemon.start()
+        daemon.run()
+    except VerifierError as exc:
+        _fail(exc)
+    finally:
+        daemon.close_server()
 
 
 # --- policy ------------------------------------------------------------------

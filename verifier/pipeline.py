@@ -53,6 +53,7 @@ class Pipeline:
         self.progress = progress
         self.control_frame_hooks = []  # callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
+        self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
 
     # --- per packet ---------------------------------------------------------
 
@@ -73,35 +74,46 @@ class Pipeline:
 
     def ingest(self, source):
         """Account every frame of ``source``. Returns (packets, first_ts, last_ts)."""
-        stats = self.stats
         n = 0
         first = last = None
         for chunk in source.chunks():
             if not len(chunk):
                 continue
-            gmap = self._global_ifaces(source)
-            linktypes = [i.linktype for i in source.interfaces]
+            self.feed(source, chunk)
             n += len(chunk)
-            stats.octets += int(chunk.orig.sum())
-            start, end = float(chunk.ts[0]), float(chunk.ts[-1])
-            first = start if first is None else first
-            last = end
-            if start >= self._next_sweep or start < self._next_sweep - 2 * SWEEP_EVERY:
-                self.table.sweep(start)
-                self._next_sweep = start + SWEEP_EVERY
-            if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
-                ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
-                groups, slow = split(chunk, ethernet)
-            else:
-                # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
-                groups, slow = None, np.arange(len(chunk))
-            if groups is not None:
-                self._account_groups(chunk, groups, gmap, linktypes)
-            self._decode_rows(chunk, slow, gmap, linktypes)
+            first = float(chunk.ts[0]) if first is None else first
+            last = float(chunk.ts[-1])
             if self.progress is not None:
                 self.progress(source)
-        stats.packets += n
         return n, first, last
+
+    def feed(self, source, chunk):
+        """Account one non-empty chunk of ``source`` (the daemon's entry point)."""
+        stats = self.stats
+        gmap = self._global_ifaces(source)
+        linktypes = [i.linktype for i in source.interfaces]
+        stats.packets += len(chunk)
+        stats.octets += int(chunk.orig.sum())
+        start = float(chunk.ts[0])
+        if start >= self._next_sweep or start < self._next_sweep - 2 * self._sweep_every:
+            self.table.sweep(start)
+            self._next_sweep = start + self._sweep_every
+        if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
+            ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
+            groups, slow = split(chunk, ethernet)
+        else:
+            # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
+            groups, slow = None, np.arange(len(chunk))
+        if groups is not None:
+            self._account_groups(chunk, groups, gmap, linktypes)
+        self._decode_rows(chunk, slow, gmap, linktypes)
+
+    def tick(self, now):
+        """No traffic for a while: end the flows that are idle as of ``now``
+        (same clock as the packets' timestamps)."""
+        if now >= self._next_sweep:
+            self.table.sweep(now)
+            self._next_sweep = now + self._sweep_every
 
     def _account_groups(self, chunk, groups, gmap, linktypes):
         """One dict lookup per flow direction per chunk; new directions go

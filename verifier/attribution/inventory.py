@@ -69,7 +69,7 @@ class Inventory:
                 self.segments.setdefault((iface, vlan), []).append(dev)
         self._plens = {fam: sorted(t, reverse=True) for fam, t in self.nets.items()}
 
-    def _answer(self, dev, plen):
+    def answer(self, dev, plen=None):
         return Answer(dev.vendor, dev.name, Evidence("inventory", self.path, self.version, plen, dev.detail()),
                       device=dev)
 
@@ -78,7 +78,7 @@ class Inventory:
         for plen in MAC_PLENS:
             dev = self.macs[plen].get(value >> (48 - plen))
             if dev is not None:
-                return self._answer(dev, plen)
+                return self.answer(dev, plen)
         return None
 
     def lookup_ip(self, addr):
@@ -88,7 +88,7 @@ class Inventory:
         for plen in self._plens[family]:
             dev = table[plen].get(value >> (bits - plen))
             if dev is not None:
-                return self._answer(dev, plen)
+                return self.answer(dev, plen)
         return None
 
     def segment_devices(self, interface, vlan):

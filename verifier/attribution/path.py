@@ -12,7 +12,7 @@ network: from the zone outwards.
 import socket
 
 from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
-                     Evidence, PathElement, Answer)
+                     Evidence, PathElement)
 from .special import is_special
 
 
@@ -84,11 +84,10 @@ class PathBuilder:
         return self._from_answer(kind, ip_text(raw), answer, self._ip_sources)
 
     def _segment_device(self, dev):
-        inv = self.attributor.inventory
         key = (SEGMENT_DEVICE, dev.name)
         el = self._elements.get(key)
         if el is None:
-            answer = Answer(dev.vendor, dev.name, Evidence("inventory", inv.path, inv.version, None, dev.detail()))
+            answer = self.attributor.inventory.answer(dev)
             el = self._elements[key] = self._from_answer(SEGMENT_DEVICE, dev.name, answer, "inventory")
         return el
 

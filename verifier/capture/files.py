@@ -301,3 +301,16 @@ def _read_exact(fh, n):
         return fh.read(n)
     except (OSError, EOFError):
         return b""
+
+
+class PcapngStream(PcapngFile):
+    """pcapng arriving on a pipe (dumpcap ``-w -``): ``chunks()`` yields
+    frames as soon as their blocks are complete; a read returns whatever the
+    pipe holds, so a quiet link does not hold back the packets already read."""
+
+    def __init__(self, fh, name):
+        CaptureFile.__init__(self, name, False)
+        self._fh = fh
+
+    def _open(self):
+        return self._fh

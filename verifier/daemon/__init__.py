@@ -1,0 +1,1 @@
+"""The long-running side: ``verifier run`` (run.py) and its /metrics (exporter.py)."""

@@ -1,0 +1,251 @@
+"""``verifier run``: a source's chunks through the audit's pipeline, forever.
+
+The loop is the audit pipeline fed one chunk at a time::
+
+    source.chunks() -> Pipeline.feed -> FlowTable -> judge -> MetricsSink, EventSink
+
+Sources yield ``None`` when they have been quiet for a poll interval; the
+loop then calls ``Pipeline.tick`` so idle flows end on time, and checks for
+signals. Signals only set flags (handlers do no work):
+
+- SIGHUP: build a new policy and attributor from the same files, then swap
+  them in. Any error keeps the old ones running and counts a failed reload.
+- SIGTERM/SIGINT: stop the source, end every open flow through policy and
+  sinks (reason ``shutdown``), close the event file, exit 0.
+
+A finite source (``--replay``) that ends has its flows judged, and the
+daemon keeps serving metrics until it is stopped.
+"""
+
+import os
+import signal
+import sys
+import time
+
+from ..attribution.path import PathBuilder
+from ..errors import VerifierError
+from ..pipeline import Pipeline
+from ..sinks.events import EventSink
+from ..sinks.metrics import MetricsSink
+from .exporter import build_timestamp, serve
+
+
+class Options:
+    """What ``verifier run`` was asked to do (built by the CLI, or by tests)."""
+
+    def __init__(self, **kw):
+        self.interfaces = kw.get("interfaces", ())
+        self.engine = kw.get("engine", "socket")
+        self.bpf_filter = kw.get("bpf_filter")
+        self.watch_dir = kw.get("watch_dir")
+        self.state_file = kw.get("state_file")
+        self.settle = kw.get("settle", 10.0)
+        self.replay = kw.get("replay")
+        self.speed = kw.get("speed", 1.0)
+        self.policies = kw.get("policies", ())
+        self.inventory = kw.get("inventory")
+        self.asn_dbs = kw.get("asn_dbs", ())
+        self.metrics_addr = kw.get("metrics_addr", "127.0.0.1:9108")
+        self.tls_cert = kw.get("tls_cert")
+        self.tls_key = kw.get("tls_key")
+        self.tls_client_ca = kw.get("tls_client_ca")
+        self.events = kw.get("events")
+        self.events_all = kw.get("events_all", False)
+        self.events_max_bytes = kw.get("events_max_bytes", 100 << 20)
+        self.events_keep = kw.get("events_keep", 5)
+        self.idle_timeout = kw.get("idle_timeout", 60.0)
+        self.active_timeout = kw.get("active_timeout", 600.0)
+        self.max_flows = kw.get("max_flows", 500_000)
+        self.window = kw.get("window", 900.0)
+
+
+class Daemon:
+    def __init__(self, app, options, log=None):
+        self.app = app
+        self.options = options
+        self.log = log or (lambda text: print(f"verifier: {text}", file=sys.stderr, flush=True))
+        self.catalogue = app.catalogue
+        self.reloads = {"success": 0, "failure": 0}
+        self._reload_wanted = False
+        self._stop_wanted = False
+        self.source = None
+        self.server = None
+        policy, attributor = self._load()
+        self.metrics = MetricsSink(policy, self.catalogue, options.window)
+        self.events = EventSink(options.events, options.events_all, options.events_max_bytes,
+                                options.events_keep) if options.events else None
+        sinks = [self.metrics] + ([self.events] if self.events else [])
+        self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
+                                 options.max_flows)
+        self.source_kind = _source_kind(options)
+
+    # --- set-up ---------------------------------------------------------
+
+    def _load(self):
+        o = self.options
+        return self.app.policy(o.policies), self.app.attributor(o.inventory, o.asn_dbs)
+
+    def open_source(self):
+        o = self.options
+        if o.replay:
+            from ..capture.replay import Replay
+            return Replay(o.replay, o.speed)
+        if o.watch_dir:
+            from ..capture.watch import WatchDir
+            state = o.state_file or os.path.join(self.app.data_dir, "watch", _slug(o.watch_dir) + ".json")
+            return WatchDir(o.watch_dir, state, o.settle)
+        if o.engine == "tshark":
+            from ..capture.tshark import TsharkCapture
+            return TsharkCapture(o.interfaces, o.bpf_filter)
+        from ..capture.live import LiveInterfaces
+        return LiveInterfaces(o.interfaces, o.bpf_filter)
+
+    def start(self):
+        """Open the source and the metrics endpoint; raise VerifierError/OSError with one clear line."""
+        o = self.options
+        self.source = self.open_source()
+        try:
+            self.registry, self.server, _thread = serve(self, o.metrics_addr, o.tls_cert, o.tls_key, o.tls_client_ca)
+        except OSError as exc:
+            self.source.close()
+            raise VerifierError(f"cannot serve metrics on {o.metrics_addr}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            self.source.close()
+            raise VerifierError(f"--metrics-addr: {exc}") from None
+        scheme = "https" if o.tls_cert else "http"
+        self.log(f"{self.source_kind} source ready; metrics on {scheme}://{o.metrics_addr}/metrics; "
+                 f"policy {self.pipeline.policy.sha256[:12]}")
+
+    def install_signals(self):
+        signal.signal(signal.SIGHUP, self._on_hup)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+
+    def _on_hup(self, _signum, _frame):
+        self._reload_wanted = True
+
+    def _on_stop(self, _signum, _frame):
+        self._stop_wanted = True
+        if self.source is not None:
+            self.source.close()          # ends the source's loop at its next poll
+
+    # --- the loop -------------------------------------------------------
+
+    def run(self):
+        pipe, source = self.pipeline, self.source
+        try:
+            for chunk in source.chunks():
+                if chunk is not None and len(chunk):
+                    pipe.feed(source, chunk)
+                else:
+                    pipe.tick(source.now())
+                if self._reload_wanted:
+                    self.reload()
+                if self._stop_wanted:
+                    break
+            else:
+                self._drained()
+        finally:
+            self.shutdown()
+
+    def _drained(self):
+        """A finite source (a replay) has ended: judge what is open, keep serving until stopped."""
+        self.pipeline.finish()
+        self.log("input finished; every flow judged; serving metrics until SIGTERM")
+        while not self._stop_wanted:
+            time.sleep(0.2)
+            if self._reload_wanted:
+                self.reload()
+
+    def stop(self):
+        self._on_stop(None, None)
+
+    def reload(self):
+        self._reload_wanted = False
+        try:
+            policy, attributor = self._load()
+        except (VerifierError, OSError) as exc:
+            self.reloads["failure"] += 1
+            for line in _lines(exc):
+                self.log(f"reload failed, keeping policy {self.pipeline.policy.sha256[:12]}: {line}")
+            return False
+        pipe = self.pipeline
+        pipe.policy, pipe.attributor = policy, attributor
+        pipe.paths = PathBuilder(attributor, policy.trust)
+        self.metrics.set_policy(policy)
+        self.reloads["success"] += 1
+        self.log(f"reloaded: policy {policy.sha256[:12]}, {len(policy.zones)} zone(s), {len(policy.rules)} rule(s)")
+        return True
+
+    def shutdown(self):
+        started = time.monotonic()
+        if self.source is not None:
+            self.source.close()
+        open_flows = len(self.pipeline.table)
+        self.pipeline.finish()
+        if self.events is not None:
+            self.events.close()
+        self.log(f"stopped: {open_flows} open flow(s) judged at shutdown in {time.monotonic() - started:.2f}s; "
+                 f"{self.pipeline.stats.packets} packets in total")
+
+    def close_server(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    # --- what the exporter reads ------------------------------------------
+
+    def kernel_drops(self):
+        source = self.source
+        return source.drops() if source is not None and hasattr(source, "drops") else {}
+
+    def kernel_received(self):
+        source = self.source
+        return dict(getattr(source, "kernel_packets", {}) or {})
+
+    def discovered_devices(self):
+        """(vendor, trust, source) -> devices known for the capture segments."""
+        inventory = self.pipeline.attributor.inventory
+        out = {}
+        if inventory is None:
+            return out
+        policy = self.pipeline.policy
+        seen = set()
+        for devices in list(inventory.segments.values()):
+            for dev in devices:
+                if id(dev) in seen:
+                    continue
+                seen.add(id(dev))
+                trust = policy.trust(inventory.answer(dev))
+                key = (dev.vendor or "other", trust, "inventory")
+                out[key] = out.get(key, 0) + 1
+        return out
+
+    def data_build_times(self):
+        out = {}
+        for entry in self.pipeline.attributor.describe():
+            ts = build_timestamp(entry.get("build_date"))
+            if ts is not None and entry["source"] in ("oui", "asn"):
+                out[entry["source"]] = max(out.get(entry["source"], 0), ts) if entry["source"] == "oui" else \
+                    min(out.get(entry["source"], ts), ts)
+        return out
+
+
+def _source_kind(o):
+    if o.replay:
+        return "replay"
+    if o.watch_dir:
+        return "watch-dir"
+    return "tshark" if o.engine == "tshark" else "interface"
+
+
+def _slug(path):
+    import hashlib
+    full = os.path.abspath(path)
+    return os.path.basename(full.rstrip("/")) + "-" + hashlib.sha256(full.encode()).hexdigest()[:12]
+
+
+def _lines(exc):
+    problems = getattr(exc, "problems", None)
+    return [str(p) for p in problems] if problems else [str(exc)]

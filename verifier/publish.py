@@ -1,0 +1,103 @@
+"""Scheduled audits -> Prometheus: ``cleanpath_audit_*`` gauges.
+
+Two ways out, both from one private registry built from the certificate:
+
+- ``write_textfile(dir, ...)``: ``DIR/<name>.prom`` for node_exporter's
+  textfile collector, written atomically (temp file in the same directory,
+  fsync, rename, fsync of the directory) so the collector never reads half
+  a file.
+- ``push(url, ...)``: prometheus-client's ``push_to_gateway`` (PUT: the
+  group holds exactly this run's series; a failed run POSTs instead).
+
+``cleanpath_audit_last_success_timestamp_seconds`` is the time of the last
+audit that read all its input (exit 0, 1 or 3); a failed run (exit 2)
+publishes its own status but carries the previous success time forward
+(read back from the previous textfile), so "no successful audit for a day"
+is one alert.
+"""
+
+import os
+import re
+import time
+
+from prometheus_client import (CollectorRegistry, Gauge, generate_latest, push_to_gateway,
+                               pushadd_to_gateway)
+
+from .model import VERDICTS
+from .sinks.report import CERTIFIED, NO_TRAFFIC, NOT_CERTIFIED, ZONE_UNVERIFIED
+
+STATUSES = (CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC)
+SUCCESS_CODES = (0, 1, 3)
+LAST_SUCCESS = "cleanpath_audit_last_success_timestamp_seconds"
+
+
+def audit_registry(cert, exit_code, duration, now=None, last_success=None):
+    now = time.time() if now is None else now
+    reg = CollectorRegistry(auto_describe=True)
+    status = Gauge("cleanpath_audit_zone_status", "1 for the zone's status in the last audit.",
+                   ["zone", "status"], registry=reg)
+    flows = Gauge("cleanpath_audit_flows", "Flows in the last audit, by zone and verdict.",
+                  ["zone", "verdict"], registry=reg)
+    octets = Gauge("cleanpath_audit_bytes", "Bytes in the last audit, by zone and verdict.",
+                   ["zone", "verdict"], registry=reg)
+    coverage = Gauge("cleanpath_audit_coverage_ratio", "Share of the zone's flows fully attributed.",
+                     ["zone"], registry=reg)
+    for zone in cert["zones"]:
+        for s in STATUSES:
+            status.labels(zone["name"], s).set(1 if zone["status"] == s else 0)
+        for v in VERDICTS:
+            flows.labels(zone["name"], v).set(zone["flows"][v])
+            octets.labels(zone["name"], v).set(zone["bytes"][v])
+        coverage.labels(zone["name"]).set(zone["coverage"]["flows"] or 0)
+    summary = cert["summary"]
+    Gauge("cleanpath_audit_violations", "Violating flows in the last audit.", registry=reg).set(summary["violations"])
+    Gauge("cleanpath_audit_packets", "Packets read by the last audit.", registry=reg).set(summary["packets"])
+    Gauge("cleanpath_audit_capture_errors", "Capture files the last audit could not read completely.",
+          registry=reg).set(sum(1 for c in cert["captures"] if c["errors"]))
+    Gauge("cleanpath_audit_exit_code", "Exit code of the last audit (0 certified, 1 violation, 3 unverified, "
+          "2 error).", registry=reg).set(exit_code)
+    Gauge("cleanpath_audit_duration_seconds", "Wall time of the last audit.", registry=reg).set(duration)
+    Gauge("cleanpath_audit_last_run_timestamp_seconds", "When the last audit ran.", registry=reg).set(now)
+    success = now if exit_code in SUCCESS_CODES else last_success
+    if success is not None:
+        Gauge(LAST_SUCCESS, "When an audit last read all of its input.", registry=reg).set(success)
+    return reg
+
+
+def write_textfile(directory, cert, exit_code, duration, name="cleanpath_audit", now=None):
+    path = os.path.join(directory, name + ".prom")
+    reg = audit_registry(cert, exit_code, duration, now, previous_success(path))
+    data = generate_latest(reg)
+    tmp = os.path.join(directory, f".{name}.prom.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def push(url, cert, exit_code, duration, job="cleanpath_audit", grouping_key=None, now=None):
+    reg = audit_registry(cert, exit_code, duration, now)
+    # A failed run POSTs (replaces only the series it sends), so the gateway
+    # keeps the previous last-success time; a successful run PUTs the group.
+    send = push_to_gateway if exit_code in SUCCESS_CODES else pushadd_to_gateway
+    send(url, job=job, registry=reg, grouping_key=grouping_key or {}, timeout=10)
+
+
+def previous_success(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    match = re.search(r"^" + LAST_SUCCESS + r" (\S+)$", text, re.M)
+    try:
+        return float(match.group(1)) if match else None
+    except ValueError:
+        return None

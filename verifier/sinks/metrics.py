@@ -1,0 +1,108 @@
+"""Judged flows -> the daemon's per-zone metric values (SPEC "Metrics").
+
+``MetricsSink.flow`` runs once per ended flow and only adds to plain dicts;
+the exporter (daemon/exporter.py) reads snapshots of them at scrape time.
+Keeping the values out of prometheus-client objects keeps the per-flow cost
+to a few dict updates and lets a scrape take one consistent copy.
+
+Labels: ``zone`` is a policy zone, or ``any`` for flows with no endpoint in
+a zone (judged by ``zone: any`` rules; the policy reserves that name);
+``vendor`` is a catalogue id or ``other``; ``kind`` and ``verdict`` are fixed
+enums. Nothing from the traffic itself (addresses, ports, ASNs) becomes a
+label value.
+
+The rolling window behind ``cleanpath_zone_certified`` and
+``cleanpath_coverage_ratio`` is a ring of time buckets per zone (wall-clock
+time of judgement): a zone is certified when its window holds traffic and no
+VIOLATION, and no UNVERIFIED flow where the policy requires attribution.
+"""
+
+import threading
+import time
+
+from ..model import UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VERDICTS, VIOLATION
+
+ANY = "any"
+OTHER = "other"
+WINDOW_BUCKETS = 60
+
+
+class MetricsSink:
+    def __init__(self, policy, catalogue, window=900.0, clock=time.time):
+        self.catalogue = catalogue
+        self.window_seconds = float(window)
+        self.bucket_len = self.window_seconds / WINDOW_BUCKETS
+        self.clock = clock
+        self.lock = threading.Lock()          # guards the window ring (scrapes read it)
+        self.flows = {}                       # (zone, verdict) -> n
+        self.octets = {}
+        self.violations = {}                  # (zone, rule, vendor, kind) -> n
+        self.last_violation = {}              # zone -> epoch seconds
+        self.buckets = {}                     # bucket number -> {zone: [flows, attributed, violation, unverified]}
+        self.set_policy(policy)
+
+    def set_policy(self, policy):
+        """Pre-create every zone x verdict series at 0 (also after a reload)."""
+        self.policy = policy
+        for zone in list(policy.zones) + [ANY]:
+            for verdict in VERDICTS:
+                self.flows.setdefault((zone, verdict), 0)
+                self.octets.setdefault((zone, verdict), 0)
+
+    def flow(self, flow, judgements):
+        octets = flow.octets[0] + flow.octets[1]
+        now = self.clock()
+        for j in judgements:
+            zone = j.zone if j.zone is not None else ANY
+            key = (zone, j.verdict)
+            self.flows[key] = self.flows.get(key, 0) + 1
+            self.octets[key] = self.octets.get(key, 0) + octets
+            attributed = all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path)
+            if j.verdict == VIOLATION:
+                self.last_violation[zone] = now
+                for vkey in {(zone, rule, self._vendor(j.path[index].vendor), j.path[index].kind)
+                             for rule, index, _text in j.reasons if rule in j.rules}:
+                    self.violations[vkey] = self.violations.get(vkey, 0) + 1
+            self._window_add(now, zone, attributed, j.verdict)
+
+    def _vendor(self, vendor):
+        return vendor if vendor is not None and vendor in self.catalogue else OTHER
+
+    def _window_add(self, now, zone, attributed, verdict):
+        number = int(now // self.bucket_len)
+        with self.lock:
+            bucket = self.buckets.get(number)
+            if bucket is None:
+                bucket = self.buckets[number] = {}
+                for old in [n for n in self.buckets if n <= number - WINDOW_BUCKETS]:
+                    del self.buckets[old]
+            counts = bucket.get(zone)
+            if counts is None:
+                counts = bucket[zone] = [0, 0, 0, 0]
+            counts[0] += 1
+            counts[1] += attributed
+            counts[2] += verdict == VIOLATION
+            counts[3] += verdict == UNVERIFIED
+
+    def window(self):
+        """zone -> (flows, attributed, violations, unverified) over the rolling window."""
+        oldest = int(self.clock() // self.bucket_len) - WINDOW_BUCKETS
+        totals = {zone: [0, 0, 0, 0] for zone in self.policy.zones}
+        with self.lock:
+            for number, bucket in self.buckets.items():
+                if number <= oldest:
+                    continue
+                for zone, counts in bucket.items():
+                    if zone in totals:
+                        total = totals[zone]
+                        for i in range(4):
+                            total[i] += counts[i]
+        return totals
+
+    def certified(self, zone, totals):
+        flows, _attributed, violations, unverified = totals
+        if not flows or violations:
+            return 0
+        if unverified and self.policy.requires_attribution(zone):
+            return 0
+        return 1
