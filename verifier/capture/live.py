@@ -104,6 +104,7 @@ class LiveInterfaces:
 
 class _Ring:
     def __init__(self, index, name, bpf_filter, promisc, block_size, block_count):
+        import scapy.layers.l2  # noqa: F401  registers Ethernet, so scapy can name the link type
         from scapy.arch.linux import L2ListenSocket
         from scapy.error import Scapy_Exception
         self.index, self.name = index, name

@@ -144,7 +144,8 @@ class Daemon:
                 if self._stop_wanted:
                     break
             else:
-                self._drained()
+                if not self._stop_wanted:
+                    self._drained()
         finally:
             self.shutdown()
 

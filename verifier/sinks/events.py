@@ -40,8 +40,6 @@ class EventSink:
             if j.verdict != VIOLATION and not self.all_flows:
                 continue
             record = violation_record(flow, j)
-            if j.verdict != VIOLATION:
-                record["rule"] = None
             event = {"ts": _iso(self.clock()), "verdict": j.verdict, "end_reason": flow.end_reason}
             event.update(record)
             self._write(json.dumps(event, separators=(",", ":")) + "\n")

@@ -108,7 +108,7 @@ def violation_record(flow, judgement):
     return {
         "community_id": community_id(flow),
         "zone": judgement.zone,
-        "rule": judgement.rules[0],
+        "rule": judgement.rules[0] if judgement.rules else None,
         "rules": list(judgement.rules),
         "first_ts": _iso(flow.first), "last_ts": _iso(flow.last),
         "src": ip_text(src), "dst": ip_text(dst), "sport": sport, "dport": dport,
