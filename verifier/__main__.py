@@ -1,0 +1,5 @@
+"""``python -m verifier`` = the ``verifier`` command."""
+
+from .cli import main
+
+main()
