@@ -20,7 +20,8 @@ VIOLATION, and no UNVERIFIED flow where the policy requires attribution.
 import threading
 import time
 
-from ..model import UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VERDICTS, VIOLATION
+from ..model import KINDS, UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VERDICTS, VIOLATION
+from ..policy.model import CLEAN_PATH
 
 ANY = "any"
 OTHER = "other"
@@ -42,12 +43,24 @@ class MetricsSink:
         self.set_policy(policy)
 
     def set_policy(self, policy):
-        """Pre-create every zone x verdict series at 0 (also after a reload)."""
+        """Pre-create every series at 0 (also after a reload): zone x verdict,
+        and zone x rule x vendor x kind for each way a rule of the zone can
+        be broken. A counter born at 0 lets ``increase()`` see its first
+        violation; one born at 1 would hide it."""
         self.policy = policy
+        untrusted = sorted(policy.untrusted)
         for zone in list(policy.zones) + [ANY]:
             for verdict in VERDICTS:
                 self.flows.setdefault((zone, verdict), 0)
                 self.octets.setdefault((zone, verdict), 0)
+            for rule in policy.rules_for[zone if zone != ANY else None]:
+                if rule.require == CLEAN_PATH:
+                    vendors, kinds = untrusted + [OTHER], rule.kinds
+                else:
+                    vendors, kinds = sorted(rule.deny_vendors) + ([OTHER] if rule.deny_asns else []), KINDS
+                for vendor in vendors:
+                    for kind in kinds:
+                        self.violations.setdefault((zone, rule.name, vendor, kind), 0)
 
     def flow(self, flow, judgements):
         octets = flow.octets[0] + flow.octets[1]

@@ -1,0 +1,263 @@
+"""Live capture in a network-namespace lab, scraped by a real Prometheus.
+
+Started here: the lab (tests/lab.py), ``verifier run`` on the client's bridge
+port with the socket engine and a second one with the tshark engine, a
+Pushgateway holding one scheduled audit's result, and Prometheus (Debian
+package) scraping the daemon and the gateway with deploy/prometheus/rules.yml
+loaded. Every PromQL expression of the alert rules and of the Grafana
+dashboard is then executed against it.
+
+Skips (with the reason) when not root, or when prometheus,
+prometheus-pushgateway or dumpcap are missing; scripts/test.sh installs them.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+
+import pytest
+import yaml
+
+from conftest import ROOT, need_tool
+from lab import CLI_MAC, GW1_MAC, LAB_POLICY, Lab, require_root_netns, wait_for
+from test_daemon import free_port, scrape
+
+DEPLOY = os.path.join(ROOT, "deploy")
+DEMO = os.path.join(ROOT, "verifier", "demo")
+GRAFANA_VARS = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*", "${datasource}": "x"}
+
+
+class Prometheus:
+    def __init__(self, tmp, targets, pushgateway):
+        self.port = free_port()
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [os.path.join(DEPLOY, "prometheus", "rules.yml")],
+            "scrape_configs": [
+                {"job_name": "cleanpath", "static_configs": [{"targets": targets}]},
+                {"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [pushgateway]}]},
+            ],
+        }
+        path = os.path.join(tmp, "prometheus.yml")
+        with open(path, "w") as fh:
+            yaml.safe_dump(config, fh)
+        self.proc = subprocess.Popen(["prometheus", f"--config.file={path}", f"--storage.tsdb.path={tmp}/tsdb",
+                                      f"--web.listen-address=127.0.0.1:{self.port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._ready, 30, what="Prometheus ready")
+
+    def _ready(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=2) as resp:
+                return resp.status == 200
+        except OSError:
+            return False
+
+    def api(self, path, **params):
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            doc = json.load(resp)
+        assert doc["status"] == "success", doc
+        return doc["data"]
+
+    def query(self, expr):
+        return self.api("query", query=expr)["result"]
+
+    def scalar(self, expr):
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else None
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def start_daemon(tmp, name, capture_if, port, *extra):
+    events = os.path.join(tmp, f"{name}-events.jsonl")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verifier", "--data-dir", os.path.join(tmp, "data"), "run", "-i", capture_if, *extra,
+         "--policy", os.path.join(tmp, "policy.yaml"), "--inventory", os.path.join(tmp, "inventory.yaml"),
+         "--asn-db", os.path.join(DEMO, "demo-asn.mmdb"), "--metrics-addr", f"127.0.0.1:{port}",
+         "--idle-timeout", "2", "--events", events, "--events-all"],
+        stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: _scrapes(port, proc), 30, what=f"{name} daemon up")
+    return proc, events
+
+
+def _scrapes(port, proc):
+    if proc.poll() is not None:
+        raise AssertionError(proc.stderr.read())
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    require_root_netns()
+    for tool in ("prometheus", "prometheus-pushgateway", "dumpcap"):
+        need_tool(tool)
+    tmp = str(tmp_path_factory.mktemp("site"))
+    procs = []
+    with Lab() as lab:
+        with open(os.path.join(tmp, "policy.yaml"), "w") as fh:
+            fh.write(LAB_POLICY)
+        with open(os.path.join(tmp, "inventory.yaml"), "w") as fh:
+            yaml.safe_dump({"devices": [{"name": "lab-switch", "vendor": "cisco", "role": "switch",
+                                         "interfaces": [lab.capture_if]}]}, fh)
+        try:
+            port = free_port()
+            sock, sock_events = start_daemon(tmp, "socket", lab.capture_if, port)
+            procs.append(sock)
+            tshark, tshark_events = start_daemon(tmp, "tshark", lab.capture_if, free_port(), "--engine", "tshark")
+            procs.append(tshark)
+            gw_port = free_port()
+            procs.append(subprocess.Popen(["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{gw_port}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            wait_for(lambda: _scrapes(gw_port, procs[-1]), 20, what="pushgateway up")
+            audit = subprocess.run([sys.executable, "-m", "verifier", "audit", "--demo", "-q",
+                                    "--pushgateway", f"http://127.0.0.1:{gw_port}"], capture_output=True, text=True)
+            assert audit.returncode == 1, audit.stderr
+            prom = Prometheus(tmp, [f"127.0.0.1:{port}"], f"127.0.0.1:{gw_port}")
+            procs.append(prom.proc)
+            wait_for(lambda: prom.query('cleanpath_flows_total{job="cleanpath"}'), 30,
+                     what="Prometheus's first scrape of the daemon (the counters at 0)")
+            sent = lab.send()
+            wait_for(lambda: prom.scalar('sum(cleanpath_flows_total{zone="embassy-lan"})') == 8, 60,
+                     what="Prometheus to see the 8 lab flows judged")
+            wait_for(lambda: prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
+                     what="the violation alert to fire")
+            yield {"lab": lab, "prom": prom, "port": port, "sent": sent, "socket_events": sock_events,
+                   "tshark_events": tshark_events, "daemons": (sock, tshark)}
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=10)
+
+
+def test_prometheus_sees_the_untrusted_gateway(site):
+    prom = site["prom"]
+    assert prom.scalar('cleanpath_flows_total{zone="embassy-lan",verdict="VIOLATION"}') == 4
+    assert prom.scalar('cleanpath_flows_total{zone="embassy-lan",verdict="CLEAN"}') == 4
+    assert prom.scalar('cleanpath_flows_total{zone="embassy-lan",verdict="UNVERIFIED"}') == 0
+    series = prom.query('cleanpath_violations_total{zone="embassy-lan"} > 0')
+    got = {(s["metric"]["rule"], s["metric"]["vendor"], s["metric"]["kind"]): float(s["value"][1]) for s in series}
+    assert got == {("embassy-clean-path", "huawei", "l2-neighbor"): 4, ("no-untrusted-vendors", "huawei", "l2-neighbor"): 4}
+    assert prom.scalar('cleanpath_zone_certified{zone="embassy-lan"}') == 0
+    assert prom.scalar('cleanpath_zone_window_flows{zone="embassy-lan"}') == 8
+    assert prom.scalar('cleanpath_last_violation_timestamp_seconds{zone="embassy-lan"}') > 0
+    assert prom.scalar("cleanpath_capture_dropped_packets_total") == 0
+    received = prom.scalar("cleanpath_capture_received_packets_total")
+    assert received >= prom.scalar('cleanpath_packets_total{source="interface"}') >= 8 * 2
+    assert prom.scalar('cleanpath_discovered_devices{vendor="cisco",trust="trusted",source="inventory"}') == 1
+    # Coverage as Prometheus shows it equals the share of fully attributed paths in the events.
+    events = [json.loads(line) for line in open(site["socket_events"])]
+    zone_events = [e for e in events if e["zone"] == "embassy-lan"]
+    attributed = sum(all(el["trust"] not in ("unknown", "unattributable") for el in e["path"]) for e in zone_events)
+    assert prom.scalar('cleanpath_coverage_ratio{zone="embassy-lan"}') == pytest.approx(attributed / len(zone_events))
+    alerts = prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}')
+    assert {a["metric"]["vendor"] for a in alerts} == {"huawei"}
+
+
+def test_events_name_the_gateway_and_both_engines_agree(site):
+    def flows(path):
+        out = set()
+        for line in open(path):
+            e = json.loads(line)
+            out.add((e["proto"], e["src"], e["sport"], e["dst"], e["dport"], e["packets"], e["bytes"], e["verdict"],
+                     e["community_id"]))
+        return out
+    sock, tshark = flows(site["socket_events"]), flows(site["tshark_events"])
+    assert len(sock) == 8
+    assert sock == tshark
+    for line in open(site["socket_events"]):
+        e = json.loads(line)
+        neighbour = next(el for el in e["path"] if el["kind"] == "l2-neighbor")
+        if e["dst"] in ("203.0.113.1", "2001:db8:203::1"):
+            assert e["verdict"] == "VIOLATION" and neighbour["subject"] == GW1_MAC and neighbour["vendor"] == "huawei"
+        else:
+            assert e["verdict"] == "CLEAN" and neighbour["vendor"] == "cisco"
+        assert e["macs"]["a"] == [CLI_MAC] or e["macs"]["b"] == [CLI_MAC]
+        assert any(el["kind"] == "segment-device" and el["subject"] == "lab-switch" for el in e["path"])
+
+
+def split_operands(expr):
+    """The operands of top-level comparison and set operators of a PromQL expression."""
+    parts, depth, start, i = [], 0, 0, 0
+    ops = re.compile(r"\s*(==|!=|>=|<=|>|<|\band\b|\bor\b|\bunless\b)\s*")
+    while i < len(expr):
+        c = expr[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == '"':
+            i = expr.index('"', i + 1)
+        elif depth == 0:
+            m = ops.match(expr, i)
+            if m and (m.group(1).isalpha() or expr[i:i + 1].strip()):
+                parts.append(expr[start:i])
+                i = start = m.end()
+                continue
+        i += 1
+    parts.append(expr[start:])
+    cleaned = []
+    for part in parts:
+        part = re.sub(r"^\s*(bool\s*)?((on|ignoring)\s*\([^)]*\)\s*)?((group_left|group_right)\s*(\([^)]*\))?\s*)?",
+                      "", part).strip()
+        if part and not re.fullmatch(r"[\d\s.*+/()-]+", part):
+            cleaned.append(part)
+    return cleaned
+
+
+def test_split_operands():
+    assert split_operands("cleanpath_zone_certified == 0 and on (instance, zone) cleanpath_zone_window_flows > 0") == \
+        ["cleanpath_zone_certified", "cleanpath_zone_window_flows"]
+    assert split_operands('time() - x{a="b>c"} > 120 * 86400') == ['time() - x{a="b>c"}']
+    assert split_operands("max by (zone) (y > 0)") == ["max by (zone) (y > 0)"]
+
+
+def alert_expressions():
+    doc = yaml.safe_load(open(os.path.join(DEPLOY, "prometheus", "rules.yml")))
+    return [(r["alert"], r["expr"]) for g in doc["groups"] for r in g["rules"]]
+
+
+def dashboard_expressions():
+    doc = json.load(open(os.path.join(DEPLOY, "grafana", "dashboards", "cleanpath.json")))
+    out = []
+    for panel in doc["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for var, sub in GRAFANA_VARS.items():
+                expr = expr.replace(var, sub)
+            out.append((f"{panel['title']} [{target['refId']}]", expr))
+    return out
+
+
+def test_every_alert_rule_expression_runs_and_its_operands_return_data(site):
+    prom = site["prom"]
+    rules = alert_expressions()
+    assert len(rules) >= 8
+    for name, expr in rules:
+        prom.query(expr)                               # executes without error
+        for operand in split_operands(expr):
+            assert prom.query(operand), f"alert {name}: '{operand}' returns no data"
+    loaded = prom.api("rules")["groups"][0]["rules"]
+    assert {r["name"] for r in loaded} == {name for name, _ in rules}
+    assert all(r["health"] == "ok" for r in loaded), [(r["name"], r.get("lastError")) for r in loaded]
+
+
+def test_every_dashboard_query_returns_data(site):
+    prom = site["prom"]
+    exprs = dashboard_expressions()
+    assert len(exprs) >= 15
+    for name, expr in exprs:
+        assert prom.query(expr), f"dashboard panel {name}: '{expr}' returns no data"
+    instances = prom.api("label/instance/values", **{"match[]": "cleanpath_build_info"})
+    assert instances == [f"127.0.0.1:{site['port']}"]
