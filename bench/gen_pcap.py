@@ -8,7 +8,11 @@ prefixes of the demo ASN database. Flow sizes are heavy-tailed (Zipf-like)
 and packets come in short trains, as on a real link; frames are written with
 a 128-byte snap length and their true wire length (``tcpdump -s 128``).
 
-Usage: python bench/gen_pcap.py OUT.pcap [--packets N] [--flows N] [--seed N]
+With ``--lab`` every address is in a documentation range (remote ends in
+192.0.2.0/24, 203.0.113.0/24, 2001:db8:203::/48): the capture that
+bench/live.py replays onto a lab veth.
+
+Usage: python bench/gen_pcap.py OUT.pcap [--packets N] [--flows N] [--seed N] [--lab]
 """
 
 import argparse
@@ -26,10 +30,12 @@ GATEWAYS = ["00:00:0c:9f:f0:01", "00:18:82:3a:10:01", "00:05:85:00:00:01", "00:1
 HOST_OUIS = ["d4:be:d9", "3c:22:fb", "00:00:0c", "00:18:82"]
 REMOTE4 = ["8.8.8.", "1.1.1.", "151.101.1.", "202.97.33."]
 REMOTE6 = ["2001:4860:4860::"]
+LAB_REMOTE4 = ["192.0.2.", "203.0.113."]
+LAB_REMOTE6 = ["2001:db8:203::"]
 SNAP = 128
 
 
-def make_flows(n, rnd):
+def make_flows(n, rnd, remote4=REMOTE4, remote6=REMOTE6):
     flows = []
     for i in range(n):
         v6 = rnd.random() < 0.2
@@ -38,9 +44,9 @@ def make_flows(n, rnd):
         gw = rnd.choice(GATEWAYS)
         host = f"{rnd.choice(HOST_OUIS)}:{i >> 8 & 255:02x}:{i & 255:02x}:{rnd.randrange(256):02x}"
         if v6:
-            local, remote = f"2001:db8:100::{i:x}", rnd.choice(REMOTE6) + f"{rnd.randrange(1, 65535):x}"
+            local, remote = f"2001:db8:100::{i:x}", rnd.choice(remote6) + f"{rnd.randrange(1, 65535):x}"
         else:
-            local, remote = f"198.51.100.{i % 250 + 1}", rnd.choice(REMOTE4) + str(rnd.randrange(1, 255))
+            local, remote = f"198.51.100.{i % 250 + 1}", rnd.choice(remote4) + str(rnd.randrange(1, 255))
         sport, dport = 1024 + (i * 7) % 60000, rnd.choice((443, 80, 53, 123, 8443))
         flows.append((v6, proto, vlan, host, gw, local, remote, sport, dport))
     return flows
@@ -63,9 +69,10 @@ def main():
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--flows", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--lab", action="store_true", help="documentation-range addresses only")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
-    flows = make_flows(args.flows, rnd)
+    flows = make_flows(args.flows, rnd, *((LAB_REMOTE4, LAB_REMOTE6) if args.lab else (REMOTE4, REMOTE6)))
     cum, total = [], 0.0
     for rank in range(len(flows)):               # heavy-tailed popularity
         total += 1.0 / (rank + 1) ** 0.8

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install what the tests need, then run the whole suite.
-#   - Debian packages: tshark (flow and OUI cross-checks) and mmdb-bin
-#     (mmdblookup, the ASN cross-check). Skipped when apt-get is unavailable
-#     or we are not root; the tests that need them then skip with a reason.
+#   - Debian packages: tshark (flow and OUI cross-checks, the dumpcap capture
+#     engine), mmdb-bin (mmdblookup, the ASN cross-check), prometheus,
+#     prometheus-pushgateway and prometheus-alertmanager (the lab scrapes the
+#     daemon with a real Prometheus; promtool/amtool check deploy/), openssl
+#     (TLS test) and iproute2 (network namespaces). Skipped when apt-get is
+#     unavailable or we are not root; the tests that need them then skip
+#     with a reason.
 #   - Python: the package with its [test] extras, in .venv unless a virtual
 #     environment is already active.
 set -euo pipefail
@@ -12,6 +16,11 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   missing=()
   command -v tshark >/dev/null || missing+=(tshark)
   command -v mmdblookup >/dev/null || missing+=(mmdb-bin)
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v prometheus-pushgateway >/dev/null || missing+=(prometheus-pushgateway)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v ip >/dev/null || missing+=(iproute2)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
