@@ -405,3 +405,41 @@ def test_audit_pushes_to_a_real_pushgateway(tmp_path):
         gw.wait()
     res = audit_cmd(tmp_path, "--pushgateway", f"http://127.0.0.1:{port}")
     assert res.returncode == 2 and "cannot publish audit metrics" in res.stderr
+
+
+def test_stop_judges_open_flows_into_the_metrics(tmp_path, catalogue):
+    """In-process: what SIGTERM does (stop -> every open flow through policy and sinks)."""
+    import threading
+    from prometheus_client import generate_latest
+    from verifier.cli import App
+    from verifier.daemon.run import Daemon as RunDaemon, Options
+    cap = tmp_path / "spool"
+    cap.mkdir()
+    write_capture(str(cap / "a.pcap"), [(40000 + i, 443) for i in range(3)])
+    write_capture(str(cap / "b.pcap"), [(40100, 443)], start=1_700_000_001, gateway=CISCO)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(LAB_POLICY)
+    options = Options(watch_dir=str(cap), settle=0.0, policies=[str(policy)], idle_timeout=3600,
+                      metrics_addr=f"127.0.0.1:{free_port()}", state_file=str(tmp_path / "state.json"))
+    daemon = RunDaemon(App(str(tmp_path / "data")), options, log=lambda text: None)
+    daemon.start()
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    try:
+        wait_for(lambda: daemon.pipeline.stats.packets == 8, 20, what="both files read")
+        text = generate_latest(daemon.registry).decode()
+        assert value(text, "cleanpath_active_flows") == 4
+        assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+        daemon.stop()
+        thread.join(5)
+        assert not thread.is_alive()
+        text = generate_latest(daemon.registry).decode()
+    finally:
+        daemon.stop()
+        daemon.close_server()
+    assert value(text, "cleanpath_active_flows") == 0
+    assert value(text, "cleanpath_flow_evictions_total", reason="shutdown") == 4
+    assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 3
+    assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="CLEAN") == 1
+    assert value(text, "cleanpath_violations_total", zone="embassy-lan", rule="embassy-clean-path", vendor="huawei",
+                 kind="l2-neighbor") == 3

@@ -104,8 +104,9 @@ class LiveInterfaces:
 
 class _Ring:
     def __init__(self, index, name, bpf_filter, promisc, block_size, block_count):
-        import scapy.layers.l2  # noqa: F401  registers Ethernet, so scapy can name the link type
+        import importlib
         from scapy.arch.linux import L2ListenSocket
+        importlib.import_module("scapy.layers.l2")     # registers Ethernet, so scapy can name the link type
         from scapy.error import Scapy_Exception
         self.index, self.name = index, name
         try:
