@@ -20,16 +20,19 @@ Rows are grouped by (interface, key): each 64-byte header is read as eight
 64-bit words masked down to the class's key bytes, hashed and sorted; rows
 that share a hash are then compared word for word, so a hash collision can
 never merge two directions (a colliding chunk is handed back whole as rows to
-decode). Everything else — ICMP, fragments, tunnels,
+decode). Everything else — ICMP, fragments, tunnels (UDP to or from a
+tunnel port, IP-in-IP, GRE),
 QinQ, MPLS, other link types, damaged headers — is returned as rows for the
 full decoder.
 """
 
 import numpy as np
 
+from .decode import TUNNEL_UDP_PORTS
 from .model import Packet
 
 WIDTH = 64                    # header bytes looked at per frame
+_TUNNEL_PORTS = np.array(sorted(TUNNEL_UDP_PORTS), np.uint16)
 _CLASSES = (                  # key column ranges per class; see the table above
     ((0, 12), (23, 24), (26, 38)),
     ((0, 12), (20, 21), (22, 58)),
@@ -82,12 +85,12 @@ def split(chunk, ethernet_ifx):
     tagged = et == 0x8100
     inner = (head[:, 16].astype(np.uint16) << 8) | head[:, 17]
     cls = np.full(len(cand), -1, np.int64)
-    cls[~tagged & (et == 0x0800) & (head[:, 14] == 0x45) & _l4(head[:, 23]) & _unfragmented(head, 20)
+    cls[~tagged & (et == 0x0800) & (head[:, 14] == 0x45) & _l4(head, 23, 34) & _unfragmented(head, 20)
         & _ports_inside(head, 16) & (incl >= 38)] = 0
-    cls[~tagged & (et == 0x86DD) & _l4(head[:, 20]) & (incl >= 58)] = 1
-    cls[tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & _l4(head[:, 27]) & _unfragmented(head, 24)
+    cls[~tagged & (et == 0x86DD) & _l4(head, 20, 54) & (incl >= 58)] = 1
+    cls[tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & _l4(head, 27, 38) & _unfragmented(head, 24)
         & _ports_inside(head, 20) & (incl >= 42)] = 2
-    cls[tagged & (inner == 0x86DD) & _l4(head[:, 24]) & (incl >= 62)] = 3
+    cls[tagged & (inner == 0x86DD) & _l4(head, 24, 58) & (incl >= 62)] = 3
     fast = np.flatnonzero(cls >= 0)
     if not len(fast):
         return None, every
@@ -161,8 +164,13 @@ def packet_from_key(key):
     return pkt
 
 
-def _l4(proto):
-    return (proto == 6) | (proto == 17)
+def _l4(head, proto_at, ports_at):
+    """TCP, or UDP that is not a tunnel (those need the decoder to find the inner flow)."""
+    proto = head[:, proto_at]
+    sport = (head[:, ports_at].astype(np.uint16) << 8) | head[:, ports_at + 1]
+    dport = (head[:, ports_at + 2].astype(np.uint16) << 8) | head[:, ports_at + 3]
+    tunnel = np.isin(sport, _TUNNEL_PORTS) | np.isin(dport, _TUNNEL_PORTS)
+    return (proto == 6) | ((proto == 17) & ~tunnel)
 
 
 def _ports_inside(head, at):

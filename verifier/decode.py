@@ -13,6 +13,19 @@ Invariant: never raises on any input; header nesting is capped at
 Layers: link type -> ethertype chain (802.1Q/802.1ad, MPLS, PPPoE) -> IPv4 or
 IPv6 (extension headers, fragments) -> TCP/UDP ports, ICMP type/code and, for
 ICMP errors, the quoted packet's header.
+
+Tunnels: GTP-U v1 (UDP 2152; extension headers, including the 5G PDU
+Session Container), VXLAN (UDP 4789, 8472), Geneve (UDP 6081), GRE (IP
+protocol 47 and GRE-in-UDP 4754; keys, PPTP's enhanced GRE, ERSPAN II/III,
+transparent Ethernet bridging, MPLS), IP-in-IP and IPv6-in-IP (4, 41). The
+innermost packet is the one returned: its addresses, ports and (for Ethernet
+payloads) MACs are the flow's. Each outer layer is kept in ``tunnels`` as
+``(kind, outer src, outer dst, id)`` — the TEID, VNI, GRE key or ERSPAN
+session id, or -1 — outermost first, up to ``MAX_TUNNELS`` deep; deeper
+nesting stays undecoded (the last decoded layer is the flow). A tunnel whose
+inner packet cannot be decoded is returned as the outer packet, so it is
+still counted. GTP-U messages other than G-PDU (echo, error indication, end
+marker) are the outer UDP flow's packets.
 """
 
 import struct
@@ -20,6 +33,7 @@ import struct
 from .model import Packet
 
 MAX_DEPTH = 16
+MAX_TUNNELS = 4
 
 # Link types (https://www.tcpdump.org/linktypes.html)
 LT_NULL, LT_ETHERNET, LT_RAW_BSD, LT_RAW_OBSD, LT_RAW = 0, 1, 12, 14, 101
@@ -46,6 +60,11 @@ R_IPV6_SHORT = "truncated-ipv6"
 R_IPV6_EXT = "bad-ipv6-extension"
 R_L4_SHORT = "truncated-l4"
 R_VERSION = "bad-ip-version"
+
+# Tunnel kinds (``Packet.tunnels`` entries and tunnel-endpoint evidence)
+GTPU, VXLAN, GENEVE, GRE, ERSPAN, IPIP = "gtp-u", "vxlan", "geneve", "gre", "erspan", "ip-in-ip"
+TUNNEL_UDP_PORTS = {2152: GTPU, 4789: VXLAN, 8472: VXLAN, 6081: GENEVE, 4754: GRE}
+ET_TEB, ET_ERSPAN2, ET_ERSPAN3, ET_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
 REASONS = (R_LINKTYPE, R_L2_SHORT, R_DEPTH, R_MPLS, R_IPV4_SHORT, R_IPV4_BAD,
            R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION)
 
@@ -64,6 +83,8 @@ _IPV6 = struct.Struct("!I2xBB16s16s").unpack_from
 _SLL = struct.Struct("!HHH8sH").unpack_from
 _SLL2 = struct.Struct("!H2xIHBB8s").unpack_from
 _AF_INET6 = {10, 24, 28, 30}
+_GTP = struct.Struct("!BBHI").unpack_from
+IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
 
 
 def decode(data, linktype):
@@ -245,7 +266,15 @@ def _l4(pkt, data, pos, end):
         if pos + 4 > end:
             return R_L4_SHORT
         pkt.sport, pkt.dport = _HH(data, pos)
+        if proto == UDP:
+            kind = TUNNEL_UDP_PORTS.get(pkt.dport) or TUNNEL_UDP_PORTS.get(pkt.sport)
+            if kind is not None:
+                return _UDP_TUNNELS[kind](pkt, data, pos + 8, end)
         return pkt
+    if proto == IPPROTO_IPIP or proto == IPPROTO_IPV6:
+        return _decapsulate(pkt, IPIP, -1, data, pos, end, _ip)
+    if proto == IPPROTO_GRE:
+        return _gre(pkt, data, pos, end)
     if proto == ICMP or proto == ICMP6:
         if pos + 2 > end:
             return R_L4_SHORT
@@ -260,6 +289,140 @@ def _l4(pkt, data, pos, end):
             pkt.quote = _quoted(data[pos + 8:end])
         return pkt
     return pkt
+
+
+# --- tunnels -----------------------------------------------------------------
+
+def _decapsulate(pkt, kind, ident, data, pos, end, parse):
+    """The packet inside a tunnel whose payload starts at ``pos``; the outer
+    ``pkt`` when nesting is too deep, the outer packet is a fragment, or the
+    inner packet is not IP."""
+    outer = pkt.tunnels or []
+    if len(outer) >= MAX_TUNNELS or pkt.frag_id >= 0 or pos >= end:
+        return pkt
+    inner = Packet()
+    inner.dst_mac, inner.src_mac, inner.vlan, inner.vlan2 = pkt.dst_mac, pkt.src_mac, pkt.vlan, pkt.vlan2
+    inner.tunnels = outer + [(kind, pkt.src, pkt.dst, ident)]
+    result = parse(inner, data[:end] if end < len(data) else data, pos)
+    if result.__class__ is str or not result.family:
+        return pkt
+    return result
+
+
+def _ethernet_at(pkt, data, pos):
+    """An Ethernet frame carried in a tunnel: its MACs are the inner flow's."""
+    if pos + 14 > len(data):
+        return R_L2_SHORT
+    pkt.dst_mac, pkt.src_mac = data[pos:pos + 6], data[pos + 6:pos + 12]
+    return _ethertype(pkt, data, pos + 12)
+
+
+def _ppp_at(pkt, data, pos):
+    if data[pos:pos + 2] == b"\xff\x03":
+        pos += 2
+    if pos + 2 > len(data):
+        return R_L2_SHORT
+    return _ppp_payload(pkt, data, pos, 0)
+
+
+def _gtpu(pkt, data, pos, end):
+    """GTP-U v1 G-PDU: 8-byte header, optional sequence/N-PDU/extension
+    fields and extension headers (PDU Session Container and others)."""
+    if pos + 8 > end:
+        return pkt
+    flags, mtype, _length, teid = _GTP(data, pos)
+    if flags >> 5 != 1 or not flags & 0x10 or mtype != 0xFF:
+        return pkt
+    pos += 8
+    if flags & 0x07:
+        if pos + 4 > end:
+            return pkt
+        nxt = data[pos + 3]
+        pos += 4
+        for _ in range(MAX_DEPTH):
+            if not nxt:
+                break
+            if pos >= end:
+                return pkt
+            size = data[pos] * 4
+            if not size or pos + size > end:
+                return pkt
+            nxt = data[pos + size - 1]
+            pos += size
+        else:
+            return pkt
+    return _decapsulate(pkt, GTPU, teid, data, pos, end, _ip)
+
+
+def _vxlan(pkt, data, pos, end):
+    if pos + 8 > end or not data[pos] & 0x08:
+        return pkt
+    return _decapsulate(pkt, VXLAN, _I(data, pos + 4)[0] >> 8, data, pos + 8, end, _ethernet_at)
+
+
+def _geneve(pkt, data, pos, end):
+    if pos + 8 > end or data[pos] >> 6:
+        return pkt
+    size = 8 + (data[pos] & 0x3F) * 4
+    ptype, vni = _H(data, pos + 2)[0], _I(data, pos + 4)[0] >> 8
+    parse = _ethernet_at if ptype == ET_TEB else _ip if ptype in (ET_IPV4, ET_IPV6) else None
+    if parse is None:
+        return pkt
+    return _decapsulate(pkt, GENEVE, vni, data, pos + size, end, parse)
+
+
+def _gre(pkt, data, pos, end):
+    """GRE (RFC 2784/2890), PPTP's enhanced GRE (version 1), ERSPAN I/II/III."""
+    if pos + 4 > end:
+        return pkt
+    flags, ptype = _HH(data, pos)
+    version = flags & 7
+    at = pos + 4
+    ident = -1
+    if version == 0:
+        if flags & 0x8000:
+            at += 4
+        if flags & 0x2000:
+            if at + 4 > end:
+                return pkt
+            ident = _I(data, at)[0]
+            at += 4
+        if flags & 0x1000:
+            at += 4
+    elif version == 1 and ptype == ET_PPP:
+        if at + 4 > end:
+            return pkt
+        ident = _H(data, at + 2)[0]               # call id
+        at += 4 + (4 if flags & 0x1000 else 0) + (4 if flags & 0x0080 else 0)
+    else:
+        return pkt
+    kind = GRE
+    if ptype == ET_IPV4 or ptype == ET_IPV6:
+        parse = _ip
+    elif ptype == ET_TEB:
+        parse = _ethernet_at
+    elif ptype == ET_PPP:
+        parse = _ppp_at
+    elif ptype == ET_MPLS or ptype == ET_MPLS_MC:
+        parse = _mpls
+    elif ptype == ET_ERSPAN2 or ptype == ET_ERSPAN3:
+        kind, parse = ERSPAN, _ethernet_at
+        if ptype == ET_ERSPAN3:
+            if at + 12 > end:
+                return pkt
+            ident = _H(data, at + 2)[0] & 0x3FF
+            at += 12 + (8 if data[at + 11] & 0x01 else 0)
+        elif flags & 0x1000:                      # type II (type I has no sequence number and no header)
+            if at + 8 > end:
+                return pkt
+            ident = _H(data, at + 2)[0] & 0x3FF
+            at += 8
+    else:
+        return pkt
+    return _decapsulate(pkt, kind, ident, data, at, end, parse)
+
+
+_UDP_TUNNELS = {GTPU: _gtpu, VXLAN: _vxlan, GENEVE: _geneve, GRE: _gre}
 
 
 def _quoted(inner):

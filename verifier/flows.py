@@ -109,6 +109,10 @@ class FlowTable:
             flow.macs[side].add(pkt.src_mac)
         if pkt.dst_mac:
             flow.macs[1 - side].add(pkt.dst_mac)
+        if pkt.tunnels is not None:
+            if flow.tunnels is None:
+                flow.tunnels = set()
+            flow.tunnels.update(pkt.tunnels)
 
     def _quoted_flow(self, pkt, ifindex):
         q = pkt.quote

@@ -28,7 +28,7 @@ class Packet:
 
     __slots__ = ("dst_mac", "src_mac", "vlan", "vlan2", "ethertype", "l2_payload",
                  "family", "src", "dst", "proto", "sport", "dport",
-                 "frag_id", "frag_offset", "quote")
+                 "frag_id", "frag_offset", "quote", "tunnels")
 
     def __init__(self):
         self.dst_mac = self.src_mac = b""
@@ -41,6 +41,7 @@ class Packet:
         self.frag_id = -1
         self.frag_offset = 0
         self.quote = None
+        self.tunnels = None        # [(kind, outer src, outer dst, id)], outermost first
 
 
 class Flow:
@@ -53,7 +54,7 @@ class Flow:
 
     __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
                  "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "origin")
+                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels")
 
     def __init__(self, key, ts):
         self.key = key
@@ -67,6 +68,7 @@ class Flow:
         self.hops = set()          # router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
         self.origin = 0            # the side that sent the first packet seen
+        self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)
