@@ -151,3 +151,90 @@ def our_conversations(path, policy, attributor):
         convs[key][0] += f.pkts[0] + f.pkts[1]
         convs[key][1] += f.octets[0] + f.octets[1]
     return {k: tuple(v) for k, v in convs.items()}
+
+
+TRANSPORTS = ("tcp", "udp")
+IP_LAYERS = ("ip", "ipv6")
+TSHARK_TUNNELS = {"gtp": "gtp-u", "vxlan": "vxlan", "geneve": "geneve", "gre": "gre", "erspan": "erspan"}
+NOT_DECAPSULATED = {"teredo", "gtpprime", "l2tp", "lisp", "nsh", "mpls-over-udp", "udpencap"}
+
+
+class InnerFrame:
+    __slots__ = ("key", "size", "tunnels", "skip")
+
+
+def tshark_inner_frames(path):
+    """Per frame, as tshark dissects it: the innermost TCP/UDP key (None when
+    the innermost packet is not TCP/UDP), the frame length, and the tunnel
+    layers around that packet as (kind, outer src, outer dst). VXLAN is
+    also dissected on UDP 8472 (Linux's original port), as we do. ``skip`` names why a frame cannot
+    be compared: a fragment (neither side looks inside), a tunnel we do not
+    decapsulate, or a malformed frame."""
+    fields = ["frame.len", "frame.protocols", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "tcp.srcport",
+              "tcp.dstport", "udp.srcport", "udp.dstport", "ip.flags.mf", "ip.frag_offset", "gtp.message",
+              "_ws.malformed", "ipv6.fraghdr.ident"]
+    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|",
+           "-E", "separator=\t", "-d", "udp.port==8472,vxlan"] + TSHARK_OPTS
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    frames = []
+    for line in out.stdout.splitlines():
+        cols = line.split("\t")
+        if len(cols) < len(fields):
+            continue
+        occ = [c.split("|") if c else [] for c in cols]
+        chain = cols[1].split(":")
+        fr = InnerFrame()
+        fr.size, fr.key, fr.tunnels, fr.skip = int(cols[0]), None, [], None
+        if any(x in ("1", "True") for x in occ[10]) or any(x not in ("", "0") for x in occ[11]) or occ[14]:
+            fr.skip = "fragment"
+        elif NOT_DECAPSULATED & set(chain):
+            fr.skip = "tunnel not decapsulated"
+        elif cols[13]:
+            fr.skip = "malformed"
+        counts = {"ip": 0, "ipv6": 0, "tcp": 0, "udp": 0}
+        current, best = None, None
+        prev = None
+        for layer in chain:
+            if layer in IP_LAYERS:
+                if prev in IP_LAYERS:
+                    fr.tunnels.append(("ip-in-ip",) + _addrs(occ, current))
+                current = (layer, counts[layer])
+                counts[layer] += 1
+                outside = list(fr.tunnels)        # the tunnels around this IP header
+                best = None                       # an inner IP header: an outer transport is not the flow
+            elif layer in ("icmp", "icmpv6"):
+                break
+            elif layer in TRANSPORTS and current is not None:
+                best = (layer, counts[layer], current, outside)
+                counts[layer] += 1
+            elif layer in TSHARK_TUNNELS and current is not None:
+                kind = TSHARK_TUNNELS[layer]
+                if kind == "gtp-u" and "0xff" not in occ[12]:
+                    break                         # GTP signalling, not a G-PDU
+                if kind == "erspan" and fr.tunnels and fr.tunnels[-1][0] == "gre":
+                    fr.tunnels.pop()              # GRE carrying ERSPAN: one layer for us
+                fr.tunnels.append((kind,) + _addrs(occ, current))
+            prev = layer
+        fr.tunnels = best[3] if best is not None else []
+        if best is not None:
+            l4, l4i, (ipl, ipi), _outside = best
+            base, ports = (2 if ipl == "ip" else 4), (6 if l4 == "tcp" else 8)
+            try:
+                src, dst = occ[base][ipi], occ[base + 1][ipi]
+                sp, dp = int(occ[ports][l4i]), int(occ[ports + 1][l4i])
+                fr.key = (6 if l4 == "tcp" else 17,) + tuple(sorted([(src, sp), (dst, dp)]))
+            except (IndexError, ValueError):
+                fr.skip = fr.skip or "fields missing"
+        frames.append(fr)
+    return frames
+
+
+def _addrs(occ, current):
+    layer, index = current
+    base = 2 if layer == "ip" else 4
+    try:
+        return occ[base][index], occ[base + 1][index]
+    except IndexError:
+        return None, None
