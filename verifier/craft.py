@@ -57,6 +57,20 @@ def mpls(labels, payload):
     return out + payload
 
 
+def gtpu(teid, payload, qfi=None, uplink=True):
+    """A GTP-U G-PDU; with ``qfi`` it carries a 5G PDU Session Container
+    (extension header 0x85: PDU type UL or DL, QoS flow id)."""
+    if qfi is None:
+        return struct.pack("!BBHI", 0x30, 0xFF, len(payload), teid) + payload
+    container = struct.pack("!BBBB", 1, (1 if uplink else 0) << 4, qfi & 0x3F, 0)   # length 1 (x4), next: none
+    body = struct.pack("!HBB", 0, 0, 0x85) + container + payload
+    return struct.pack("!BBHI", 0x34, 0xFF, len(body), teid) + body
+
+
+def vxlan(vni, frame):
+    return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + frame
+
+
 class PcapWriter:
     """Classic pcap (microsecond, little-endian unless ``nanosecond``/``big``)."""
 

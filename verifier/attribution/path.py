@@ -5,15 +5,19 @@ cached per (kind, address). The local side is the endpoint inside the zone;
 with no zone (``local_side`` None) both sides are treated as remote, so
 ``zone: any`` rules still see every MAC and network.
 
-Order: endpoint device, segment devices, L2 neighbours, router hops, remote
-network: from the zone outwards.
+Order: endpoint device, segment devices, L2 neighbours, tunnel endpoints,
+router hops, remote network: from the zone outwards.
 """
 
 import socket
 
-from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
+from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
+from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE, TUNNEL_ENDPOINT,
                      Evidence, PathElement)
 from .special import is_special
+
+
+TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
 
 
 def mac_text(mac):
@@ -58,6 +62,8 @@ class PathBuilder:
             for mac in sorted(flow.macs[side]):
                 if not mac[0] & 0x01:
                     add(element(L2_NEIGHBOR, mac))
+        if flow.tunnels:
+            elements.extend(self._tunnel_endpoints(flow.tunnels))
         for hop in sorted(flow.hops):
             add(element(ROUTER_HOP, hop))
         for side in remote_sides:
@@ -82,6 +88,34 @@ class PathBuilder:
         if answer is None and kind == REMOTE_NETWORK and is_special(raw):
             return None                                     # local or reserved: no carrier to judge
         return self._from_answer(kind, ip_text(raw), answer, self._ip_sources)
+
+    def _tunnel_endpoints(self, tunnels):
+        """Outer addresses of the tunnels a flow was carried in, outermost
+        first, each with the tunnel ids seen (TEIDs, VNIs, GRE keys) as
+        evidence. Attributed by address (inventory, then ASN): the outer
+        frame's MAC is the next hop's, already an l2-neighbor. ERSPAN is a
+        mirroring transport the traffic itself never crossed: not an element."""
+        ids = {}
+        for kind, src, dst, ident in sorted(tunnels):
+            if kind == ERSPAN:
+                continue
+            for addr in (src, dst):
+                seen = ids.setdefault((kind, addr), set())
+                # A TEID is chosen by the receiving end; VNIs and keys name the tunnel itself.
+                if ident >= 0 and (addr == dst or kind != GTPU):
+                    seen.add(ident)
+        out = []
+        for (kind, addr), idents in ids.items():
+            base = self._element(TUNNEL_ENDPOINT, addr)
+            detail = dict(base.evidence.detail or {}) if base.evidence else {}
+            detail["tunnel"] = kind
+            if idents:
+                detail[TUNNEL_ID_NAMES.get(kind, "id")] = sorted(idents)
+            ev = base.evidence
+            evidence = Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail)
+            out.append(PathElement(TUNNEL_ENDPOINT, base.subject, base.vendor, base.organization, base.asn,
+                                   base.trust, evidence))
+        return out
 
     def _segment_device(self, dev):
         key = (SEGMENT_DEVICE, dev.name)

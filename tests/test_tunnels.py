@@ -1,0 +1,121 @@
+"""Tunnel endpoints on the path: a crafted 5G N3 capture (GTP-U with the
+PDU Session Container, IPv4 and IPv6 UEs) whose gNB is an untrusted
+vendor's, and the other encapsulations end to end through the audit."""
+
+import datetime
+
+import pytest
+
+from verifier.audit import run_audit
+from verifier.craft import ETH_IPV4, PcapWriter, ether, gtpu, ipv4, ipv6, tcp, udp, vxlan
+from verifier.decode import GTPU, decode
+
+NOW = datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc)
+GNB, UPF = "192.0.2.10", "192.0.2.20"
+GNB_MAC, UPF_MAC = "00:1b:54:00:00:10", "00:1b:54:00:00:20"        # Cisco OUIs: trusted transport switches
+UL_TEID, DL_TEID = 0x1001, 0x2002
+
+POLICY = """\
+version: 1
+vendors:
+  trusted: [cisco, nokia, ericsson]
+  untrusted: [huawei, zte]
+zones:
+  ue-pool:
+    prefixes: [198.51.100.0/24, 2001:db8:100::/48]
+rules:
+  - name: trusted-radio-path
+    zone: ue-pool
+    require: clean-path
+    kinds: [tunnel-endpoint, l2-neighbor]
+    on_unattributed: unverified
+"""
+
+INVENTORY = f"""\
+devices:
+  - name: gnb-017
+    vendor: huawei
+    model: BTS5900
+    role: gnb
+    ips: [{GNB}]
+  - name: upf-1
+    vendor: nokia
+    role: upf
+    ips: [{UPF}]
+"""
+
+
+def n3_frames(ue4="198.51.100.7", ue6="2001:db8:100::7", server4="203.0.113.80", server6="2001:db8:203::80"):
+    """Uplink gNB->UPF and downlink UPF->gNB G-PDUs for one IPv4 and one IPv6 UE flow."""
+    frames = []
+    for ue, server, fam in ((ue4, server4, 4), (ue6, server6, 6)):
+        for uplink in (True, False):
+            src, dst = (ue, server) if uplink else (server, ue)
+            ports = (40000, 443) if uplink else (443, 40000)
+            inner = ipv4(src, dst, 6, tcp(*ports)) if fam == 4 else ipv6(src, dst, 6, tcp(*ports))
+            teid = UL_TEID if uplink else DL_TEID
+            outer_src, outer_dst = (GNB, UPF) if uplink else (UPF, GNB)
+            mac_src, mac_dst = (GNB_MAC, UPF_MAC) if uplink else (UPF_MAC, GNB_MAC)
+            payload = udp(2152, 2152, gtpu(teid, inner, qfi=9, uplink=uplink))
+            frames.append(ether(mac_dst, mac_src, ETH_IPV4, ipv4(outer_src, outer_dst, 17, payload)))
+    return frames
+
+
+def test_decoder_finds_the_ue_flow_inside_the_pdu_session_container():
+    pkt = decode(n3_frames()[0], 1)
+    assert (pkt.family, pkt.proto, pkt.sport, pkt.dport) == (4, 6, 40000, 443)
+    assert pkt.tunnels == [(GTPU, bytes([192, 0, 2, 10]), bytes([192, 0, 2, 20]), UL_TEID)]
+    v6 = decode(n3_frames()[2], 1)
+    assert v6.family == 6 and v6.tunnels[0][3] == UL_TEID
+
+
+def test_untrusted_gnb_is_a_violation_with_the_teid_in_evidence(tmp_path, write):
+    from verifier.cli import App
+    pcap = tmp_path / "n3.pcap"
+    with PcapWriter(str(pcap)) as w:
+        for i, frame in enumerate(n3_frames()):
+            w.write(1_795_000_000 + i * 0.01, frame)
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([write("policy.yaml", POLICY)])
+    attributor = app.attributor(write("inventory.yaml", INVENTORY), [])
+    result = run_audit([str(pcap)], policy, attributor, NOW)
+    cert = result.certificate
+    assert result.exit_code == 1
+    zone = cert["zones"][0]
+    assert zone["flows"] == {"CLEAN": 0, "VIOLATION": 2, "UNVERIFIED": 0}
+    assert {(v["src"], v["dst"]) for v in cert["violations"]} == {
+        ("198.51.100.7", "203.0.113.80"), ("2001:db8:100::7", "2001:db8:203::80")}
+    for v in cert["violations"]:
+        assert v["rule"] == "trusted-radio-path" and v["packets"] == 2
+        endpoints = {el["subject"]: el for el in v["path"] if el["kind"] == "tunnel-endpoint"}
+        gnb, upf = endpoints[GNB], endpoints[UPF]
+        assert gnb["vendor"] == "huawei" and gnb["trust"] == "untrusted"
+        assert gnb["evidence"]["source"] == "inventory" and gnb["evidence"]["role"] == "gnb"
+        assert gnb["evidence"]["tunnel"] == "gtp-u" and gnb["evidence"]["teid"] == [DL_TEID]
+        assert upf["vendor"] == "nokia" and upf["trust"] == "trusted" and upf["evidence"]["teid"] == [UL_TEID]
+        assert any("192.0.2.10 is untrusted" in r["text"] for r in v["reasons"])
+    assert cert["summary"]["flows_by_proto"]["udp"] == 0        # the outer GTP-U is not a flow of its own
+
+
+@pytest.mark.parametrize("kind", ["vxlan", "ipip"])
+def test_other_encapsulations_put_their_endpoints_on_the_path(tmp_path, write, kind):
+    from verifier.cli import App
+    inner = ipv4("198.51.100.7", "203.0.113.80", 17, udp(5000, 53))
+    if kind == "vxlan":
+        payload = udp(49152, 4789, vxlan(5001, ether("02:00:00:00:00:02", "02:00:00:00:00:01", ETH_IPV4, inner)))
+        outer = ipv4(GNB, UPF, 17, payload)
+    else:
+        outer = ipv4(GNB, UPF, 4, inner)
+    pcap = tmp_path / "t.pcap"
+    with PcapWriter(str(pcap)) as w:
+        w.write(1_795_000_000, ether(UPF_MAC, GNB_MAC, ETH_IPV4, outer))
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([write("policy.yaml", POLICY)])
+    attributor = app.attributor(write("inventory.yaml", INVENTORY), [])
+    cert = run_audit([str(pcap)], policy, attributor, NOW).certificate
+    (v,) = cert["violations"]
+    endpoints = [el for el in v["path"] if el["kind"] == "tunnel-endpoint"]
+    assert {el["subject"] for el in endpoints} == {GNB, UPF}
+    assert {el["evidence"]["tunnel"] for el in endpoints} == {"vxlan" if kind == "vxlan" else "ip-in-ip"}
+    if kind == "vxlan":
+        assert all(el["evidence"]["vni"] == [5001] for el in endpoints)
