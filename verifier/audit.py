@@ -10,6 +10,8 @@ import hashlib
 import os
 import threading
 
+from .attribution.discovery import SegmentDiscovery
+from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
 from .errors import CaptureError
 from .pipeline import Pipeline
@@ -26,12 +28,13 @@ class AuditResult:
 
 
 def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0, active_timeout=1800.0,
-              max_flows=500_000, progress=False, max_violations=1000):
+              max_flows=500_000, progress=False, max_violations=1000, catalogue=None):
     report = ReportSink(policy, max_violations)
     files = expand_paths(paths)
     bar = _progress_bar(files) if progress else None
+    discovery = SegmentDiscovery(attributor, catalogue or VendorCatalogue.load())
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
-                    progress=bar.advance if bar else None)
+                    progress=bar.advance if bar else None, discovery=discovery)
     csv_fh = open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
     if csv_fh:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))
@@ -48,10 +51,23 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     expired = [e.describe() for e in policy.exceptions if e.expired(when.date())]
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
                        when.isoformat().replace("+00:00", "Z"), expired)
+    cert["discovered_devices"] = discovered(discovery, policy, pipe.interfaces)
     code = exit_code(cert)
     if code in (0, 3) and any(c["errors"] for c in captures):
         code = 2                  # an incompletely read capture cannot be certified
     return AuditResult(cert, code)
+
+
+def discovered(discovery, policy, interfaces):
+    """Devices learned from LLDP/CDP/STP, for the certificate and ``verifier discover``."""
+    out = []
+    for dev in sorted(discovery.all_devices(), key=lambda d: (d.ifindex, d.vlan, d.protocol, d.ident)):
+        entry = dev.as_dict()
+        entry["interface"] = interfaces[dev.ifindex][0] if dev.ifindex < len(interfaces) else None
+        entry["trust"] = policy.trust(dev.answer)
+        entry["first_seen"], entry["last_seen"] = _iso(dev.first_seen), _iso(dev.last_seen)
+        out.append(entry)
+    return out
 
 
 def _audit_one(pipe, path, bar):

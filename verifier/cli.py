@@ -127,7 +127,8 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
         attributor = app.attributor(inventory, asn_dbs)
         result = run_audit(captures, policy, attributor, when, csv_out=csv_out, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
-                           progress=sys.stderr.isatty() and not quiet, max_violations=max_violations)
+                           progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
+                           catalogue=app.catalogue)
     except VerifierError as exc:
         _fail(exc)
     cert = result.certificate
@@ -235,6 +236,43 @@ def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, repl
         _fail(exc)
     finally:
         daemon.close_server()
+
+
+# --- discover ----------------------------------------------------------------
+
+@cli.command()
+@click.argument("captures", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+@click.option("--inventory", type=click.Path(), help="Inventory: its answers beat description and OUI matches.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy that decides trust.")
+@click.pass_obj
+def discover(app, captures, as_json, inventory, policies):
+    """Devices learned from LLDP, CDP and STP frames in capture files."""
+    from .audit import run_audit
+    try:
+        policy_ = app.policy(policies)
+        attributor = app.attributor(inventory, [])
+        result = run_audit(captures, policy_, attributor, datetime.datetime.now(datetime.timezone.utc),
+                           catalogue=app.catalogue)
+    except VerifierError as exc:
+        _fail(exc)
+    devices = result.certificate["discovered_devices"]
+    errors = [e for c in result.certificate["captures"] for e in c["errors"]]
+    if as_json:
+        click.echo(json.dumps(devices, indent=2))
+    else:
+        click.echo(f"{'interface':<10} {'vlan':>4} {'proto':<5} {'device':<28} {'vendor':<10} {'trust':<14} "
+                   f"{'matched by':<11} {'chassis':<17} {'address':<15} platform / description")
+        for d in devices:
+            text = (d["platform"] or d["description"] or "").replace("\n", " ")[:60]
+            click.echo(f"{d['interface'] or '-':<10} {d['vlan'] if d['vlan'] is not None else '-':>4} "
+                       f"{d['protocol']:<5} {(d['name'] or d['id'])[:28]:<28} {d['vendor'] or '-':<10} "
+                       f"{d['trust']:<14} {d['matched_by'] or '-':<11} {d['chassis_mac'] or '-':<17} "
+                       f"{(d['addresses'] or ['-'])[0]:<15} {text}")
+        click.echo(f"{len(devices)} device(s)")
+    for err in errors:
+        click.echo(f"capture error: {err}", err=True)
+    sys.exit(EXIT_USAGE if errors else 0)
 
 
 # --- policy ------------------------------------------------------------------

@@ -40,10 +40,11 @@ class Stats:
 
 class Pipeline:
     def __init__(self, policy, attributor, sinks, idle_timeout=300.0, active_timeout=1800.0,
-                 capacity=500_000, today=None, progress=None):
+                 capacity=500_000, today=None, progress=None, discovery=None):
         self.policy = policy
         self.attributor = attributor
-        self.paths = PathBuilder(attributor, policy.trust)
+        self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
+        self.paths = PathBuilder(attributor, policy.trust, discovery)
         self.sinks = list(sinks)
         self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
         self.today = today or datetime.date.today()
@@ -51,7 +52,8 @@ class Pipeline:
         self.interfaces = []          # global index -> (name, linktype)
         self._iface_ids = {}
         self.progress = progress
-        self.control_frame_hooks = []  # callables(ts, ifindex, packet, data) for non-IP frames
+        self.control_frame_hooks = [discovery] if discovery is not None else []
+        # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
         self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
 

@@ -91,6 +91,15 @@ class Inventory:
                 return self.answer(dev, plen)
         return None
 
+    def answer_by_name(self, name):
+        """The device whose name is ``name`` (as LLDP/CDP announce it, case-insensitive, domain ignored)."""
+        wanted = name.lower()
+        for dev in self.devices:
+            own = dev.name.lower()
+            if own == wanted or own == wanted.split(".", 1)[0]:
+                return self.answer(dev)
+        return None
+
     def segment_devices(self, interface, vlan):
         """Devices declared as serving capture ``interface`` (and ``vlan``)."""
         out = []

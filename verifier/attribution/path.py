@@ -39,9 +39,10 @@ class PathBuilder:
 
     CACHE_LIMIT = 500_000
 
-    def __init__(self, attributor, trust):
+    def __init__(self, attributor, trust, discovery=None):
         self.attributor = attributor
         self.trust = trust
+        self.discovery = discovery
         self._elements = {}
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
         self._ip_sources = ", ".join(p.name for p in attributor.providers if p.name != "oui")
@@ -57,6 +58,9 @@ class PathBuilder:
         vlan = flow.vlan if flow.vlan >= 0 else None
         for dev in self.attributor.segment_devices(interface, vlan):
             add(self._segment_device(dev))
+        if self.discovery is not None:
+            for dev in self.discovery.devices_for(flow.ifindex, flow.vlan, flow.first, flow.last):
+                add(self._learned_device(dev))
         remote_sides = (0, 1) if local_side is None else (1 - local_side,)
         for side in remote_sides:
             for mac in sorted(flow.macs[side]):
@@ -116,6 +120,23 @@ class PathBuilder:
             out.append(PathElement(TUNNEL_ENDPOINT, base.subject, base.vendor, base.organization, base.asn,
                                    base.trust, evidence))
         return out
+
+    def _learned_device(self, dev):
+        """A device heard through LLDP/CDP/STP (its attribution may improve as it
+        announces more, so the element is cached per answer)."""
+        key = (SEGMENT_DEVICE, id(dev), id(dev.answer))
+        el = self._elements.get(key)
+        if el is None:
+            answer = dev.answer
+            if answer is None:
+                evidence = Evidence(dev.protocol, None, None, None,
+                                    {"protocol": dev.protocol, "id": dev.ident, "matched_by": None,
+                                     "searched": "inventory, descriptions, oui"})
+                el = PathElement(SEGMENT_DEVICE, dev.subject, None, None, None, self.trust(None), evidence)
+            else:
+                el = self._from_answer(SEGMENT_DEVICE, dev.subject, answer, dev.protocol)
+            self._elements[key] = el
+        return el
 
     def _segment_device(self, dev):
         key = (SEGMENT_DEVICE, dev.name)

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 
+from ..attribution.discovery import SegmentDiscovery
 from ..attribution.path import PathBuilder
 from ..errors import VerifierError
 from ..pipeline import Pipeline
@@ -75,8 +76,9 @@ class Daemon:
         self.events = EventSink(options.events, options.events_all, options.events_max_bytes,
                                 options.events_keep) if options.events else None
         sinks = [self.metrics] + ([self.events] if self.events else [])
+        self.discovery = SegmentDiscovery(attributor, self.catalogue)
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
-                                 options.max_flows)
+                                 options.max_flows, discovery=self.discovery)
         self.source_kind = _source_kind(options)
 
     # --- set-up ---------------------------------------------------------
@@ -172,7 +174,8 @@ class Daemon:
             return False
         pipe = self.pipeline
         pipe.policy, pipe.attributor = policy, attributor
-        pipe.paths = PathBuilder(attributor, policy.trust)
+        self.discovery.reattribute(attributor)
+        pipe.paths = PathBuilder(attributor, policy.trust, self.discovery)
         self.metrics.set_policy(policy)
         self.reloads["success"] += 1
         self.log(f"reloaded: policy {policy.sha256[:12]}, {len(policy.zones)} zone(s), {len(policy.rules)} rule(s)")
@@ -206,21 +209,26 @@ class Daemon:
         return dict(getattr(source, "kernel_packets", {}) or {})
 
     def discovered_devices(self):
-        """(vendor, trust, source) -> devices known for the capture segments."""
-        inventory = self.pipeline.attributor.inventory
-        out = {}
-        if inventory is None:
-            return out
+        """(vendor, trust, source) -> segment devices known: declared in the
+        inventory for a capture segment, or heard (lldp, cdp, stp) within their TTL."""
         policy = self.pipeline.policy
-        seen = set()
-        for devices in list(inventory.segments.values()):
-            for dev in devices:
-                if id(dev) in seen:
-                    continue
-                seen.add(id(dev))
-                trust = policy.trust(inventory.answer(dev))
-                key = (dev.vendor or "other", trust, "inventory")
-                out[key] = out.get(key, 0) + 1
+        out = {}
+        inventory = self.pipeline.attributor.inventory
+        if inventory is not None:
+            seen = set()
+            for devices in list(inventory.segments.values()):
+                for dev in devices:
+                    if id(dev) not in seen:
+                        seen.add(id(dev))
+                        key = (dev.vendor or "other", policy.trust(inventory.answer(dev)), "inventory")
+                        out[key] = out.get(key, 0) + 1
+        now = self.source.now() if self.source is not None else time.time()
+        for dev in self.discovery.all_devices():
+            if dev.last_seen + dev.ttl < now:
+                continue                                  # not re-announced: expired
+            answer = dev.answer
+            key = ((answer.vendor if answer else None) or "other", policy.trust(answer), dev.protocol)
+            out[key] = out.get(key, 0) + 1
         return out
 
     def data_build_times(self):

@@ -1,0 +1,338 @@
+"""Passive segment discovery: LLDP, CDP and STP frames -> learned devices.
+
+``SegmentDiscovery`` is a control-frame hook of the pipeline (it sees every
+non-IP frame) and an attribution source for ``segment-device`` path
+elements: ``devices_for(ifindex, vlan, first, last)`` lists the devices
+announced on that capture interface and VLAN while a flow was alive.
+
+The TLV parsers are our own, not scapy's layers: each is a bounded walk over
+one frame (every TLV must fit in what is left, at most ``MAX_TLVS`` of them),
+so a malformed frame ends its own parse and is counted, never hangs or
+raises. What each protocol gives:
+
+- LLDP (ethertype 0x88cc): chassis id (a MAC when subtype 4), port id, TTL,
+  system name and description, management addresses;
+- CDP (SNAP 00000c/2000): device id, platform, software version, port,
+  addresses; hold time as TTL;
+- STP/RSTP/MSTP (LLC 42/42): the sending bridge's MAC and the root bridge's
+  MAC, both as devices (``role`` bridge / root), max age as TTL.
+
+Vendor, with its provenance kept in ``matched_by``: the inventory (by
+chassis MAC, management address or system name), else the vendor
+catalogue's ``descriptions`` phrases over the system description, platform
+and software text, else the chassis MAC's OUI.
+"""
+
+import ipaddress
+import struct
+
+from ..model import Answer, Evidence
+
+ET_LLDP = 0x88CC
+MAX_TLVS = 256
+MAX_DEVICES = 10_000
+LLDP_DEFAULT_TTL, CDP_DEFAULT_TTL, STP_DEFAULT_TTL = 120, 180, 20
+CDP_SNAP = b"\xaa\xaa\x03\x00\x00\x0c\x20\x00"
+STP_LLC = b"\x42\x42\x03"
+DISCOVERY_ERRORS = ("lldp", "cdp", "stp")
+
+
+class Learned:
+    """One device heard on one capture interface and VLAN."""
+
+    __slots__ = ("protocol", "ident", "ifindex", "vlan", "chassis_mac", "name", "description", "platform",
+                 "software", "port", "addresses", "role", "first_seen", "last_seen", "ttl", "answer")
+
+    def __init__(self, protocol, ident, ifindex, vlan):
+        self.protocol, self.ident, self.ifindex, self.vlan = protocol, ident, ifindex, vlan
+        self.chassis_mac = None
+        self.name = self.description = self.platform = self.software = self.port = None
+        self.addresses = []
+        self.role = None
+        self.first_seen = self.last_seen = 0.0
+        self.ttl = 0
+        self.answer = None
+
+    @property
+    def subject(self):
+        return self.name or (self.chassis_mac.hex(":") if self.chassis_mac else self.ident)
+
+    def as_dict(self):
+        a = self.answer
+        return {"protocol": self.protocol, "id": self.ident, "name": self.name,
+                "chassis_mac": self.chassis_mac.hex(":") if self.chassis_mac else None,
+                "port": self.port, "description": self.description, "platform": self.platform,
+                "software": self.software, "addresses": list(self.addresses), "role": self.role,
+                "vlan": self.vlan if self.vlan >= 0 else None,
+                "vendor": a.vendor if a else None, "organization": a.organization if a else None,
+                "matched_by": (a.evidence.detail or {}).get("matched_by") if a else None,
+                "first_seen": self.first_seen, "last_seen": self.last_seen, "ttl": self.ttl}
+
+
+class SegmentDiscovery:
+    def __init__(self, attributor, catalogue):
+        self.attributor = attributor
+        self.catalogue = catalogue
+        self.devices = {}                 # (ifindex, vlan, protocol, ident) -> Learned
+        self.by_segment = {}              # (ifindex, vlan) -> [Learned]
+        self.errors = dict.fromkeys(DISCOVERY_ERRORS, 0)
+        self.frames = dict.fromkeys(DISCOVERY_ERRORS, 0)
+        self._patterns = _description_patterns(catalogue)
+
+    # --- the pipeline hook -------------------------------------------------
+
+    def __call__(self, ts, ifindex, pkt, data):
+        et, pos = pkt.ethertype, pkt.l2_payload
+        if et == ET_LLDP:
+            self._heard("lldp", ts, ifindex, pkt.vlan, parse_lldp, data, pos)
+        elif et < 0x0600:                             # 802.3 length: an LLC frame
+            end = min(len(data), pos + et)
+            body = data[pos:end]
+            if body[:8] == CDP_SNAP:
+                self._heard("cdp", ts, ifindex, pkt.vlan, parse_cdp, body, 8)
+            elif body[:3] == STP_LLC:
+                self._heard("stp", ts, ifindex, pkt.vlan, parse_stp, body, 3)
+
+    def _heard(self, protocol, ts, ifindex, vlan, parse, data, pos):
+        self.frames[protocol] += 1
+        try:
+            facts = parse(data, pos)
+        except (struct.error, IndexError, ValueError):
+            facts = None
+        if facts is None:
+            self.errors[protocol] += 1
+            return
+        for fact in facts:
+            self._learn(protocol, ts, ifindex, vlan, fact)
+
+    def _learn(self, protocol, ts, ifindex, vlan, fact):
+        key = (ifindex, vlan, protocol, fact["id"])
+        dev = self.devices.get(key)
+        if dev is None:
+            if len(self.devices) >= MAX_DEVICES:
+                return
+            dev = self.devices[key] = Learned(protocol, fact["id"], ifindex, vlan)
+            dev.first_seen = ts
+            self.by_segment.setdefault((ifindex, vlan), []).append(dev)
+        for field in ("chassis_mac", "name", "description", "platform", "software", "port", "role"):
+            if fact.get(field) is not None:
+                setattr(dev, field, fact[field])
+        for addr in fact.get("addresses", ()):
+            if addr not in dev.addresses:
+                dev.addresses.append(addr)
+        dev.last_seen = max(dev.last_seen, ts)
+        dev.ttl = fact.get("ttl") or dev.ttl
+        dev.answer = self._attribute(dev)
+
+    # --- attribution --------------------------------------------------------
+
+    def _attribute(self, dev):
+        detail = {"protocol": dev.protocol, "id": dev.ident}
+        for field in ("name", "port", "platform", "role"):
+            value = getattr(dev, field)
+            if value:
+                detail[field] = value
+        if dev.chassis_mac:
+            detail["chassis_mac"] = dev.chassis_mac.hex(":")
+        inventory = self.attributor.inventory
+        if inventory is not None:
+            found = None
+            if dev.chassis_mac:
+                found = inventory.lookup_mac(dev.chassis_mac)
+            for addr in dev.addresses:
+                found = found or inventory.lookup_ip(ipaddress.ip_address(addr).packed)
+            if found is None and dev.name:
+                found = inventory.answer_by_name(dev.name)
+            if found is not None:
+                return _with(found, dev.protocol, dict(detail, matched_by="inventory",
+                                                       device=found.organization))
+        text = " ".join(t for t in (dev.description, dev.platform, dev.software) if t)
+        vendor = self._match_description(text)
+        if vendor:
+            return Answer(vendor, self.catalogue.vendors[vendor].get("name", vendor),
+                          Evidence(dev.protocol, f"{dev.protocol} system text", None, None,
+                                   dict(detail, matched_by="description")))
+        if dev.chassis_mac:
+            answer = self.attributor.mac(dev.chassis_mac)
+            if answer is not None:
+                return _with(answer, dev.protocol, dict(detail, matched_by=answer.evidence.source))
+        return None
+
+    def _match_description(self, text):
+        if not text:
+            return None
+        from .vendors import normalise
+        norm = normalise(text)
+        for pattern, vendor in self._patterns:
+            if pattern.search(norm):
+                return vendor
+        return None
+
+    def reattribute(self, attributor):
+        """New inventory or databases (SIGHUP): keep what was heard, attribute it again."""
+        self.attributor = attributor
+        for dev in self.devices.values():
+            dev.answer = self._attribute(dev)
+
+    # --- what the path builder and reports ask ---------------------------------
+
+    def devices_for(self, ifindex, vlan, first, last):
+        """Devices of the segment announced while a flow ran (within their TTL)."""
+        out = []
+        for dev in self.by_segment.get((ifindex, vlan), ()):
+            if dev.last_seen + dev.ttl >= first and dev.first_seen - dev.ttl <= last:
+                out.append(dev)
+        return out
+
+    def all_devices(self):
+        return list(self.devices.values())
+
+
+def _with(answer, protocol, detail):
+    """The same attribution, with evidence saying it came through ``protocol``."""
+    ev = answer.evidence
+    merged = dict(ev.detail or {})
+    merged.update(detail)
+    merged["source"] = ev.source
+    return Answer(answer.vendor, answer.organization,
+                  Evidence(protocol, ev.database, ev.version, ev.prefix_len, merged),
+                  asn=answer.asn, unattributable=answer.unattributable, device=answer.device)
+
+
+def _description_patterns(catalogue):
+    import re
+    from .vendors import normalise
+    phrases = []
+    for vid, entry in catalogue.vendors.items():
+        for phrase in entry.get("descriptions", ()) or ():
+            phrases.append((normalise(phrase), vid))
+    phrases.sort(key=lambda p: -len(p[0]))
+    return [(re.compile(r"\b" + re.escape(p) + r"\b"), vid) for p, vid in phrases if p]
+
+
+# --- parsers: (frame bytes, payload offset) -> [facts] or None --------------------
+
+def _text(raw):
+    return raw.decode("utf-8", "replace").strip("\x00").strip() or None
+
+
+def parse_lldp(data, pos):
+    fact = {"ttl": LLDP_DEFAULT_TTL, "addresses": []}
+    chassis = None
+    for _ in range(MAX_TLVS):
+        if pos + 2 > len(data):
+            break
+        head = struct.unpack_from("!H", data, pos)[0]
+        ttype, length = head >> 9, head & 0x1FF
+        pos += 2
+        if pos + length > len(data):
+            return None
+        value = data[pos:pos + length]
+        pos += length
+        if ttype == 0:
+            break
+        if ttype == 1 and length >= 2:
+            subtype, ident = value[0], value[1:]
+            if subtype == 4 and len(ident) == 6:
+                fact["chassis_mac"] = ident
+                chassis = ident.hex(":")
+            elif subtype == 5 and len(ident) >= 5 and ident[0] in (1, 2):
+                chassis = _address(ident[0], ident[1:])
+            else:
+                chassis = _text(ident) or ident.hex()
+        elif ttype == 2 and length >= 2:
+            fact["port"] = value[1:].hex(":") if value[0] == 3 and length == 7 else _text(value[1:])
+        elif ttype == 3 and length >= 2:
+            fact["ttl"] = struct.unpack_from("!H", value)[0]
+        elif ttype == 5:
+            fact["name"] = _text(value)
+        elif ttype == 6:
+            fact["description"] = _text(value)
+        elif ttype == 8 and length >= 2:
+            alen = value[0]
+            if 2 <= alen <= len(value) - 1:
+                addr = _address(value[1], value[2:1 + alen])
+                if addr:
+                    fact["addresses"].append(addr)
+    if chassis is None:
+        return None
+    fact["id"] = chassis
+    return [fact]
+
+
+def parse_cdp(data, pos):
+    if pos + 4 > len(data):
+        return None
+    fact = {"ttl": data[pos + 1] or CDP_DEFAULT_TTL, "addresses": []}
+    pos += 4
+    for _ in range(MAX_TLVS):
+        if pos + 4 > len(data):
+            break
+        ttype, length = struct.unpack_from("!HH", data, pos)
+        if length < 4 or pos + length > len(data):
+            return None
+        value = data[pos + 4:pos + length]
+        pos += length
+        if ttype == 0x0001:
+            fact["name"] = _text(value)
+        elif ttype in (0x0002, 0x0016):
+            fact["addresses"].extend(_cdp_addresses(value))
+        elif ttype == 0x0003:
+            fact["port"] = _text(value)
+        elif ttype == 0x0005:
+            fact["software"] = _text(value)
+            fact["description"] = fact["software"]
+        elif ttype == 0x0006:
+            fact["platform"] = _text(value)
+    if not fact.get("name"):
+        return None
+    fact["id"] = fact["name"]
+    return [fact]
+
+
+def _cdp_addresses(value):
+    out = []
+    if len(value) < 4:
+        return out
+    count = struct.unpack_from("!I", value)[0]
+    pos = 4
+    for _ in range(min(count, 16)):
+        if pos + 2 > len(value):
+            break
+        ptype, plen = value[pos], value[pos + 1]
+        proto = value[pos + 2:pos + 2 + plen]
+        pos += 2 + plen
+        if pos + 2 > len(value):
+            break
+        alen = struct.unpack_from("!H", value, pos)[0]
+        addr = value[pos + 2:pos + 2 + alen]
+        pos += 2 + alen
+        if ptype == 1 and proto == b"\xcc" and len(addr) == 4:
+            out.append(str(ipaddress.IPv4Address(addr)))
+        elif ptype == 2 and len(addr) == 16:
+            out.append(str(ipaddress.IPv6Address(addr)))
+    return out
+
+
+def parse_stp(data, pos):
+    if pos + 4 > len(data) or data[pos:pos + 2] != b"\x00\x00":
+        return None
+    bpdu_type = data[pos + 3]
+    if bpdu_type == 0x80:                             # topology change notification: no ids
+        return []
+    if pos + 35 > len(data):
+        return None
+    root, bridge = data[pos + 5:pos + 13], data[pos + 17:pos + 25]
+    max_age = struct.unpack_from("!H", data, pos + 29)[0] // 256 or STP_DEFAULT_TTL
+    facts = [{"id": bridge[2:].hex(":"), "chassis_mac": bridge[2:], "role": "bridge", "ttl": max_age * 3}]
+    if root[2:] != bridge[2:]:
+        facts.append({"id": root[2:].hex(":"), "chassis_mac": root[2:], "role": "root", "ttl": max_age * 3})
+    return facts
+
+
+def _address(family, raw):
+    if family == 1 and len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw))
+    if family == 2 and len(raw) == 16:
+        return str(ipaddress.IPv6Address(raw))
+    return None
