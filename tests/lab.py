@@ -202,3 +202,63 @@ def wait_for(predicate, timeout=30.0, every=0.25, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
+
+
+class RouterChain:
+    """client - r1 - r2 - r3 - server, each link its own veth pair and /30
+    (documentation ranges), routers forwarding; r2's MAC has a Huawei OUI.
+    ICMP rate limits are off so every probe gets its answer."""
+
+    LINKS = [("cli", "r1", "198.51.100.1", "198.51.100.2"), ("r1", "r2", "198.51.100.5", "198.51.100.6"),
+             ("r2", "r3", "198.51.100.9", "198.51.100.10"), ("r3", "srv", "203.0.113.1", "203.0.113.2")]
+    MACS = {"r1": "00:1b:54:00:01:01", "r2": "00:e0:fc:00:02:02", "r3": "00:1b:54:00:03:03"}
+    SERVER = "203.0.113.2"
+
+    def __init__(self):
+        tag = uuid.uuid4().hex[:4]
+        self.ns = {n: f"cpv-{n}-{tag}" for n in ("cli", "r1", "r2", "r3", "srv")}
+
+    def __enter__(self):
+        try:
+            self._build()
+        except Exception:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _build(self):
+        for name, ns in self.ns.items():
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+            sh("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", ns=ns)
+            sh("sysctl", "-qw", "net.ipv4.ip_forward=" + ("1" if name.startswith("r") else "0"), ns=ns)
+        for i, (left, right, laddr, raddr) in enumerate(self.LINKS):
+            lif, rif = f"l{i}a", f"l{i}b"
+            sh("ip", "link", "add", lif, "netns", self.ns[left], "type", "veth", "peer", "name", rif,
+               "netns", self.ns[right])
+            for ns, ifname, addr in ((self.ns[left], lif, laddr), (self.ns[right], rif, raddr)):
+                sh("ip", "addr", "add", addr + "/30", "dev", ifname, ns=ns)
+                sh("ip", "link", "set", ifname, "up", ns=ns)
+            if right in self.MACS:
+                sh("ip", "link", "set", rif, "down", ns=self.ns[right])
+                sh("ip", "link", "set", rif, "address", self.MACS[right], ns=self.ns[right])
+                sh("ip", "link", "set", rif, "up", ns=self.ns[right])
+        route = lambda ns, net, via: sh("ip", "route", "add", net, "via", via, ns=self.ns[ns])  # noqa: E731
+        route("cli", "default", "198.51.100.2")
+        route("r1", "203.0.113.0/30", "198.51.100.6")
+        route("r1", "198.51.100.8/30", "198.51.100.6")
+        route("r2", "203.0.113.0/30", "198.51.100.10")
+        route("r2", "198.51.100.0/30", "198.51.100.5")
+        route("r3", "198.51.100.0/29", "198.51.100.9")
+        route("srv", "default", "203.0.113.1")
+
+    def run(self, name, *cmd):
+        return subprocess.run(["ip", "netns", "exec", self.ns[name], *cmd], capture_output=True, text=True,
+                              timeout=120)
+
+    def close(self):
+        for ns in self.ns.values():
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)

@@ -275,6 +275,50 @@ def discover(app, captures, as_json, inventory, policies):
     sys.exit(EXIT_USAGE if errors else 0)
 
 
+# --- trace -------------------------------------------------------------------
+
+@cli.command()
+@click.argument("destinations", nargs=-1, required=True)
+@click.option("--proto", type=click.Choice(["udp", "tcp", "icmp"]), default="udp", show_default=True)
+@click.option("--port", type=int, default=None, help="Destination port (udp 33434, tcp 443 by default).")
+@click.option("--max-ttl", default=16, show_default=True)
+@click.option("--timeout", default=1.0, show_default=True, help="Seconds to wait for each hop's answer.")
+@click.option("--rate", default=20.0, show_default=True, help="Probes per second, at most.")
+@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy that judges the path.")
+@click.option("--inventory", type=click.Path())
+@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def trace(app, destinations, proto, port, max_ttl, timeout, rate, policies, inventory, asn_dbs, as_json):
+    """Probe the routers toward each destination (flow-stable traceroute; sends
+    packets: needs root or CAP_NET_RAW) and judge them against the policy.
+
+    Exit code: 0 clean, 1 a router the policy forbids, 3 unverified, 2 error."""
+    from .tracecmd import run_traces
+    try:
+        policy_ = app.policy(policies)
+        attributor = app.attributor(inventory, asn_dbs)
+        results = run_traces(destinations, policy_, attributor, proto, port, max_ttl, timeout, rate)
+    except (VerifierError, ValueError) as exc:
+        _fail(exc)
+    except PermissionError:
+        _fail(VerifierError("sending probes needs root or CAP_NET_RAW"))
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for res in results:
+            click.echo(f"trace to {res['destination']} ({res['proto']}/{res['port']}) from {res['source']}, "
+                       f"zone {res['zone'] or 'none'}")
+            for hop in res["hops"]:
+                el = hop.get("element") or {}
+                rtt = f"{hop['rtt_ms']:.2f} ms" if hop["rtt_ms"] is not None else ""
+                click.echo(f"{hop['ttl']:>3}  {hop['address'] or '*':<40} {el.get('vendor') or '-':<10} "
+                           f"{el.get('trust', '') if not hop['reached'] else 'destination':<14} {rtt}")
+            click.echo(f"verdict: {res['verdict']}" + "".join(f"\n  [{r['rule']}] {r['text']}" for r in res["reasons"]))
+    verdicts = {r["verdict"] for r in results}
+    sys.exit(1 if "VIOLATION" in verdicts else 3 if "UNVERIFIED" in verdicts else 0)
+
+
 # --- policy ------------------------------------------------------------------
 
 @cli.group()

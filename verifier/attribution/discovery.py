@@ -193,7 +193,7 @@ def _with(answer, protocol, detail):
     ev = answer.evidence
     merged = dict(ev.detail or {})
     merged.update(detail)
-    merged["source"] = ev.source
+    merged["attributed_by"] = ev.source
     return Answer(answer.vendor, answer.organization,
                   Evidence(protocol, ev.database, ev.version, ev.prefix_len, merged),
                   asn=answer.asn, unattributable=answer.unattributable, device=answer.device)

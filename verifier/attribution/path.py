@@ -121,6 +121,22 @@ class PathBuilder:
                                    base.trust, evidence))
         return out
 
+    def probe_hops(self, trace):
+        """Router hops an active trace found, in order, with evidence ``probe``
+        (the attribution's own source kept as ``attributed_by``)."""
+        import ipaddress
+        out = []
+        for hop in trace.hops:
+            if hop.address is None or hop.reached:
+                continue
+            base = self._element(ROUTER_HOP, ipaddress.ip_address(hop.address).packed)
+            ev = base.evidence
+            detail = dict(ev.detail or {})
+            detail.update(attributed_by=ev.source, ttl=hop.ttl, protocol=trace.proto, destination=trace.destination)
+            out.append(PathElement(ROUTER_HOP, base.subject, base.vendor, base.organization, base.asn, base.trust,
+                                   Evidence("probe", ev.database, ev.version, ev.prefix_len, detail)))
+        return out
+
     def _learned_device(self, dev):
         """A device heard through LLDP/CDP/STP (its attribution may improve as it
         announces more, so the element is cached per answer)."""
