@@ -80,3 +80,51 @@ def test_token_bucket_paces_probes():
     for _ in range(12):
         bucket.take()
     assert now[0] == pytest.approx(1.0)          # 2 from the burst, then 10 per second
+
+
+SEND = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("", int(sys.argv[1])))
+s.sendto(b"hello", (sys.argv[2], 5000))
+"""
+
+
+def test_daemon_probe_hops_join_later_verdicts(chain, tmp_path):
+    """verifier run --probe in the client namespace: the first flow toward the
+    server queues a trace; a flow after it is judged with the probed hops."""
+    import subprocess
+    import time
+    from lab import wait_for
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    (tmp_path / "inventory.yaml").write_text(INVENTORY)
+    events = tmp_path / "events.jsonl"
+    daemon = subprocess.Popen(
+        ["ip", "netns", "exec", chain.ns["cli"], sys.executable, "-m", "verifier", "--data-dir", str(tmp_path / "d"),
+         "run", "-i", "l0a", "--probe", "--probe-rate", "50", "--policy", str(tmp_path / "policy.yaml"),
+         "--inventory", str(tmp_path / "inventory.yaml"), "--events", str(events), "--events-all",
+         "--idle-timeout", "1", "--metrics-addr", "127.0.0.1:9108"], stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        chain.run("cli", sys.executable, "-c", SEND, "41000", RouterChain.SERVER)
+
+        def flow(sport):
+            for line in (events.read_text().splitlines() if events.exists() else []):
+                e = json.loads(line)
+                if e["sport"] == sport and e["dst"] == RouterChain.SERVER:
+                    return e
+            return None
+        first = wait_for(lambda: flow(41000), 20, what="the first flow judged")
+        time.sleep(2)                                       # the trace runs meanwhile
+        chain.run("cli", sys.executable, "-c", SEND, "41001", RouterChain.SERVER)
+        later = wait_for(lambda: flow(41001), 20, what="the later flow judged")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+    probed = lambda e: [el for el in e["path"] if el["kind"] == "router-hop" and  # noqa: E731
+                        el["evidence"]["source"] == "probe"]
+    assert probed(first) == []
+    hops = probed(later)
+    assert [h["subject"] for h in hops] == ["198.51.100.2", "198.51.100.6", "198.51.100.10"]
+    assert later["verdict"] == "VIOLATION" and later["rule"] == "branch-clean-path"
+    assert any("198.51.100.6 is untrusted" in r["text"] for r in later["reasons"])

@@ -200,10 +200,15 @@ def _write(path, text):
 @click.option("--max-flows", default=500_000, show_default=True, help="Flow table capacity.")
 @click.option("--window", default=900.0, show_default=True,
               help="Seconds behind cleanpath_zone_certified and cleanpath_coverage_ratio.")
+@click.option("--probe", is_flag=True,
+              help="Trace the remote ends of protected zones' flows (sends packets; opt-in).")
+@click.option("--probe-proto", type=click.Choice(["udp", "tcp", "icmp"]), default="udp", show_default=True)
+@click.option("--probe-rate", default=10.0, show_default=True, help="Probes per second, at most.")
+@click.option("--probe-cache-ttl", default=3600.0, show_default=True, help="Seconds a trace stays valid.")
 @click.pass_obj
 def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, replay, speed, policies, inventory,
         asn_dbs, metrics_addr, tls_cert, tls_key, tls_client_ca, events, events_all, events_max_bytes, events_keep,
-        idle_timeout, active_timeout, max_flows, window):
+        idle_timeout, active_timeout, max_flows, window, probe, probe_proto, probe_rate, probe_cache_ttl):
     """Watch traffic continuously; serve Prometheus metrics and write violation events.
 
     Exactly one source: --interface (socket or tshark engine), --watch-dir or --replay.
@@ -223,7 +228,8 @@ def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, repl
                       inventory=inventory, asn_dbs=asn_dbs, metrics_addr=metrics_addr, tls_cert=tls_cert,
                       tls_key=tls_key, tls_client_ca=tls_client_ca, events=events, events_all=events_all,
                       events_max_bytes=events_max_bytes, events_keep=events_keep, idle_timeout=idle_timeout,
-                      active_timeout=active_timeout, max_flows=max_flows, window=window)
+                      active_timeout=active_timeout, max_flows=max_flows, window=window, probe=probe,
+                      probe_proto=probe_proto, probe_rate=probe_rate, probe_cache_ttl=probe_cache_ttl)
     try:
         daemon = Daemon(app, options)
     except VerifierError as exc:

@@ -19,7 +19,7 @@ import datetime
 
 import numpy as np
 
-from .attribution.path import PathBuilder
+from .attribution.path import PathBuilder, ip_text
 from .batch import packet_from_key, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
@@ -52,6 +52,7 @@ class Pipeline:
         self.interfaces = []          # global index -> (name, linktype)
         self._iface_ids = {}
         self.progress = progress
+        self.probes = None            # ProbeService (daemon --probe): traced router hops join the paths
         self.control_frame_hooks = [discovery] if discovery is not None else []
         # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
@@ -185,8 +186,13 @@ class Pipeline:
         if not places and policy.rules_for[None]:
             places.append((None, None))
         judgements = []
+        probes = self.probes
         for zone, side in places:
             path = self.paths.build(flow, side, iface)
+            if probes is not None and side is not None and zone in probes.zones:
+                trace = probes.lookup(ip_text(flow.endpoint(1 - side)[0]))
+                if trace is not None:
+                    path = path + self.paths.probe_hops(trace)
             judgements.append(evaluate(policy, flow, zone, side, path, self.today))
         for sink in self.sinks:
             sink.flow(flow, judgements)

@@ -165,3 +165,50 @@ def _reached(answer, destination):
     if ICMPv6TimeExceeded in answer:
         return False
     return True
+
+
+class ProbeService:
+    """The daemon's prober: traces run on a worker thread, one destination at
+    a time, never on the capture path. ``lookup`` answers from the cache and
+    queues destinations it has not traced yet, so the first flow to a new
+    destination is judged without probe hops and later ones with them."""
+
+    def __init__(self, prober, zones, max_queue=1024, log=None):
+        import queue
+        self.prober = prober
+        self.zones = frozenset(zones)            # zones whose flows' remote ends are traced
+        self.queue = queue.Queue(max_queue)
+        self.pending = set()
+        self.failures = 0
+        self.log = log or (lambda text: None)
+        self.thread = threading.Thread(target=self._run, name="prober", daemon=True)
+        self.thread.start()
+
+    def lookup(self, address):
+        """Cached trace toward ``address`` (text), or None after queueing it."""
+        hit = self.prober.cached(address)
+        if hit is not None:
+            return hit
+        if address not in self.pending and not self.queue.full():
+            self.pending.add(address)
+            self.queue.put_nowait(address)
+        return None
+
+    def _run(self):
+        while True:
+            dest = self.queue.get()
+            if dest is None:
+                return
+            try:
+                self.prober.trace(dest)
+            except Exception as exc:             # scapy raises many kinds; a failed trace must not stop the rest
+                self.failures += 1
+                self.log(f"probe toward {dest} failed: {exc}")
+            finally:
+                self.pending.discard(dest)
+
+    def close(self):
+        try:
+            self.queue.put_nowait(None)
+        except Exception:
+            pass

@@ -58,6 +58,10 @@ class Options:
         self.active_timeout = kw.get("active_timeout", 600.0)
         self.max_flows = kw.get("max_flows", 500_000)
         self.window = kw.get("window", 900.0)
+        self.probe = kw.get("probe", False)
+        self.probe_proto = kw.get("probe_proto", "udp")
+        self.probe_rate = kw.get("probe_rate", 10.0)
+        self.probe_cache_ttl = kw.get("probe_cache_ttl", 3600.0)
 
 
 class Daemon:
@@ -80,6 +84,17 @@ class Daemon:
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
                                  options.max_flows, discovery=self.discovery)
         self.source_kind = _source_kind(options)
+        if options.probe:
+            self._start_prober(policy)
+
+    def _start_prober(self, policy):
+        from ..probe import Prober, ProbeService
+        zones = protected_zones(policy)
+        if not zones:
+            self.log("--probe: no zone has a clean-path rule covering router-hop; nothing will be traced")
+        prober = Prober(self.options.probe_proto, rate=self.options.probe_rate,
+                        cache_ttl=self.options.probe_cache_ttl)
+        self.pipeline.probes = ProbeService(prober, zones, log=self.log)
 
     # --- set-up ---------------------------------------------------------
 
@@ -177,6 +192,8 @@ class Daemon:
         self.discovery.reattribute(attributor)
         pipe.paths = PathBuilder(attributor, policy.trust, self.discovery)
         self.metrics.set_policy(policy)
+        if pipe.probes is not None:
+            pipe.probes.zones = frozenset(protected_zones(policy))
         self.reloads["success"] += 1
         self.log(f"reloaded: policy {policy.sha256[:12]}, {len(policy.zones)} zone(s), {len(policy.rules)} rule(s)")
         return True
@@ -185,6 +202,8 @@ class Daemon:
         started = time.monotonic()
         if self.source is not None:
             self.source.close()
+        if self.pipeline.probes is not None:
+            self.pipeline.probes.close()
         open_flows = len(self.pipeline.table)
         self.pipeline.finish()
         if self.events is not None:
@@ -239,6 +258,14 @@ class Daemon:
                 out[entry["source"]] = max(out.get(entry["source"], 0), ts) if entry["source"] == "oui" else \
                     min(out.get(entry["source"], ts), ts)
         return out
+
+
+def protected_zones(policy):
+    """Zones with a clean-path rule that covers router hops: their flows' remote ends are probed."""
+    from ..model import ROUTER_HOP
+    from ..policy.model import CLEAN_PATH
+    return [z for z in policy.zones
+            if any(r.require == CLEAN_PATH and ROUTER_HOP in r.kinds for r in policy.rules_for[z])]
 
 
 def _source_kind(o):
