@@ -12,7 +12,11 @@ With ``--lab`` every address is in a documentation range (remote ends in
 192.0.2.0/24, 203.0.113.0/24, 2001:db8:203::/48): the capture that
 bench/live.py replays onto a lab veth.
 
-Usage: python bench/gen_pcap.py OUT.pcap [--packets N] [--flows N] [--seed N] [--lab]
+With ``--tunnelled F`` a share F of the flows is carried in tunnels, half
+GTP-U (with a PDU Session Container) between a gNB and a UPF, half VXLAN
+between two VTEPs (outer addresses in 192.0.2.0/24).
+
+Usage: python bench/gen_pcap.py OUT.pcap [--packets N] [--flows N] [--seed N] [--lab] [--tunnelled F]
 """
 
 import argparse
@@ -23,7 +27,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from verifier.craft import ETH_IPV4, ETH_IPV6, ether, ipv4, ipv6, tcp, udp  # noqa: E402
+from verifier.craft import ETH_IPV4, ETH_IPV6, ether, gtpu, ipv4, ipv6, tcp, udp, vxlan  # noqa: E402
 
 GATEWAYS = ["00:00:0c:9f:f0:01", "00:18:82:3a:10:01", "00:05:85:00:00:01", "00:1c:73:00:00:01",
             "00:19:c6:00:00:01", "00:1b:c5:00:00:01", "d4:be:d9:00:00:01", "3c:22:fb:00:00:01"]
@@ -35,7 +39,7 @@ LAB_REMOTE6 = ["2001:db8:203::"]
 SNAP = 128
 
 
-def make_flows(n, rnd, remote4=REMOTE4, remote6=REMOTE6):
+def make_flows(n, rnd, remote4=REMOTE4, remote6=REMOTE6, tunnelled=0.0):
     flows = []
     for i in range(n):
         v6 = rnd.random() < 0.2
@@ -48,19 +52,32 @@ def make_flows(n, rnd, remote4=REMOTE4, remote6=REMOTE6):
         else:
             local, remote = f"198.51.100.{i % 250 + 1}", rnd.choice(remote4) + str(rnd.randrange(1, 255))
         sport, dport = 1024 + (i * 7) % 60000, rnd.choice((443, 80, 53, 123, 8443))
-        flows.append((v6, proto, vlan, host, gw, local, remote, sport, dport))
+        tunnel = None
+        if rnd.random() < tunnelled:
+            tunnel = ("gtp" if rnd.random() < 0.5 else "vxlan", 0x1000 + i)
+        flows.append((v6, proto, vlan, host, gw, local, remote, sport, dport, tunnel))
     return flows
 
 
 def frame(flow, reverse, size):
-    v6, proto, vlan, host, gw, local, remote, sport, dport = flow
+    v6, proto, vlan, host, gw, local, remote, sport, dport, tunnel = flow
     smac, dmac, src, dst, sp, dp = (gw, host, remote, local, dport, sport) if reverse else \
         (host, gw, local, remote, sport, dport)
     l4 = tcp(sp, dp) if proto == 6 else udp(sp, dp)
     body = l4 + bytes(max(0, size - len(l4) - (54 if v6 else 34)))
-    if v6:
-        return ether(dmac, smac, ETH_IPV6, ipv6(src, dst, proto, body), vlans=vlan)
-    return ether(dmac, smac, ETH_IPV4, ipv4(src, dst, proto, body), vlans=vlan)
+    packet = ipv6(src, dst, proto, body) if v6 else ipv4(src, dst, proto, body)
+    if tunnel is None:
+        return ether(dmac, smac, ETH_IPV6 if v6 else ETH_IPV4, packet, vlans=vlan)
+    kind, ident = tunnel
+    near, far = ("192.0.2.20", "192.0.2.10") if reverse else ("192.0.2.10", "192.0.2.20")
+    if kind == "gtp":
+        outer = udp(2152, 2152, gtpu(ident * 2 + reverse, packet, qfi=9, uplink=not reverse))
+    else:
+        inner = ether("02:00:00:00:00:02" if not reverse else "02:00:00:00:00:01",
+                      "02:00:00:00:00:01" if not reverse else "02:00:00:00:00:02",
+                      ETH_IPV6 if v6 else ETH_IPV4, packet)
+        outer = udp(49152 + ident % 16000, 4789, vxlan(ident, inner))
+    return ether(dmac, smac, ETH_IPV4, ipv4(near, far, 17, outer), vlans=vlan)
 
 
 def main():
@@ -70,9 +87,11 @@ def main():
     ap.add_argument("--flows", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--lab", action="store_true", help="documentation-range addresses only")
+    ap.add_argument("--tunnelled", type=float, default=0.0, help="share of flows in GTP-U or VXLAN")
     args = ap.parse_args()
     rnd = random.Random(args.seed)
-    flows = make_flows(args.flows, rnd, *((LAB_REMOTE4, LAB_REMOTE6) if args.lab else (REMOTE4, REMOTE6)))
+    flows = make_flows(args.flows, rnd, *((LAB_REMOTE4, LAB_REMOTE6) if args.lab else (REMOTE4, REMOTE6)),
+                       tunnelled=args.tunnelled)
     cum, total = [], 0.0
     for rank in range(len(flows)):               # heavy-tailed popularity
         total += 1.0 / (rank + 1) ** 0.8

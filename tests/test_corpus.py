@@ -2,11 +2,13 @@
 
 import datetime
 import glob
+import html
 import os
 
 import pytest
 
 from verifier.audit import run_audit
+from verifier.sinks.html import render
 
 from conftest import corpus_path, need_tool
 from tshark_conv import (frame_totals, our_conversations, tshark_conversations, tshark_frames,
@@ -210,6 +212,10 @@ def test_discovered_devices_equal_tshark(app):
         assert ours == _tshark_devices(path), path
         total += len(ours)
         vendors.update(d["vendor"] for d in cert["discovered_devices"] if d["vendor"])
+        if cert["discovered_devices"]:
+            page = render(cert)
+            assert "Devices heard on the capture segments" in page
+            assert all(html.escape(d["name"] or d["id"], quote=True) in page for d in cert["discovered_devices"])
     assert total >= 20, total
     assert {"cisco", "h3c", "hpe"} <= vendors, vendors
 

@@ -40,6 +40,7 @@ def render(cert):
     parts.append(_matrix(cert))
     parts.append(_timeline(cert))
     parts.append(_violations(cert))
+    parts.append(_devices(cert))
     parts.append(_inputs(cert))
     parts.append("</body></html>\n")
     return "".join(parts)
@@ -142,6 +143,30 @@ def _violations(cert):
         out.append("</table><ul class='small'>")
         out.extend(f"<li>{_e(r['rule'])}: {_e(r['text'])}</li>" for r in v["reasons"])
         out.append("</ul></div>")
+    return "".join(out)
+
+
+def _devices(cert):
+    devices = cert.get("discovered_devices") or []
+    if not devices:
+        return ""
+    out = ["<h2>Devices heard on the capture segments</h2><p class='small'>From LLDP, CDP and STP; each is a "
+           "segment-device of the flows on its interface and VLAN while it was announced.</p><table><tr>"
+           "<th>interface / VLAN</th><th>protocol</th><th>device</th><th>vendor</th><th>trust</th>"
+           "<th>matched by</th><th>chassis / address</th><th>platform / description</th><th>seen</th></tr>"]
+    for d in devices:
+        colour = TRUST_COLOUR.get(d["trust"], "#000")
+        where = f"{d['interface'] or '-'} / {d['vlan'] if d['vlan'] is not None else '-'}"
+        ident = d["chassis_mac"] or ""
+        if d["addresses"]:
+            ident += (" " if ident else "") + ", ".join(d["addresses"])
+        out.append(f"<tr><td>{_e(where)}</td><td>{_e(d['protocol'])}</td><td><code>{_e(d['name'] or d['id'])}</code>"
+                   f"{'<br><span class=small>' + _e(d['role']) + '</span>' if d['role'] else ''}</td>"
+                   f"<td>{_e(d['vendor'] or '-')}</td><td style='color:{colour}'>{_e(d['trust'])}</td>"
+                   f"<td>{_e(d['matched_by'] or '-')}</td><td class='small'><code>{_e(ident)}</code></td>"
+                   f"<td class='small'>{_e(d['platform'] or d['description'] or '')}</td>"
+                   f"<td class='small'>{_e(d['first_seen'])}<br>{_e(d['last_seen'])}</td></tr>")
+    out.append("</table>")
     return "".join(out)
 
 
