@@ -295,6 +295,7 @@ def test_replay_daemon_metrics_pass_promtool_and_match_the_audit(tmp_path):
             assert value(text, "cleanpath_flows_total", zone=zone["name"], verdict=verdict) == n
     assert value(text, "cleanpath_packets_total", source="replay") == cert["summary"]["packets"]
     assert value(text, "cleanpath_build_info") == 1
+    assert value(text, "cleanpath_discovery_frames_total", protocol="lldp", result="malformed") == 0
     assert value(text, "cleanpath_discovered_devices", vendor="cisco", trust="trusted", source="inventory") == 1
     # Label values only from the policy, the catalogue and fixed enums: no address ever appears.
     assert not re.search(r'="[^"]*(\d+\.\d+\.\d+\.\d+|[0-9a-f]{2}:[0-9a-f]{2}:)', text)

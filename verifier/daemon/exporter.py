@@ -11,6 +11,8 @@ Series beyond SPEC.md (documented in the README):
   cleanpath_capture_received_packets_total{interface}  kernel's received count (socket engine)
   cleanpath_events_dropped_total{reason}         events lost to a full disk or I/O error
   cleanpath_events_total                         events written
+  cleanpath_discovery_frames_total{protocol,result}  LLDP/CDP/STP frames read (ok, malformed)
+  cleanpath_probes_sent_total, cleanpath_probe_failures_total   with --probe
 """
 
 import datetime
@@ -110,6 +112,20 @@ class DaemonCollector:
         for (vendor, trust, source), n in sorted(d.discovered_devices().items()):
             devices.add_metric([vendor if vendor in d.catalogue else OTHER, trust, source], n)
         yield devices
+
+        frames = CounterMetricFamily("cleanpath_discovery_frames", "LLDP, CDP and STP frames read, by protocol "
+                                     "and result.", labels=["protocol", "result"])
+        for protocol, n in sorted(d.discovery.frames.items()):
+            bad = d.discovery.errors[protocol]
+            frames.add_metric([protocol, "ok"], n - bad)
+            frames.add_metric([protocol, "malformed"], bad)
+        yield frames
+        probes = d.pipeline.probes
+        if probes is not None:
+            yield CounterMetricFamily("cleanpath_probes_sent", "Active probes sent (--probe).",
+                                      value=probes.prober.probes_sent)
+            yield CounterMetricFamily("cleanpath_probe_failures", "Traces that failed (--probe).",
+                                      value=probes.failures)
 
         yield _info("cleanpath_policy_info", "The policy in force (sha256 of its files).", "sha256", policy.sha256)
         reloads = CounterMetricFamily("cleanpath_policy_reloads", "SIGHUP reloads by result.", labels=["result"])
