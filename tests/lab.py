@@ -81,15 +81,8 @@ def sh(*args, ns=None, check=True):
     return res.stdout
 
 
-class Lab:
-    def __init__(self):
-        tag = uuid.uuid4().hex[:4]
-        self.tag = tag
-        self.ns = {name: f"cpv-{name}-{tag}" for name in ("cli", "gw1", "gw2")}
-        self.bridge = f"cpvbr{tag}"
-        self.capture_if = f"cpvc{tag}"          # root-side port of the client's link
-        self.ports = {"cli": self.capture_if, "gw1": f"cpvg1{tag}", "gw2": f"cpvg2{tag}"}
-        self.servers = []
+class _Built:
+    """A context manager that builds namespaces on entry and always tears them down."""
 
     def __enter__(self):
         try:
@@ -101,6 +94,17 @@ class Lab:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Lab(_Built):
+    def __init__(self):
+        tag = uuid.uuid4().hex[:4]
+        self.tag = tag
+        self.ns = {name: f"cpv-{name}-{tag}" for name in ("cli", "gw1", "gw2")}
+        self.bridge = f"cpvbr{tag}"
+        self.capture_if = f"cpvc{tag}"          # root-side port of the client's link
+        self.ports = {"cli": self.capture_if, "gw1": f"cpvg1{tag}", "gw2": f"cpvg2{tag}"}
+        self.servers = []
 
     def _build(self):
         sh("ip", "link", "add", self.bridge, "type", "bridge")
@@ -204,7 +208,7 @@ def wait_for(predicate, timeout=30.0, every=0.25, what="condition"):
         time.sleep(every)
 
 
-class RouterChain:
+class RouterChain(_Built):
     """client - r1 - r2 - r3 - server, each link its own veth pair and /30
     (documentation ranges), routers forwarding; r2's MAC has a Huawei OUI.
     ICMP rate limits are off so every probe gets its answer."""
@@ -217,17 +221,6 @@ class RouterChain:
     def __init__(self):
         tag = uuid.uuid4().hex[:4]
         self.ns = {n: f"cpv-{n}-{tag}" for n in ("cli", "r1", "r2", "r3", "srv")}
-
-    def __enter__(self):
-        try:
-            self._build()
-        except Exception:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _build(self):
         for name, ns in self.ns.items():
