@@ -7,7 +7,7 @@ import pytest
 
 from verifier import batch, decode as d
 from verifier.capture.chunk import from_frames
-from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, icmp, ipv4, ipv6, tcp, udp
+from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, gtpu, icmp, ipv4, ipv6, tcp, udp, vxlan
 from verifier.pipeline import Pipeline
 
 A, B = "d4:be:d9:00:00:01", "00:00:0c:00:00:02"
@@ -32,6 +32,30 @@ SLOW = [
 ]
 
 
+def _tunnelled(inner_v6, kind, vlans=()):
+    inner = (ipv6("2001:db8:100::7", "2001:db8:203::80", 6, tcp(40000, 443, b"y" * 20)) if inner_v6
+             else ipv4("198.51.100.7", "203.0.113.80", 17, udp(5000, 53, b"q")))
+    if kind == "gtp":
+        payload = udp(2152, 2152, gtpu(0x1234, inner))
+    elif kind == "gtp+pdu":
+        payload = udp(2152, 2152, gtpu(0x1234, inner, qfi=5))
+    else:
+        payload = udp(49999, 8472 if inner_v6 else 4789,
+                      vxlan(77, ether("02:00:00:00:00:02", "02:00:00:00:00:01", ETH_IPV6 if inner_v6 else ETH_IPV4,
+                                      inner)))
+    return ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, payload), vlans=vlans)
+
+
+FAST_TUNNELS = [_tunnelled(v6, kind, vlans) for v6 in (False, True) for kind in ("gtp", "gtp+pdu", "vxlan")
+                for vlans in ((), (30,))]
+SLOW_TUNNELS = [
+    ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, udp(2152, 2152, b"\x32\xff\0\x08" + b"\0" * 12))),
+    ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17,
+                               udp(2152, 2152, gtpu(1, ipv4("198.51.100.7", "203.0.113.80", 1, icmp(8, 0)))))),
+    ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, udp(6081, 6081, b"\0" * 40))),      # Geneve
+]
+
+
 def chunk(frames, ts=None):
     return from_frames((ts[i] if ts else float(i), 0, len(f), f) for i, f in enumerate(frames))
 
@@ -43,6 +67,21 @@ def test_key_rebuilds_what_the_decoder_finds(frame):
     ours, theirs = batch.packet_from_key(groups.keys[0]), d.decode(frame, d.LT_ETHERNET)
     for field in ("dst_mac", "src_mac", "vlan", "family", "src", "dst", "proto", "sport", "dport"):
         assert getattr(ours, field) == getattr(theirs, field), field
+
+
+@pytest.mark.parametrize("frame", FAST_TUNNELS)
+def test_tunnel_keys_rebuild_what_the_decoder_finds(frame):
+    groups, slow = batch.split(chunk([frame] * 3), ETH)
+    assert len(slow) == 0 and len(groups.keys) == 1 and groups.count == [3]
+    ours, theirs = batch.packet_from_key(groups.keys[0], groups.classes[0]), d.decode(frame, d.LT_ETHERNET)
+    for field in ("dst_mac", "src_mac", "vlan", "family", "src", "dst", "proto", "sport", "dport", "tunnels"):
+        assert getattr(ours, field) == getattr(theirs, field), field
+
+
+def test_other_tunnel_frames_go_to_the_decoder():
+    groups, slow = batch.split(chunk(FAST_TUNNELS + SLOW_TUNNELS), ETH)
+    assert len(groups.keys) == len(FAST_TUNNELS)
+    assert slow.tolist() == list(range(len(FAST_TUNNELS), len(FAST_TUNNELS) + len(SLOW_TUNNELS)))
 
 
 def test_other_frames_go_to_the_decoder():
@@ -73,7 +112,8 @@ def flows_of(frames, ts, force_decoder=False, monkeypatch=None):
     class Sink:
         def flow(self, flow, judgements):
             out.append((flow.key, tuple(flow.pkts), tuple(flow.octets), flow.first, flow.last,
-                        tuple(frozenset(m) for m in flow.macs), flow.icmp_errors))
+                        tuple(frozenset(m) for m in flow.macs), flow.icmp_errors,
+                        frozenset(flow.tunnels or ())))
 
     pipe = Pipeline(app.policy([]), app.attributor(None, []), [Sink()])
 
@@ -111,9 +151,11 @@ def random_frames(seed, n=3000):
                                                          udp(sp, dp)), vlans=vlans))
         elif kind < 0.8:
             frames.append(ether(dmac, s, ETH_IPV4, ipv4(a, b, 1, icmp(8, 0))))
-        elif kind < 0.9:
+        elif kind < 0.85:
             frames.append(ether(dmac, s, ETH_IPV4, ipv4(a, b, 17, udp(sp, dp), frag=rnd.choice((0x2000, 0x0003)),
                                                         ident=rnd.randrange(3))))
+        elif kind < 0.9:
+            frames.append(rnd.choice(FAST_TUNNELS + SLOW_TUNNELS))
         else:
             frames.append(ether(dmac, s, 0x0806, b"\0" * 28))
     return frames

@@ -28,7 +28,7 @@ full decoder.
 
 import numpy as np
 
-from .decode import TUNNEL_UDP_PORTS
+from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
 from .model import Packet
 
 WIDTH = 64                    # header bytes looked at per frame
@@ -48,13 +48,51 @@ _MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x
                   0x85EBCA77C2B2AE63, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x9E3779B185EBCA87], np.uint64)
 
 
+def _tunnel_layouts():
+    """GTP-U (plain, or with one PDU Session Container) and VXLAN over IPv4
+    without options, untagged or behind one 802.1Q tag, carrying IPv4 (IHL 5)
+    or IPv6 TCP/UDP: (outer IP offset, variant, inner is IPv6, inner IP offset,
+    key column ranges)."""
+    out = []
+    for o in (14, 18):
+        p = o + 28                                   # the tunnel header, after outer IPv4 and UDP
+        for variant in (GTPU, GTPU + "+pdu", VXLAN):
+            i = {GTPU: p + 8, GTPU + "+pdu": p + 16, VXLAN: p + 22}[variant]
+            for v6 in (False, True):
+                ranges = [(0, 12)] + ([(12, 16)] if o == 18 else []) + [(o + 12, o + 24)]
+                if variant == GTPU:
+                    ranges += [(p, p + 2), (p + 4, p + 8)]
+                elif variant == VXLAN:
+                    ranges += [(p, p + 1), (p + 4, p + 7), (p + 8, p + 22)]
+                else:
+                    ranges += [(p, p + 2), (p + 4, p + 8), (p + 11, p + 13), (p + 15, p + 16)]
+                ranges += [(i + 6, i + 7), (i + 8, i + 44)] if v6 else [(i, i + 1), (i + 9, i + 10), (i + 12, i + 24)]
+                out.append((o, variant, v6, i, ranges))
+    return out
+
+
+TUNNEL_WIDTH = 112                               # header bytes looked at for tunnel rows
+TUNNEL_BASE = len(_CLASSES)                      # tunnel class ids follow the plain ones
+_LAYOUTS = _tunnel_layouts()
+_TUNNEL_COLUMNS = [np.concatenate([np.arange(lo, hi) for lo, hi in lay[4]]) for lay in _LAYOUTS]
+_TUNNEL_BYTEMASK = np.zeros((len(_LAYOUTS), TUNNEL_WIDTH), np.uint8)
+for _c, _cols in enumerate(_TUNNEL_COLUMNS):
+    _TUNNEL_BYTEMASK[_c, _cols] = 0xFF
+_TUNNEL_WORDMASK = _TUNNEL_BYTEMASK.view("<u8")
+_TUNNEL_MULT = (np.arange(1, TUNNEL_WIDTH // 8 + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+_ALL_COLUMNS = _COLUMNS + _TUNNEL_COLUMNS
+# absolute header offset -> index in the key, per tunnel layout (packet_from_key reads fields back)
+_KEY_AT = [{int(a): k for k, a in enumerate(cols)} for cols in _TUNNEL_COLUMNS]
+
+
 class Groups:
     """Per (interface, direction key) sums of one chunk, in first-seen order."""
 
-    __slots__ = ("keys", "ifx", "first", "count", "octets", "first_ts", "last_ts")
+    __slots__ = ("keys", "ifx", "first", "count", "octets", "first_ts", "last_ts", "classes")
 
-    def __init__(self, keys, ifx, first, count, octets, first_ts, last_ts):
+    def __init__(self, keys, ifx, first, count, octets, first_ts, last_ts, classes):
         self.keys = keys              # list of bytes (exact direction keys)
+        self.classes = classes        # list: each key's class (how to read it back: packet_from_key)
         self.ifx = ifx                # list of source interface indexes
         self.first = first            # list: row index of each group's first packet
         self.count, self.octets = count, octets
@@ -72,10 +110,10 @@ def split(chunk, ethernet_ifx):
     if n == 0:
         return None, every
     buf = chunk.buf
-    if int(chunk.off.max()) > len(buf) - WIDTH:
-        # Pad so every frame has 64 readable bytes; the length checks below keep
-        # key bytes inside the captured frame.
-        buf = buf + bytes(WIDTH)
+    if int(chunk.off.max()) > len(buf) - TUNNEL_WIDTH:
+        # Pad so every frame has TUNNEL_WIDTH readable bytes; the length checks
+        # below keep key bytes inside the captured frame.
+        buf = buf + bytes(TUNNEL_WIDTH)
     raw = np.frombuffer(buf, np.uint8)
     window = np.lib.stride_tricks.sliding_window_view(raw, WIDTH)
     cand = np.flatnonzero(ethernet_ifx[chunk.ifx])
@@ -91,15 +129,51 @@ def split(chunk, ethernet_ifx):
     cls[tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & _l4(head, 27, 38) & _unfragmented(head, 24)
         & _ports_inside(head, 20) & (incl >= 42)] = 2
     cls[tagged & (inner == 0x86DD) & _l4(head, 24, 58) & (incl >= 62)] = 3
+    parts, covered = [], []
     fast = np.flatnonzero(cls >= 0)
-    if not len(fast):
+    if len(fast):
+        part = _group(chunk, cand[fast], cls[fast], head[fast], _WORDMASK, _MULT)
+        if part is None:
+            return None, every                  # a hash collision: decode this chunk row by row
+        parts.append(part)
+        covered.append(cand[fast])
+    # UDP to or from a GTP-U or VXLAN port, outer IPv4 without options: the tunnel classes.
+    tun = np.flatnonzero((cls < 0) & (((et == 0x0800) & (head[:, 14] == 0x45) & (head[:, 23] == 17))
+                                      | (tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & (head[:, 27] == 17))))
+    if len(tun):
+        rows = cand[tun]
+        theads = np.lib.stride_tricks.sliding_window_view(raw, TUNNEL_WIDTH)[chunk.off[rows]]
+        tcls = _tunnel_classes(theads, chunk.incl[rows])
+        hit = np.flatnonzero(tcls >= 0)
+        if len(hit):
+            part = _group(chunk, rows[hit], tcls[hit], theads[hit], _TUNNEL_WORDMASK, _TUNNEL_MULT)
+            if part is None:
+                return None, every
+            parts.append(part)
+            covered.append(rows[hit])
+    if not parts:
         return None, every
-    rows = cand[fast]                           # chunk row of each fast frame
-    cls = cls[fast]
-    words = head[fast].view("<u8") & _WORDMASK[cls]
-    # Bytes 62-63 belong to no key: they carry the class and the interface.
-    words[:, 7] |= (cls.astype(np.uint64) | (chunk.ifx[rows].astype(np.uint64) << np.uint64(2))) << np.uint64(48)
-    h = (words * _MULT).sum(axis=1, dtype=np.uint64)
+    if len(parts) == 2:                         # one arrival order across both
+        merged = [a + b for a, b in zip(*parts)]
+        order = sorted(range(len(merged[2])), key=merged[2].__getitem__)
+        parts = [tuple([col[i] for i in order] for col in merged)]
+    keys, classes, first_rows, counts, octets, first_ts, last_ts = parts[0]
+    slow = np.ones(n, bool)
+    for rows in covered:
+        slow[rows] = False
+    return (Groups(keys, chunk.ifx[np.asarray(first_rows, np.int64)].tolist(), first_rows, counts, octets,
+                   first_ts, last_ts, classes), np.flatnonzero(slow))
+
+
+def _group(chunk, rows, cls, head, wordmask, mult):
+    """Group rows by (class, interface, key bytes): lists (keys, classes,
+    first rows, counts, octets, first ts, last ts) in arrival order, or None
+    when two different keys share a hash."""
+    base = TUNNEL_BASE if wordmask is _TUNNEL_WORDMASK else 0
+    words = head.view("<u8") & wordmask[cls - base]
+    tag = (cls.astype(np.uint64) | (chunk.ifx[rows].astype(np.uint64) << np.uint64(8)))[:, None]
+    words = np.concatenate([words, tag], axis=1)  # class and interface take part in hash and check
+    h = (words * np.append(mult, mult[:1] * np.uint64(3))).sum(axis=1, dtype=np.uint64)
     h ^= h >> np.uint64(29)
     order = np.argsort(h)
     hs = h[order]
@@ -107,7 +181,7 @@ def split(chunk, ethernet_ifx):
     same_hash = hs[1:] == hs[:-1]
     # Exact: rows that share a hash must share every key byte, class and interface.
     if not (ws[1:][same_hash] == ws[:-1][same_hash]).all():
-        return None, every                      # a hash collision: decode this chunk row by row
+        return None
     starts = np.flatnonzero(np.concatenate(([True], ~same_hash)))
     counts = np.diff(np.append(starts, len(order)))
     ts = chunk.ts[rows][order]
@@ -116,19 +190,53 @@ def split(chunk, ethernet_ifx):
     last_ts = np.maximum.reduceat(ts, starts)
     leaders = np.minimum.reduceat(order, starts)   # each group's first frame to arrive
     arrival = np.argsort(leaders)
-    keys = _exact_keys(ws[starts[arrival]].view(np.uint8), cls[leaders[arrival]])
-    first_rows = rows[leaders[arrival]]
-    slow = np.ones(n, bool)
-    slow[rows] = False
-    return (Groups(keys, chunk.ifx[first_rows].tolist(), first_rows.tolist(), counts[arrival].tolist(),
-                   octets[arrival].tolist(), first_ts[arrival].tolist(), last_ts[arrival].tolist()),
-            np.flatnonzero(slow))
+    lead_cls = cls[leaders[arrival]]
+    keys = _exact_keys(ws[starts[arrival]][:, :-1].copy().view(np.uint8), lead_cls)
+    return (keys, lead_cls.tolist(), rows[leaders[arrival]].tolist(), counts[arrival].tolist(),
+            octets[arrival].tolist(), first_ts[arrival].tolist(), last_ts[arrival].tolist())
+
+
+def _tunnel_classes(h, incl):
+    """Tunnel class id per row (TUNNEL_BASE + layout), or -1: exactly the
+    frames for which the decoder returns one GTP-U or VXLAN layer around an
+    IPv4/IPv6 TCP/UDP packet with these fields."""
+    n = len(h)
+    cls = np.full(n, -1, np.int64)
+
+    def u16(at):
+        return (h[:, at].astype(np.uint16) << 8) | h[:, at + 1]
+    tagged = u16(12) == 0x8100
+    for lid, (o, variant, v6, i, _ranges) in enumerate(_LAYOUTS):
+        ok = (tagged if o == 18 else ~tagged) & (u16(o - 2) == 0x0800) & (h[:, o] == 0x45) & (h[:, o + 9] == 17)
+        ok &= _unfragmented(h, o + 6)
+        sport, dport = u16(o + 20), u16(o + 22)
+        by_dport = np.isin(dport, _TUNNEL_PORTS)        # the decoder asks the destination port first
+        if variant == VXLAN:
+            vx = lambda port: (port == 4789) | (port == 8472)  # noqa: E731
+            ok &= np.where(by_dport, vx(dport), vx(sport))
+            ok &= ((h[:, o + 28] & 0x08) != 0) & (u16(o + 48) == (0x86DD if v6 else 0x0800))
+        else:
+            p = o + 28
+            ok &= np.where(by_dport, dport == 2152, sport == 2152) & (h[:, p + 1] == 0xFF)
+            if variant == GTPU:
+                ok &= h[:, p] == 0x30
+            else:
+                ok &= (h[:, p] == 0x34) & (h[:, p + 11] == 0x85) & (h[:, p + 12] == 1) & (h[:, p + 15] == 0)
+        if v6:
+            ok &= ((h[:, i] >> 4) == 6) & _l4(h, i + 6, i + 40)
+            need = i + 44
+        else:
+            ok &= (h[:, i] == 0x45) & _l4(h, i + 9, i + 20) & _unfragmented(h, i + 6) & (u16(i + 2) >= 24)
+            need = i + 24
+        ok &= (incl >= need) & (u16(o + 2) >= need - o)    # captured, and inside the outer packet
+        cls[ok & (cls < 0)] = TUNNEL_BASE + lid
+    return cls
 
 
 def _exact_keys(heads, classes):
     """The key bytes of each leader row, in order."""
     keys = [None] * len(classes)
-    for c, cols in enumerate(_COLUMNS):
+    for c, cols in enumerate(_ALL_COLUMNS):
         sel = np.flatnonzero(classes == c)
         if not len(sel):
             continue
@@ -139,12 +247,15 @@ def _exact_keys(heads, classes):
     return keys
 
 
-def packet_from_key(key):
+def packet_from_key(key, cls=None):
     """The ``Packet`` the decoder would return for a frame with this key.
 
     Every fast class fixes the layout, so the key holds all the decoder would
-    find: MACs, VLAN, protocol, addresses, ports.
+    find: MACs, VLAN, protocol, addresses, ports (and for tunnel classes the
+    outer addresses and the TEID or VNI).
     """
+    if cls is not None and cls >= TUNNEL_BASE:
+        return _tunnel_packet(key, cls - TUNNEL_BASE)
     pkt = Packet()
     pkt.dst_mac, pkt.src_mac = key[0:6], key[6:12]
     length = len(key)
@@ -161,6 +272,33 @@ def packet_from_key(key):
         pkt.family, pkt.src, pkt.dst = 6, rest[1:17], rest[17:33]
         ports = rest[33:37]
     pkt.sport, pkt.dport = (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3]
+    return pkt
+
+
+def _tunnel_packet(key, lid):
+    o, variant, v6, i, _ranges = _LAYOUTS[lid]
+    at = _KEY_AT[lid]
+
+    def take(a, b):
+        return key[at[a]:at[a] + (b - a)]
+    pkt = Packet()
+    p = o + 28
+    if variant == VXLAN:
+        pkt.dst_mac, pkt.src_mac = take(p + 8, p + 14), take(p + 14, p + 20)
+        kind, ident = VXLAN, int.from_bytes(take(p + 4, p + 7), "big")
+    else:
+        pkt.dst_mac, pkt.src_mac = take(0, 6), take(6, 12)
+        kind, ident = GTPU, int.from_bytes(take(p + 4, p + 8), "big")
+    if o == 18:
+        pkt.vlan = int.from_bytes(take(14, 16), "big") & 0x0FFF
+    if v6:
+        pkt.family, pkt.proto = 6, take(i + 6, i + 7)[0]
+        pkt.src, pkt.dst, ports = take(i + 8, i + 24), take(i + 24, i + 40), take(i + 40, i + 44)
+    else:
+        pkt.family, pkt.proto = 4, take(i + 9, i + 10)[0]
+        pkt.src, pkt.dst, ports = take(i + 12, i + 16), take(i + 16, i + 20), take(i + 20, i + 24)
+    pkt.sport, pkt.dport = int.from_bytes(ports[:2], "big"), int.from_bytes(ports[2:], "big")
+    pkt.tunnels = [(kind, take(o + 12, o + 16), take(o + 16, o + 20), ident)]
     return pkt
 
 

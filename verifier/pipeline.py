@@ -140,7 +140,7 @@ class Pipeline:
                     continue
             row = first_rows[i]
             wirelen = int(chunk.orig[row])
-            flow, side = table.add(packet_from_key(key), first_ts, gifx, wirelen)
+            flow, side = table.add(packet_from_key(key, groups.classes[i]), first_ts, gifx, wirelen)
             cache[key] = (flow, side)
             if count > 1:
                 flow.pkts[side] += count - 1
