@@ -16,14 +16,22 @@ MACs, the tag, the protocol, the addresses and ports — are a stable key:
     2      802.1Q    IPv4            0:16 + 27:28 + 30:42            29
     3      802.1Q    IPv6            0:16 + 24:25 + 26:62            53
 
-Rows are grouped by (interface, key): each 64-byte header is read as eight
-64-bit words masked down to the class's key bytes, hashed and sorted; rows
-that share a hash are then compared word for word, so a hash collision can
-never merge two directions (a colliding chunk is handed back whole as rows to
-decode). Everything else — ICMP, fragments, tunnels (UDP to or from a
-tunnel port, IP-in-IP, GRE),
-QinQ, MPLS, other link types, damaged headers — is returned as rows for the
-full decoder.
+Tunnel classes 4-15 (``_tunnel_layouts``): GTP-U (plain, or with one PDU
+Session Container) and VXLAN over IPv4 without options, untagged or tagged,
+carrying IPv4 (IHL 5) or IPv6 TCP/UDP. Their key adds the outer addresses
+and ports, the GTP flags and TEID or the VXLAN VNI and inner MACs, and the
+inner protocol, addresses and ports; ``packet_from_key`` rebuilds the inner
+packet with its tunnel layer, as the decoder would. They read a 112-byte
+header, for those rows only.
+
+Rows are grouped by (class, interface, key): each header is read as 64-bit
+words masked down to the class's key bytes, plus one word holding class and
+interface, hashed and sorted; rows that share a hash are then compared word
+for word, so a hash collision can never merge two directions (a colliding
+chunk is handed back whole as rows to decode). Everything else — ICMP,
+fragments, other tunnels (Geneve, GRE, IP-in-IP, GTP-U with other extension
+headers), QinQ, MPLS, other link types, damaged headers — is returned as
+rows for the full decoder.
 """
 
 import numpy as np
