@@ -10,7 +10,7 @@ import datetime
 import ipaddress
 
 from .attribution.path import PathBuilder
-from .model import REMOTE_NETWORK, Flow
+from .model import Flow
 from .policy.evaluate import evaluate
 from .probe import Prober
 
@@ -25,7 +25,7 @@ def run_traces(destinations, policy, attributor, proto, port, max_ttl, timeout, 
         source = _source_address(dest)
         result = prober.trace(dest)
         hops = builder.probe_hops(result)
-        remote = builder._element(REMOTE_NETWORK, ipaddress.ip_address(dest).packed)
+        remote = builder.remote_network(ipaddress.ip_address(dest).packed)
         path = hops + ([remote] if remote is not None else [])
         src, dst = ipaddress.ip_address(source).packed, ipaddress.ip_address(dest).packed
         flow = Flow((0, -1, -1, {"udp": 17, "tcp": 6, "icmp": 1}[proto], src, 0, dst, prober.port), 0.0)

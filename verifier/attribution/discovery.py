@@ -24,9 +24,11 @@ and software text, else the chassis MAC's OUI.
 """
 
 import ipaddress
+import re
 import struct
 
 from ..model import Answer, Evidence
+from .vendors import normalise
 
 ET_LLDP = 0x88CC
 MAX_TLVS = 256
@@ -161,7 +163,6 @@ class SegmentDiscovery:
     def _match_description(self, text):
         if not text:
             return None
-        from .vendors import normalise
         norm = normalise(text)
         for pattern, vendor in self._patterns:
             if pattern.search(norm):
@@ -200,8 +201,6 @@ def _with(answer, protocol, detail):
 
 
 def _description_patterns(catalogue):
-    import re
-    from .vendors import normalise
     phrases = []
     for vid, entry in catalogue.vendors.items():
         for phrase in entry.get("descriptions", ()) or ():

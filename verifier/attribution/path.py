@@ -121,6 +121,10 @@ class PathBuilder:
                                    base.trust, evidence))
         return out
 
+    def remote_network(self, addr):
+        """The ``remote-network`` element of one address (None for special-purpose ranges)."""
+        return self._element(REMOTE_NETWORK, addr)
+
     def probe_hops(self, trace):
         """Router hops an active trace found, in order, with evidence ``probe``
         (the attribution's own source kept as ``attributed_by``)."""

@@ -20,6 +20,8 @@ import os
 import re
 import time
 
+import numpy as np
+
 from ..errors import CaptureError
 from .files import Interface, open_capture
 
@@ -127,10 +129,12 @@ class WatchDir:
             self.done[name] = (0, 0, 0)                  # unreadable: do not retry forever
             self._save_state()
             return
-        remap = [self._index(i) for i in capture.interfaces]
+        remap = []
         for chunk in capture.chunks():
             if len(chunk):
-                chunk.ifx = _remap(chunk.ifx, remap, capture.interfaces, self)
+                # File interface indexes -> the watcher's (interfaces may be declared mid-file).
+                remap.extend(self._index(i) for i in capture.interfaces[len(remap):])
+                chunk.ifx = np.asarray(remap, np.int64)[chunk.ifx]
                 self._last_ts, self._last_wall = float(chunk.ts[-1]), self.clock()
                 yield chunk
         for err in capture.errors:
@@ -156,14 +160,6 @@ class WatchDir:
 
     def close(self):
         self.closed = True
-
-
-def _remap(ifx, remap, file_ifaces, watcher):
-    """File interface indexes -> the watcher's; interfaces declared mid-file are added."""
-    import numpy as np
-    while len(remap) < len(file_ifaces):
-        remap.append(watcher._index(file_ifaces[len(remap)]))
-    return np.asarray(remap, np.int64)[ifx]
 
 
 def _identity(st):

@@ -254,9 +254,9 @@ class Daemon:
         out = {}
         for entry in self.pipeline.attributor.describe():
             ts = build_timestamp(entry.get("build_date"))
-            if ts is not None and entry["source"] in ("oui", "asn"):
-                out[entry["source"]] = max(out.get(entry["source"], 0), ts) if entry["source"] == "oui" else \
-                    min(out.get(entry["source"], ts), ts)
+            source = entry["source"]
+            if ts is not None and source in ("oui", "asn"):
+                out[source] = min(out.get(source, ts), ts)      # the oldest database of a kind is the stale one
         return out
 
 
