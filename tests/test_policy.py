@@ -160,3 +160,26 @@ def test_expired_exception_no_longer_applies(policy):
     path = [element(L2_NEIGHBOR, UNTRUSTED, "huawei")]
     j = evaluate(policy, lan_flow(proto=17), "lan", 0, path, TODAY)
     assert "no-bad-vendors" in j.rules
+
+
+def test_roles_load_dump_and_reject_a_non_list(write, catalogue):
+    base = "version: 1\nzones:\n  ue: {prefixes: [198.51.100.0/24]}\nrules:\n"
+    p = load_policy([write("r.yaml", base + "  - {name: radio, zone: ue, require: clean-path, "
+                                           "kinds: [tunnel-endpoint], roles: [gNB, upf]}\n")], catalogue)
+    assert p.rules[0].roles == {"gnb", "upf"} and dump(p)["rules"][0]["roles"] == ["gnb", "upf"]
+    with pytest.raises(ConfigError, match=r"bad.yaml:5:\d+: .*roles"):
+        load_policy([write("bad.yaml", base + "  - {name: radio, zone: ue, require: clean-path, roles: gnb}\n")],
+                    catalogue)
+
+
+def test_roles_limit_a_deny_rule_to_those_devices(write, catalogue):
+    p = load_policy([write("r.yaml", "version: 1\nzones:\n  ue: {prefixes: [198.51.100.0/24]}\nrules:\n"
+                                     "  - {name: no-huawei-radio, zone: ue, deny_vendors: [huawei], roles: [gnb]}\n")],
+                    catalogue)
+    flow = Flow((0, -1, -1, 6, ip("198.51.100.7"), 1000, ip("203.0.113.9"), 443), 0.0)
+    ev = Evidence("inventory", "inv.yaml", None, 32)
+    router = PathElement(L2_NEIGHBOR, "r1", "huawei", "Huawei", None, UNTRUSTED, ev, role="router")
+    gnb = PathElement(SEGMENT_DEVICE, "g1", "huawei", "Huawei", None, UNTRUSTED, ev, role="gnb")
+    assert evaluate(p, flow, "ue", 0, [router], TODAY).verdict == CLEAN
+    j = evaluate(p, flow, "ue", 0, [router, gnb], TODAY)
+    assert j.verdict == VIOLATION and j.reasons == [("no-huawei-radio", 1, "segment-device g1 is huawei equipment")]

@@ -119,3 +119,53 @@ def test_other_encapsulations_put_their_endpoints_on_the_path(tmp_path, write, k
     assert {el["evidence"]["tunnel"] for el in endpoints} == {"vxlan" if kind == "vxlan" else "ip-in-ip"}
     if kind == "vxlan":
         assert all(el["evidence"]["vni"] == [5001] for el in endpoints)
+
+
+ROLE_POLICY = """\
+version: 1
+vendors:
+  trusted: [cisco, nokia, ericsson]
+  untrusted: [huawei, zte]
+zones:
+  ue-pool:
+    prefixes: [198.51.100.0/24, 2001:db8:100::/48]
+rules:
+  - name: trusted-radio-nodes
+    zone: ue-pool
+    require: clean-path
+    kinds: [tunnel-endpoint]
+    roles: [gNB]
+    on_unattributed: violation
+"""
+
+
+@pytest.mark.parametrize("gnb_vendor, inventory_has_gnb, verdict, reason", [
+    ("huawei", True, "VIOLATION", "tunnel-endpoint 192.0.2.10 is untrusted"),
+    ("ericsson", True, "CLEAN", None),
+    ("ericsson", False, "VIOLATION", "no gnb (tunnel-endpoint) identified on the path"),
+])
+def test_a_rule_with_roles_requires_trusted_radio_nodes(tmp_path, write, gnb_vendor, inventory_has_gnb, verdict,
+                                                        reason):
+    """``roles: [gnb]`` judges only the radio nodes (the UPF here is in no
+    inventory: unattributed, yet not the rule's business), and a path with no
+    radio node the inventory can name fails closed."""
+    from verifier.cli import App
+    pcap = tmp_path / "n3.pcap"
+    with PcapWriter(str(pcap)) as w:
+        for i, frame in enumerate(n3_frames()):
+            w.write(1_795_000_000 + i * 0.01, frame)
+    inventory = "devices:\n" + (f"  - {{name: gnb-017, vendor: {gnb_vendor}, role: GNB, ips: [{GNB}]}}\n"
+                                if inventory_has_gnb else f"  - {{name: core-sw, vendor: cisco, ips: [{GNB}]}}\n")
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([write("policy.yaml", ROLE_POLICY)])
+    attributor = app.attributor(write("inventory.yaml", inventory), [])
+    cert = run_audit([str(pcap)], policy, attributor, NOW).certificate
+    assert cert["zones"][0]["flows"][verdict] == 2
+    for v in cert["violations"]:
+        assert v["rule"] == "trusted-radio-nodes"
+        assert [r["text"] for r in v["reasons"]] == [reason]
+    if inventory_has_gnb:
+        assert len(cert["violations"]) == (2 if verdict == "VIOLATION" else 0)
+    if verdict == "VIOLATION" and inventory_has_gnb:
+        (gnb,) = [el for el in cert["violations"][0]["path"] if el["subject"] == GNB]
+        assert gnb["role"] == "gnb"

@@ -109,12 +109,13 @@ class Answer:
 class PathElement:
     """One piece of equipment or network a flow is known to cross."""
 
-    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "_dict")
+    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "role", "_dict")
 
-    def __init__(self, kind, subject, vendor, organization, asn, trust, evidence):
+    def __init__(self, kind, subject, vendor, organization, asn, trust, evidence, role=None):
         self.kind, self.subject = kind, subject
         self.vendor, self.organization, self.asn = vendor, organization, asn
         self.trust, self.evidence = trust, evidence
+        self.role = role              # the inventory's role for the device (lower case), e.g. "gnb", "upf"
         self._dict = None
 
     def as_dict(self):
@@ -126,6 +127,8 @@ class PathElement:
                    "evidence": self.evidence.as_dict() if self.evidence else None}
             if self.asn is not None:
                 out["asn"] = self.asn
+            if self.role is not None:
+                out["role"] = self.role
             self._dict = out
         return self._dict
 

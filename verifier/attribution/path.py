@@ -118,7 +118,7 @@ class PathBuilder:
             ev = base.evidence
             evidence = Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail)
             out.append(PathElement(TUNNEL_ENDPOINT, base.subject, base.vendor, base.organization, base.asn,
-                                   base.trust, evidence))
+                                   base.trust, evidence, base.role))
         return out
 
     def remote_network(self, addr):
@@ -138,7 +138,7 @@ class PathBuilder:
             detail = dict(ev.detail or {})
             detail.update(attributed_by=ev.source, ttl=hop.ttl, protocol=trace.proto, destination=trace.destination)
             out.append(PathElement(ROUTER_HOP, base.subject, base.vendor, base.organization, base.asn, base.trust,
-                                   Evidence("probe", ev.database, ev.version, ev.prefix_len, detail)))
+                                   Evidence("probe", ev.database, ev.version, ev.prefix_len, detail), base.role))
         return out
 
     def _learned_device(self, dev):
@@ -170,5 +170,6 @@ class PathBuilder:
         if answer is None:
             evidence = Evidence("none", None, None, None, {"searched": searched})
             return PathElement(kind, subject, None, None, None, self.trust(None), evidence)
+        role = answer.device.role if answer.device is not None else None
         return PathElement(kind, subject, answer.vendor, answer.organization, answer.asn,
-                           self.trust(answer), answer.evidence)
+                           self.trust(answer), answer.evidence, role.lower() if role else None)

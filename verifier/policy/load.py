@@ -20,7 +20,8 @@ from .model import ANY_ZONE, CLEAN_PATH, ON_UNATTRIBUTED, Exception_, Policy, Pr
 
 TOP_KEYS = ("version", "vendors", "networks", "zones", "rules", "exceptions")
 ZONE_KEYS = ("prefixes", "vlans", "interfaces", "description")
-RULE_KEYS = ("name", "zone", "require", "kinds", "on_unattributed", "deny_vendors", "deny_asns", "description")
+RULE_KEYS = ("name", "zone", "require", "kinds", "roles", "on_unattributed", "deny_vendors", "deny_asns",
+             "description")
 EXC_KEYS = ("rule", "match", "reason", "expires")
 MATCH_KEYS = ("remote", "local", "port", "local_port", "proto", "vlan")
 DEFAULT_KINDS = (L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK)
@@ -136,6 +137,7 @@ def _read_rule(reader, node, state):
         state.refs.append((reader, fields["zone"], "zone", zone))
     require = reader.string(fields["require"], f"{where} require", (CLEAN_PATH,)) if "require" in fields else None
     kinds = reader.strings(fields["kinds"], f"{where} kinds", KINDS) if "kinds" in fields else list(DEFAULT_KINDS)
+    roles = reader.strings(fields["roles"], f"{where} roles") if "roles" in fields else []
     on_un = "unverified"
     if "on_unattributed" in fields:
         on_un = reader.string(fields["on_unattributed"], f"{where} on_unattributed", ON_UNATTRIBUTED) or on_un
@@ -152,7 +154,7 @@ def _read_rule(reader, node, state):
     if name and zone:
         mark = node.start_mark
         state.rules.append(Rule(name, zone, require, kinds, on_un, deny_vendors, deny_asns, description,
-                                f"{reader.path}:{mark.line + 1}"))
+                                f"{reader.path}:{mark.line + 1}", roles))
 
 
 def _read_exception(reader, node, state):
@@ -229,7 +231,7 @@ def dump(policy):
         "zones": {z.name: {"prefixes": z.prefixes.texts, "vlans": sorted(z.vlans),
                            "interfaces": sorted(z.interfaces)} for z in policy.zones.values()},
         "rules": [{"name": r.name, "zone": r.zone, "require": r.require,
-                   "kinds": sorted(r.kinds) if r.require else [],
+                   "kinds": sorted(r.kinds) if r.require else [], "roles": sorted(r.roles),
                    "on_unattributed": r.on_unattributed if r.require else None,
                    "deny_vendors": sorted(r.deny_vendors), "deny_asns": sorted(r.deny_asns),
                    "defined_at": r.where} for r in policy.rules],

@@ -63,10 +63,12 @@ class Zone:
 
 class Rule:
     __slots__ = ("name", "zone", "require", "kinds", "on_unattributed", "deny_vendors", "deny_asns",
-                 "description", "where")
+                 "description", "where", "roles")
 
-    def __init__(self, name, zone, require, kinds, on_unattributed, deny_vendors, deny_asns, description, where):
+    def __init__(self, name, zone, require, kinds, on_unattributed, deny_vendors, deny_asns, description, where,
+                 roles=()):
         self.name, self.zone, self.require, self.kinds = name, zone, require, frozenset(kinds)
+        self.roles = frozenset(r.lower() for r in roles)     # empty: every element; else inventory roles only
         self.on_unattributed = on_unattributed
         self.deny_vendors, self.deny_asns = frozenset(deny_vendors), frozenset(deny_asns)
         self.description, self.where = description, where

@@ -25,6 +25,7 @@ from ..policy.model import CLEAN_PATH
 
 ANY = "any"
 OTHER = "other"
+MISSING = "missing"            # kind label when a rule with roles found no element of those roles
 WINDOW_BUCKETS = 60
 
 
@@ -70,13 +71,23 @@ class MetricsSink:
             key = (zone, j.verdict)
             self.flows[key] = self.flows.get(key, 0) + 1
             self.octets[key] = self.octets.get(key, 0) + octets
-            attributed = all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path)
+            # A required role nobody could identify (a reason without an element) is unattributed too.
+            attributed = (all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path)
+                          and all(index is not None for _rule, index, _text in j.reasons))
             if j.verdict == VIOLATION:
                 self.last_violation[zone] = now
-                for vkey in {(zone, rule, self._vendor(j.path[index].vendor), j.path[index].kind)
-                             for rule, index, _text in j.reasons if rule in j.rules}:
+                for vkey in {(zone, rule, *self._blame(j.path, index)) for rule, index, _text in j.reasons
+                             if rule in j.rules}:
                     self.violations[vkey] = self.violations.get(vkey, 0) + 1
             self._window_add(now, zone, attributed, j.verdict)
+
+    def _blame(self, path, index):
+        """(vendor, kind) labels of the element a reason names; a rule with
+        roles that found no such element blames (other, missing)."""
+        if index is None:
+            return OTHER, MISSING
+        el = path[index]
+        return self._vendor(el.vendor), el.kind
 
     def _vendor(self, vendor):
         return vendor if vendor is not None and vendor in self.catalogue else OTHER

@@ -58,7 +58,8 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            attributed = True
+            # A required role nobody could identify (a reason without an element) counts as unattributed.
+            attributed = all(index is not None for _rule, index, _text in j.reasons)
             vendors = set()
             for el in j.path:
                 if el.trust in (UNKNOWN, UNATTRIBUTABLE):
