@@ -169,3 +169,41 @@ def test_a_rule_with_roles_requires_trusted_radio_nodes(tmp_path, write, gnb_ven
     if verdict == "VIOLATION" and inventory_has_gnb:
         (gnb,) = [el for el in cert["violations"][0]["path"] if el["subject"] == GNB]
         assert gnb["role"] == "gnb"
+
+
+HUAWEI_GNB_MAC = "00:e0:fc:00:00:10"       # a Huawei OUI
+
+
+@pytest.mark.parametrize("outer", [4, 6])
+def test_an_on_link_tunnel_endpoint_is_attributed_by_the_mac_arp_or_ndp_bound(tmp_path, write, outer):
+    """No inventory: the gNB's address is a documentation one (no ASN), but
+    ARP (IPv4) or a neighbour advertisement (IPv6) on the segment binds it to
+    a Huawei MAC, so the tunnel endpoint is Huawei by OUI, with the binding in
+    evidence. The UPF was never announced: it stays unknown."""
+    from verifier.cli import App
+    from verifier.craft import ETH_ARP, ETH_IPV6, arp, neighbour_advert
+    gnb, upf = ("192.0.2.10", "192.0.2.20") if outer == 4 else ("2001:db8:5::10", "2001:db8:5::20")
+    inner = ipv4("198.51.100.7", "203.0.113.80", 6, tcp(40000, 443))
+    gpdu = udp(2152, 2152, gtpu(UL_TEID, inner, qfi=9))
+    if outer == 4:
+        announce = ether("ff:ff:ff:ff:ff:ff", HUAWEI_GNB_MAC, ETH_ARP,
+                         arp(1, HUAWEI_GNB_MAC, gnb, "00:00:00:00:00:00", upf))
+        data = ether(UPF_MAC, HUAWEI_GNB_MAC, ETH_IPV4, ipv4(gnb, upf, 17, gpdu))
+    else:
+        announce = ether(UPF_MAC, HUAWEI_GNB_MAC, ETH_IPV6,
+                         ipv6(gnb, upf, 58, neighbour_advert(gnb, HUAWEI_GNB_MAC), hlim=255))
+        data = ether(UPF_MAC, HUAWEI_GNB_MAC, ETH_IPV6, ipv6(gnb, upf, 17, gpdu))
+    pcap = tmp_path / "n3.pcap"
+    with PcapWriter(str(pcap)) as w:
+        w.write(1_795_000_000, announce)
+        w.write(1_795_000_001, data)
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([write("policy.yaml", POLICY.replace("tunnel-endpoint, l2-neighbor", "tunnel-endpoint"))])
+    cert = run_audit([str(pcap)], policy, app.attributor(None, []), NOW).certificate
+    (v,) = [v for v in cert["violations"] if v["dst"] == "203.0.113.80"]
+    endpoints = {el["subject"]: el for el in v["path"] if el["kind"] == "tunnel-endpoint"}
+    g = endpoints[gnb]
+    assert (g["vendor"], g["trust"], g["evidence"]["source"]) == ("huawei", "untrusted", "oui")
+    assert g["evidence"]["mac"] == HUAWEI_GNB_MAC
+    assert g["evidence"]["mac_learned_from"] == ("arp" if outer == 4 else "ndp")
+    assert endpoints[upf]["trust"] == "unknown" and "mac" not in (endpoints[upf]["evidence"] or {})

@@ -9,6 +9,7 @@ import ipaddress
 import struct
 
 ETH_IPV4, ETH_IPV6, ETH_VLAN, ETH_QINQ, ETH_MPLS = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x8847
+ETH_ARP = 0x0806
 
 
 def mac(text):
@@ -55,6 +56,16 @@ def mpls(labels, payload):
     for i, label in enumerate(labels):
         out += struct.pack("!I", (label << 12) | (0x100 if i == len(labels) - 1 else 0) | 64)
     return out + payload
+
+
+def arp(op, sender_mac, sender_ip, target_mac, target_ip):
+    """An Ethernet/IPv4 ARP body (op 1 request, 2 reply); frame it with ``ether(..., ETH_ARP, ...)``."""
+    return struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + mac(sender_mac) + ip(sender_ip) + mac(target_mac) + ip(target_ip)
+
+
+def neighbour_advert(target, target_mac):
+    """An ICMPv6 neighbour advertisement (solicited, override) with its target link-layer address option."""
+    return struct.pack("!BBHI", 136, 0, 0, 0x60000000) + ip(target) + b"\x02\x01" + mac(target_mac)
 
 
 def gtpu(teid, payload, qfi=None, uplink=True):

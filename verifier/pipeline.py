@@ -169,6 +169,8 @@ class Pipeline:
                     hook(ts, gmap[ifx], pkt, data)
             else:
                 table.add(pkt, ts, gmap[ifx], orig)
+                if pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
+                    self.discovery.ndp(ts, gmap[ifx], pkt)        # neighbour solicitation/advertisement
 
     # --- per flow -----------------------------------------------------------
 

@@ -17,6 +17,14 @@ raises. What each protocol gives:
 - STP/RSTP/MSTP (LLC 42/42): the sending bridge's MAC and the root bridge's
   MAC, both as devices (``role`` bridge / root), max age as TTL.
 
+It also keeps the segment's neighbour table: IP -> MAC bindings announced by
+ARP (the sender's pair; probes from 0.0.0.0 teach nothing) and IPv6
+neighbour discovery (a solicitation's or advertisement's source address and
+source MAC: NDP is never forwarded, so the pair is on-link). The path builder
+uses it to attribute an on-link tunnel endpoint — a gNB cabled to the capture
+switch — by its own MAC, which the outer frames alone cannot tell apart from
+a router's.
+
 Vendor, with its provenance kept in ``matched_by``: the inventory (by
 chassis MAC, management address or system name), else the vendor
 catalogue's ``descriptions`` phrases over the system description, platform
@@ -36,7 +44,9 @@ MAX_DEVICES = 10_000
 LLDP_DEFAULT_TTL, CDP_DEFAULT_TTL, STP_DEFAULT_TTL = 120, 180, 20
 CDP_SNAP = b"\xaa\xaa\x03\x00\x00\x0c\x20\x00"
 STP_LLC = b"\x42\x42\x03"
-DISCOVERY_ERRORS = ("lldp", "cdp", "stp")
+DISCOVERY_ERRORS = ("lldp", "cdp", "stp", "arp", "ndp")
+ET_ARP = 0x0806
+MAX_NEIGHBOURS = 100_000
 
 
 class Learned:
@@ -79,6 +89,7 @@ class SegmentDiscovery:
         self.by_segment = {}              # (ifindex, vlan) -> [Learned]
         self.errors = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.frames = dict.fromkeys(DISCOVERY_ERRORS, 0)
+        self.neighbours = {}              # (ifindex, vlan, IP bytes) -> (MAC, protocol, last seen)
         self._patterns = _description_patterns(catalogue)
 
     # --- the pipeline hook -------------------------------------------------
@@ -87,6 +98,15 @@ class SegmentDiscovery:
         et, pos = pkt.ethertype, pkt.l2_payload
         if et == ET_LLDP:
             self._heard("lldp", ts, ifindex, pkt.vlan, parse_lldp, data, pos)
+        elif et == ET_ARP:
+            self.frames["arp"] += 1
+            # Ethernet/IPv4 ARP: htype 1, ptype 0x0800, hlen 6, plen 4; sender MAC and IP follow the opcode.
+            if data[pos:pos + 6] != b"\x00\x01\x08\x00\x06\x04" or len(data) < pos + 28:
+                self.errors["arp"] += 1
+                return
+            mac, addr = data[pos + 8:pos + 14], data[pos + 14:pos + 18]
+            if any(addr) and any(mac) and not mac[0] & 0x01:
+                self._neighbour(ts, ifindex, pkt.vlan, addr, mac, "arp")
         elif et < 0x0600:                             # 802.3 length: an LLC frame
             end = min(len(data), pos + et)
             body = data[pos:end]
@@ -94,6 +114,25 @@ class SegmentDiscovery:
                 self._heard("cdp", ts, ifindex, pkt.vlan, parse_cdp, body, 8)
             elif body[:3] == STP_LLC:
                 self._heard("stp", ts, ifindex, pkt.vlan, parse_stp, body, 3)
+
+    def ndp(self, ts, ifindex, pkt):
+        """An IPv6 neighbour solicitation or advertisement (the pipeline calls
+        this for ICMPv6 types 135/136): its source address is on-link at its
+        source MAC."""
+        self.frames["ndp"] += 1
+        mac = pkt.src_mac
+        if len(mac) == 6 and any(pkt.src) and any(mac) and not mac[0] & 0x01:
+            self._neighbour(ts, ifindex, pkt.vlan, pkt.src, mac, "ndp")
+
+    def _neighbour(self, ts, ifindex, vlan, addr, mac, protocol):
+        key = (ifindex, vlan, addr)
+        if key in self.neighbours or len(self.neighbours) < MAX_NEIGHBOURS:
+            self.neighbours[key] = (mac, protocol, ts)
+
+    def neighbour(self, ifindex, vlan, addr):
+        """(MAC, protocol) last announced for ``addr`` on that segment, or None."""
+        hit = self.neighbours.get((ifindex, vlan, addr))
+        return hit[:2] if hit is not None else None
 
     def _heard(self, protocol, ts, ifindex, vlan, parse, data, pos):
         self.frames[protocol] += 1

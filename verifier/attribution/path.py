@@ -13,7 +13,7 @@ import socket
 
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
 from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE, TUNNEL_ENDPOINT,
-                     Evidence, PathElement)
+                     Answer, Evidence, PathElement)
 from .special import is_special
 
 
@@ -67,7 +67,7 @@ class PathBuilder:
                 if not mac[0] & 0x01:
                     add(element(L2_NEIGHBOR, mac))
         if flow.tunnels:
-            elements.extend(self._tunnel_endpoints(flow.tunnels))
+            elements.extend(self._tunnel_endpoints(flow.tunnels, flow.ifindex, flow.vlan))
         for hop in sorted(flow.hops):
             add(element(ROUTER_HOP, hop))
         for side in remote_sides:
@@ -93,12 +93,11 @@ class PathBuilder:
             return None                                     # local or reserved: no carrier to judge
         return self._from_answer(kind, ip_text(raw), answer, self._ip_sources)
 
-    def _tunnel_endpoints(self, tunnels):
+    def _tunnel_endpoints(self, tunnels, ifindex, vlan):
         """Outer addresses of the tunnels a flow was carried in, outermost
         first, each with the tunnel ids seen (TEIDs, VNIs, GRE keys) as
-        evidence. Attributed by address (inventory, then ASN): the outer
-        frame's MAC is the next hop's, already an l2-neighbor. ERSPAN is a
-        mirroring transport the traffic itself never crossed: not an element."""
+        evidence. ERSPAN is a mirroring transport the traffic itself never
+        crossed: not an element. Attribution: see ``_tunnel_endpoint``."""
         ids = {}
         for kind, src, dst, ident in sorted(tunnels):
             if kind == ERSPAN:
@@ -110,7 +109,7 @@ class PathBuilder:
                     seen.add(ident)
         out = []
         for (kind, addr), idents in ids.items():
-            base = self._element(TUNNEL_ENDPOINT, addr)
+            base = self._tunnel_endpoint(addr, ifindex, vlan)
             detail = dict(base.evidence.detail or {}) if base.evidence else {}
             detail["tunnel"] = kind
             if idents:
@@ -120,6 +119,32 @@ class PathBuilder:
             out.append(PathElement(TUNNEL_ENDPOINT, base.subject, base.vendor, base.organization, base.asn,
                                    base.trust, evidence, base.role))
         return out
+
+    def _tunnel_endpoint(self, addr, ifindex, vlan):
+        """Inventory by address first. Else, when ARP or NDP on the segment
+        bound the address to a MAC (the endpoint is on-link), that MAC's
+        answer (inventory, then OUI) names the equipment itself; the outer
+        frames alone cannot, their MAC may be a router's (an l2-neighbor
+        anyway). Else the address's ASN answer."""
+        base = self._element(TUNNEL_ENDPOINT, addr)
+        if self.discovery is None or (base.evidence is not None and base.evidence.source == "inventory"):
+            return base
+        heard = self.discovery.neighbour(ifindex, vlan, addr)
+        if heard is None:
+            return base
+        mac, protocol = heard
+        key = (TUNNEL_ENDPOINT, addr, mac)
+        el = self._elements.get(key)
+        if el is None:
+            answer = self.attributor.mac(mac)
+            if answer is None or answer.unattributable:
+                return base
+            ev = answer.evidence
+            detail = dict(ev.detail or {}, mac=mac_text(mac), mac_learned_from=protocol)
+            answer = Answer(answer.vendor, answer.organization,
+                            Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail), device=answer.device)
+            el = self._elements[key] = self._from_answer(TUNNEL_ENDPOINT, ip_text(addr), answer, None)
+        return el
 
     def remote_network(self, addr):
         """The ``remote-network`` element of one address (None for special-purpose ranges)."""
