@@ -3,6 +3,7 @@ import gzip
 import os
 import struct
 
+import numpy as np
 import pytest
 
 from verifier.capture import expand_paths, open_capture
@@ -120,3 +121,44 @@ def test_every_bad_format_file_in_corpus_fails_cleanly():
     assert outcomes["libpcap__pcapng-block-len-too-small.pcapng"][2]        # recorded error
     assert outcomes["libpcap__pcapng-truncated-shb.pcapng"][2]
     assert outcomes["libpcap__pcapng-invalid-vers-1.pcapng"][2]
+
+
+# --- the vectorised record walk -------------------------------------------------
+
+def _records(rng, order, n, ts_step, lookalikes):
+    """A pcap body (no file header) of ``n`` records; payloads may hold fake
+    record headers pointing at other fake ones (what the walk must not follow)."""
+    import struct as st
+    out, ts = [], 1_700_000_000
+    for _ in range(n):
+        size = int(rng.integers(0, 300))
+        payload = bytearray(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        if lookalikes and size >= 40:
+            at = int(rng.integers(0, size - 39))
+            fake = st.pack(order + "IIII", ts & 0xFFFFFFFF, 0, 8, 8)          # a look-alike whose successor is another
+            payload[at:at + 16] = fake
+            payload[at + 24:at + 40] = fake
+        out.append(st.pack(order + "IIII", ts & 0xFFFFFFFF, 0, size, size) + bytes(payload))
+        ts += int(rng.integers(0, ts_step + 1))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("case", ["plain", "lookalikes", "eras", "tail", "oversize"])
+def test_vectorised_walk_equals_the_plain_walk(order, case):
+    from verifier.capture.files import MAX_RECORD
+    from verifier.capture.walk import Scratch, _plain, record_starts
+    rng = np.random.default_rng(7)
+    scratch = Scratch()
+    for trial in range(20):
+        n = int(rng.integers(0, 3000))
+        buf = _records(rng, order, n, 1 << 26 if case == "eras" else 2, case == "lookalikes")
+        if case == "tail" and buf:
+            buf = buf[:len(buf) - int(rng.integers(1, min(len(buf), 400)))]
+        if case == "oversize" and n:
+            import struct as st
+            cut = _plain(buf, 0, len(buf), order, MAX_RECORD)[0][n // 2]
+            buf = buf[:cut + 8] + st.pack(order + "I", MAX_RECORD + 1) + buf[cut + 12:]
+        want, want_stop, want_over = _plain(buf, 0, len(buf), order, MAX_RECORD)
+        got, stop, over = record_starts(buf, order, MAX_RECORD, scratch)
+        assert got.tolist() == want and (stop, over) == (want_stop, want_over), (case, trial)

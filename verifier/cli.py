@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, VerifierError
+from .runtime import tune_for_throughput
 
 EXIT_USAGE = 2
 
@@ -125,6 +126,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     try:
         policy = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs)
+        tune_for_throughput()
         result = run_audit(captures, policy, attributor, when, csv_out=csv_out, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
                            progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
@@ -237,6 +239,7 @@ def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, repl
     daemon.install_signals()
     try:
         daemon.start()
+        tune_for_throughput()
         daemon.run()
     except VerifierError as exc:
         _fail(exc)

@@ -12,8 +12,8 @@ later in the file (oversize record, truncated tail, bad block) ends the walk and
 is appended to ``errors`` with its byte offset, keeping every frame before it.
 
 Files are read in 16 MiB pieces, not memory-mapped, so peak memory stays flat
-however large the capture is. The only per-packet Python step is finding where
-each record starts; headers are then read for the whole piece at once.
+however large the capture is. Where pcap records start is found for a whole
+piece at once (walk.py); pcapng blocks are walked one by one.
 """
 
 import gzip
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import CaptureError
 from .chunk import Chunk, gather_u32
+from .walk import Scratch, record_starts
 
 MAX_RECORD = 262144          # libpcap's MAXIMUM_SNAPLEN; larger means corruption
 CHUNK = 16 << 20
@@ -141,27 +142,16 @@ class PcapFile(CaptureFile):
         self.snaplen = snaplen
 
     def chunks(self):
-        incl_at = struct.Struct(self._order + "I").unpack_from
         self.position, rest = 24, b""          # position: file offset of rest[0]
+        scratch = Scratch()
         for more in self._pieces(24):
             buf = rest + more if rest else more
-            end, off, starts = len(buf), 0, []
-            record = starts.append
-            broken = False
-            while off + 16 <= end:
-                incl = incl_at(buf, off + 8)[0]
-                if incl > MAX_RECORD:
-                    self._fail(self.position + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
-                    broken = True
-                    break
-                nxt = off + 16 + incl
-                if nxt > end:
-                    break
-                record(off)
-                off = nxt
-            if starts:
+            starts, off, oversize = record_starts(buf, self._order, MAX_RECORD, scratch)
+            if len(starts):
                 yield self._chunk(buf, starts)
-            if broken:
+            if oversize:
+                incl = struct.unpack_from(self._order + "I", buf, off + 8)[0]
+                self._fail(self.position + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
                 return
             rest = self._carry(buf, off, more, "record")
 
