@@ -64,7 +64,7 @@ def chunk(frames, ts=None):
 def test_key_rebuilds_what_the_decoder_finds(frame):
     groups, slow = batch.split(chunk([frame] * 3), ETH)
     assert len(slow) == 0 and len(groups.keys) == 1 and groups.count == [3]
-    ours, theirs = batch.packet_from_key(groups.keys[0]), d.decode(frame, d.LT_ETHERNET)
+    ours, theirs = batch.packet_from_key(groups.keys[0], groups.classes[0]), d.decode(frame, d.LT_ETHERNET)
     for field in ("dst_mac", "src_mac", "vlan", "family", "src", "dst", "proto", "sport", "dport"):
         assert getattr(ours, field) == getattr(theirs, field), field
 

@@ -7,14 +7,19 @@ Fast rows are Ethernet frames carrying IPv4 (IHL 5, not a fragment, total
 length covering the ports) or IPv6 (next header TCP/UDP directly), untagged
 or behind one 802.1Q tag, with the ports captured: exactly the frames for
 which the decoder would return a TCP/UDP packet with these fields. Every row
-is checked, not only a flow's first. For these the raw header bytes of one flow direction — both
-MACs, the tag, the protocol, the addresses and ports — are a stable key:
+is checked, not only a flow's first. For these the raw header bytes of one
+flow direction — both MACs, the tag, the protocol, the addresses and ports —
+are a stable key:
 
-    class  layout                    key bytes (of the frame)       length
-    0      Ethernet  IPv4            0:12 + 23:24 + 26:38            25
-    1      Ethernet  IPv6            0:12 + 20:21 + 22:58            49
-    2      802.1Q    IPv4            0:16 + 27:28 + 30:42            29
-    3      802.1Q    IPv6            0:16 + 24:25 + 26:62            53
+    class  layout                    key bytes (of the frame)
+    0      Ethernet  IPv4            0:12 + 23:24 + 26:38
+    1      Ethernet  IPv6            0:12 + 20:21 + 22:58
+    2      802.1Q    IPv4            0:16 + 27:28 + 30:42
+    3      802.1Q    IPv6            0:16 + 24:25 + 26:62
+
+A key (``Groups.keys``) is the first 64 header bytes with every other byte
+zeroed, plus 8 bytes naming class and interface: fields stay at their frame
+offsets, so ``packet_from_key`` reads them back by class.
 
 Tunnel classes 4-15 (``_tunnel_layouts``): GTP-U (plain, or with one PDU
 Session Container) and VXLAN over IPv4 without options, untagged or tagged,
@@ -22,7 +27,7 @@ carrying IPv4 (IHL 5) or IPv6 TCP/UDP. Their key adds the outer addresses
 and ports, the GTP flags and TEID or the VXLAN VNI and inner MACs, and the
 inner protocol, addresses and ports; ``packet_from_key`` rebuilds the inner
 packet with its tunnel layer, as the decoder would. They read a 112-byte
-header, for those rows only.
+header (keys of 120 bytes), for those rows only.
 
 Rows are grouped by (class, interface, key): each header is read as 64-bit
 words masked down to the class's key bytes, plus one word holding class and
@@ -88,9 +93,6 @@ for _c, _cols in enumerate(_TUNNEL_COLUMNS):
     _TUNNEL_BYTEMASK[_c, _cols] = 0xFF
 _TUNNEL_WORDMASK = _TUNNEL_BYTEMASK.view("<u8")
 _TUNNEL_MULT = (np.arange(1, TUNNEL_WIDTH // 8 + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
-_ALL_COLUMNS = _COLUMNS + _TUNNEL_COLUMNS
-# absolute header offset -> index in the key, per tunnel layout (packet_from_key reads fields back)
-_KEY_AT = [{int(a): k for k, a in enumerate(cols)} for cols in _TUNNEL_COLUMNS]
 
 
 class Groups:
@@ -199,7 +201,9 @@ def _group(chunk, rows, cls, head, wordmask, mult):
     leaders = np.minimum.reduceat(order, starts)   # each group's first frame to arrive
     arrival = np.argsort(leaders)
     lead_cls = cls[leaders[arrival]]
-    keys = _exact_keys(ws[starts[arrival]][:, :-1].copy().view(np.uint8), lead_cls)
+    width = 8 * ws.shape[1]
+    blob = ws[starts[arrival]].tobytes()           # each key: its masked header words + the class/interface word
+    keys = [blob[i:i + width] for i in range(0, len(blob), width)]
     return (keys, lead_cls.tolist(), rows[leaders[arrival]].tolist(), counts[arrival].tolist(),
             octets[arrival].tolist(), first_ts[arrival].tolist(), last_ts[arrival].tolist())
 
@@ -241,72 +245,53 @@ def _tunnel_classes(h, incl):
     return cls
 
 
-def _exact_keys(heads, classes):
-    """The key bytes of each leader row, in order."""
-    keys = [None] * len(classes)
-    for c, cols in enumerate(_ALL_COLUMNS):
-        sel = np.flatnonzero(classes == c)
-        if not len(sel):
-            continue
-        width = len(cols)
-        blob = np.ascontiguousarray(heads[sel][:, cols]).tobytes()
-        for j, i in enumerate(sel.tolist()):
-            keys[i] = blob[j * width:(j + 1) * width]
-    return keys
-
-
-def packet_from_key(key, cls=None):
+def packet_from_key(key, cls):
     """The ``Packet`` the decoder would return for a frame with this key.
 
-    Every fast class fixes the layout, so the key holds all the decoder would
-    find: MACs, VLAN, protocol, addresses, ports (and for tunnel classes the
-    outer addresses and the TEID or VNI).
+    A key is the frame's header with everything but its class's key bytes
+    zeroed, so fields sit at their frame offsets. Every fast class fixes the
+    layout, so the key holds all the decoder would find: MACs, VLAN,
+    protocol, addresses, ports (and for tunnel classes the outer addresses
+    and the TEID or VNI).
     """
-    if cls is not None and cls >= TUNNEL_BASE:
+    if cls >= TUNNEL_BASE:
         return _tunnel_packet(key, cls - TUNNEL_BASE)
     pkt = Packet()
     pkt.dst_mac, pkt.src_mac = key[0:6], key[6:12]
-    length = len(key)
-    if length == 29 or length == 53:
+    o = 14
+    if cls >= 2:                                   # behind one 802.1Q tag
         pkt.vlan = ((key[14] << 8) | key[15]) & 0x0FFF
-        rest = key[16:]
+        o = 18
+    if cls & 1:
+        pkt.family, pkt.proto, pkt.src, pkt.dst = 6, key[o + 6], key[o + 8:o + 24], key[o + 24:o + 40]
+        p = o + 40
     else:
-        rest = key[12:]
-    pkt.proto = rest[0]
-    if length == 25 or length == 29:
-        pkt.family, pkt.src, pkt.dst = 4, rest[1:5], rest[5:9]
-        ports = rest[9:13]
-    else:
-        pkt.family, pkt.src, pkt.dst = 6, rest[1:17], rest[17:33]
-        ports = rest[33:37]
-    pkt.sport, pkt.dport = (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3]
+        pkt.family, pkt.proto, pkt.src, pkt.dst = 4, key[o + 9], key[o + 12:o + 16], key[o + 16:o + 20]
+        p = o + 20
+    pkt.sport, pkt.dport = (key[p] << 8) | key[p + 1], (key[p + 2] << 8) | key[p + 3]
     return pkt
 
 
 def _tunnel_packet(key, lid):
     o, variant, v6, i, _ranges = _LAYOUTS[lid]
-    at = _KEY_AT[lid]
-
-    def take(a, b):
-        return key[at[a]:at[a] + (b - a)]
     pkt = Packet()
     p = o + 28
     if variant == VXLAN:
-        pkt.dst_mac, pkt.src_mac = take(p + 8, p + 14), take(p + 14, p + 20)
-        kind, ident = VXLAN, int.from_bytes(take(p + 4, p + 7), "big")
+        pkt.dst_mac, pkt.src_mac = key[p + 8:p + 14], key[p + 14:p + 20]
+        kind, ident = VXLAN, int.from_bytes(key[p + 4:p + 7], "big")
     else:
-        pkt.dst_mac, pkt.src_mac = take(0, 6), take(6, 12)
-        kind, ident = GTPU, int.from_bytes(take(p + 4, p + 8), "big")
+        pkt.dst_mac, pkt.src_mac = key[0:6], key[6:12]
+        kind, ident = GTPU, int.from_bytes(key[p + 4:p + 8], "big")
     if o == 18:
-        pkt.vlan = int.from_bytes(take(14, 16), "big") & 0x0FFF
+        pkt.vlan = int.from_bytes(key[14:16], "big") & 0x0FFF
     if v6:
-        pkt.family, pkt.proto = 6, take(i + 6, i + 7)[0]
-        pkt.src, pkt.dst, ports = take(i + 8, i + 24), take(i + 24, i + 40), take(i + 40, i + 44)
+        pkt.family, pkt.proto = 6, key[i + 6]
+        pkt.src, pkt.dst, ports = key[i + 8:i + 24], key[i + 24:i + 40], key[i + 40:i + 44]
     else:
-        pkt.family, pkt.proto = 4, take(i + 9, i + 10)[0]
-        pkt.src, pkt.dst, ports = take(i + 12, i + 16), take(i + 16, i + 20), take(i + 20, i + 24)
+        pkt.family, pkt.proto = 4, key[i + 9]
+        pkt.src, pkt.dst, ports = key[i + 12:i + 16], key[i + 16:i + 20], key[i + 20:i + 24]
     pkt.sport, pkt.dport = int.from_bytes(ports[:2], "big"), int.from_bytes(ports[2:], "big")
-    pkt.tunnels = [(kind, take(o + 12, o + 16), take(o + 16, o + 20), ident)]
+    pkt.tunnels = [(kind, key[o + 12:o + 16], key[o + 16:o + 20], ident)]
     return pkt
 
 
