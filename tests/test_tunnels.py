@@ -15,7 +15,7 @@ GNB, UPF = "192.0.2.10", "192.0.2.20"
 GNB_MAC, UPF_MAC = "00:1b:54:00:00:10", "00:1b:54:00:00:20"        # Cisco OUIs: trusted transport switches
 UL_TEID, DL_TEID = 0x1001, 0x2002
 
-POLICY = """\
+POLICY_HEAD = """\
 version: 1
 vendors:
   trusted: [cisco, nokia, ericsson]
@@ -23,6 +23,8 @@ vendors:
 zones:
   ue-pool:
     prefixes: [198.51.100.0/24, 2001:db8:100::/48]
+"""
+POLICY = POLICY_HEAD + """\
 rules:
   - name: trusted-radio-path
     zone: ue-pool
@@ -121,14 +123,7 @@ def test_other_encapsulations_put_their_endpoints_on_the_path(tmp_path, write, k
         assert all(el["evidence"]["vni"] == [5001] for el in endpoints)
 
 
-ROLE_POLICY = """\
-version: 1
-vendors:
-  trusted: [cisco, nokia, ericsson]
-  untrusted: [huawei, zte]
-zones:
-  ue-pool:
-    prefixes: [198.51.100.0/24, 2001:db8:100::/48]
+ROLE_POLICY = POLICY_HEAD + """\
 rules:
   - name: trusted-radio-nodes
     zone: ue-pool

@@ -7,8 +7,10 @@ whole batch without a Python step per packet. ``frames()`` gives the same
 data one frame at a time for code that wants it.
 
 numpy is a dependency for this reason alone: a Python loop per packet tops
-out near 0.6M packets/s on two cores; with the walk as the only per-packet
-Python step the audit passes 1M packets/s (see ``bench/``).
+out near 0.6M packets/s on two cores. For the common frames there is no
+Python step per packet at all — record starts (walk.py), classification and
+grouping (batch.py) are whole-chunk numpy passes — so the remaining Python
+work is per flow direction and per flow; ``bench/`` measures the result.
 """
 
 import numpy as np
