@@ -8,6 +8,7 @@ import pytest
 
 from verifier.audit import run_audit
 from verifier.craft import ETH_IPV4, PcapWriter, ether, gtpu, ipv4, ipv6, tcp, udp, vxlan
+from verifier.attribution.path import ip_text
 from verifier.decode import GTPU, decode
 
 NOW = datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc)
@@ -202,3 +203,51 @@ def test_an_on_link_tunnel_endpoint_is_attributed_by_the_mac_arp_or_ndp_bound(tm
     assert g["evidence"]["mac"] == HUAWEI_GNB_MAC
     assert g["evidence"]["mac_learned_from"] == ("arp" if outer == 4 else "ndp")
     assert endpoints[upf]["trust"] == "unknown" and "mac" not in (endpoints[upf]["evidence"] or {})
+
+
+def test_pfcp_teaches_the_gnb_role_a_roles_rule_needs(tmp_path, write):
+    """The inventory names the gNB's vendor but no role; the SMF's PFCP
+    Session Establishment toward the UPF (seen on the same tap) says which
+    end of the N3 tunnel is the radio node, so ``roles: [gnb]`` finds it."""
+    from verifier.cli import App
+    from verifier.craft import pfcp_session_establishment
+    smf = "192.0.2.30"
+    pfcp = ether(UPF_MAC, GNB_MAC, ETH_IPV4, ipv4(smf, UPF, 17, udp(8805, 8805, pfcp_session_establishment(
+        7, UPF, UL_TEID, GNB, DL_TEID))))
+    pcap = tmp_path / "n3.pcap"
+    with PcapWriter(str(pcap)) as w:
+        w.write(1_795_000_000, pfcp)
+        for i, frame in enumerate(n3_frames()):
+            w.write(1_795_000_001 + i * 0.01, frame)
+    inventory = f"devices:\n  - {{name: radio-17, vendor: huawei, ips: [{GNB}]}}\n"
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([write("policy.yaml", ROLE_POLICY)])
+    cert = run_audit([str(pcap)], policy, app.attributor(write("inventory.yaml", inventory), []), NOW).certificate
+    assert cert["zones"][0]["flows"]["VIOLATION"] == 2
+    for v in cert["violations"]:
+        assert [r["text"] for r in v["reasons"]] == ["tunnel-endpoint 192.0.2.10 is untrusted"]
+        endpoints = {el["subject"]: el for el in v["path"] if el["kind"] == "tunnel-endpoint"}
+        gnb, upf = endpoints[GNB], endpoints[UPF]
+        assert (gnb["role"], gnb["vendor"], gnb["evidence"]["source"]) == ("gnb", "huawei", "inventory")
+        assert gnb["evidence"]["role_learned_from"] == "pfcp" and gnb["evidence"]["role_teids"] == [DL_TEID]
+        assert upf["role"] == "upf" and upf["evidence"]["role_teids"] == [UL_TEID]
+
+
+def test_crafted_pfcp_dissects_in_tshark_as_we_read_it(tmp_path):
+    """The crafted message is real PFCP: tshark finds the same F-TEID, Outer
+    Header Creation and interfaces."""
+    import subprocess
+    from conftest import need_tool
+    from verifier.attribution.mobile import parse_pfcp
+    from verifier.craft import pfcp_session_establishment
+    need_tool("tshark")
+    msg = pfcp_session_establishment(7, UPF, UL_TEID, GNB, DL_TEID)
+    pcap = tmp_path / "pfcp.pcap"
+    with PcapWriter(str(pcap)) as w:
+        w.write(1_795_000_000, ether(UPF_MAC, GNB_MAC, ETH_IPV4, ipv4("192.0.2.30", UPF, 17, udp(8805, 8805, msg))))
+    out = subprocess.run(["tshark", "-n", "-r", str(pcap), "-T", "fields", "-e", "pfcp.f_teid.teid",
+                          "-e", "pfcp.f_teid.ipv4_addr", "-e", "pfcp.outer_hdr_creation.teid",
+                          "-e", "pfcp.outer_hdr_creation.ipv4", "-e", "_ws.malformed"],
+                         capture_output=True, text=True, check=True).stdout.split("\t")
+    assert [int(out[0], 16), out[1], int(out[2], 16), out[3], out[4].strip()] == [UL_TEID, UPF, DL_TEID, GNB, ""]
+    assert {(ip_text(a), t, r) for a, t, r in parse_pfcp(msg, 0)} == {(UPF, UL_TEID, "upf"), (GNB, DL_TEID, "gnb")}

@@ -11,6 +11,7 @@ import os
 import threading
 
 from .attribution.discovery import SegmentDiscovery
+from .attribution.mobile import ControlPlane
 from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
 from .errors import CaptureError
@@ -34,7 +35,7 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     bar = _progress_bar(files) if progress else None
     discovery = SegmentDiscovery(attributor, catalogue or VendorCatalogue.load())
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
-                    progress=bar.advance if bar else None, discovery=discovery)
+                    progress=bar.advance if bar else None, discovery=discovery, control_plane=ControlPlane())
     csv_fh = open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
     if csv_fh:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))

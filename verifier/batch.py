@@ -35,17 +35,20 @@ interface, hashed and sorted; rows that share a hash are then compared word
 for word, so a hash collision can never merge two directions (a colliding
 chunk is handed back whole as rows to decode). Everything else — ICMP,
 fragments, other tunnels (Geneve, GRE, IP-in-IP, GTP-U with other extension
-headers), QinQ, MPLS, other link types, damaged headers — is returned as
+headers), GTP-C and PFCP, QinQ, MPLS, other link types, damaged headers — is returned as
 rows for the full decoder.
 """
 
 import numpy as np
 
+from .attribution.mobile import CONTROL_UDP_PORTS
 from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
 from .model import Packet
 
 WIDTH = 64                    # header bytes looked at per frame
 _TUNNEL_PORTS = np.array(sorted(TUNNEL_UDP_PORTS), np.uint16)
+# UDP the decoder must see frame by frame: tunnels (the inner flow) and the mobile control plane (GTP-C, PFCP).
+_DECODER_PORTS = np.array(sorted(set(TUNNEL_UDP_PORTS) | CONTROL_UDP_PORTS), np.uint16)
 _CLASSES = (                  # key column ranges per class; see the table above
     ((0, 12), (23, 24), (26, 38)),
     ((0, 12), (20, 21), (22, 58)),
@@ -296,12 +299,13 @@ def _tunnel_packet(key, lid):
 
 
 def _l4(head, proto_at, ports_at):
-    """TCP, or UDP that is not a tunnel (those need the decoder to find the inner flow)."""
+    """TCP, or UDP that is neither a tunnel (the decoder finds the inner flow)
+    nor GTP-C/PFCP (the control-plane reader needs each message)."""
     proto = head[:, proto_at]
     sport = (head[:, ports_at].astype(np.uint16) << 8) | head[:, ports_at + 1]
     dport = (head[:, ports_at + 2].astype(np.uint16) << 8) | head[:, ports_at + 3]
-    tunnel = np.isin(sport, _TUNNEL_PORTS) | np.isin(dport, _TUNNEL_PORTS)
-    return (proto == 6) | ((proto == 17) & ~tunnel)
+    decoder = np.isin(sport, _DECODER_PORTS) | np.isin(dport, _DECODER_PORTS)
+    return (proto == 6) | ((proto == 17) & ~decoder)
 
 
 def _ports_inside(head, at):

@@ -68,6 +68,25 @@ def neighbour_advert(target, target_mac):
     return struct.pack("!BBHI", 136, 0, 0, 0x60000000) + ip(target) + b"\x02\x01" + mac(target_mac)
 
 
+def pfcp_ie(itype, *parts):
+    """One PFCP IE (2-byte type and length); ``parts`` are bytes or nested IEs."""
+    value = b"".join(parts)
+    return struct.pack("!HH", itype, len(value)) + value
+
+
+def pfcp_session_establishment(seid, upf, upf_teid, gnb, gnb_teid, seq=1):
+    """A PFCP Session Establishment Request (SMF -> UPF) for one N3 tunnel:
+    a PDR whose PDI (source interface Access) holds the UPF's F-TEID, and a
+    FAR forwarding toward Access with the gNB's TEID in Outer Header Creation."""
+    pdr = pfcp_ie(1, pfcp_ie(56, b"\x00\x01"),
+                  pfcp_ie(2, pfcp_ie(20, b"\x00"), pfcp_ie(21, b"\x01" + struct.pack("!I", upf_teid) + ip(upf))))
+    far = pfcp_ie(3, pfcp_ie(108, b"\x00\x00\x00\x01"), pfcp_ie(44, b"\x02"),
+                  pfcp_ie(4, pfcp_ie(42, b"\x00"),
+                          pfcp_ie(84, b"\x01\x00" + struct.pack("!I", gnb_teid) + ip(gnb))))
+    body = struct.pack("!Q", seid) + seq.to_bytes(3, "big") + b"\x00" + pdr + far
+    return struct.pack("!BBH", 0x21, 50, len(body)) + body
+
+
 def gtpu(teid, payload, qfi=None, uplink=True):
     """A GTP-U G-PDU; with ``qfi`` it carries a 5G PDU Session Container
     (extension header 0x85: PDU type UL or DL, QoS flow id)."""

@@ -267,6 +267,7 @@ def _l4(pkt, data, pos, end):
             return R_L4_SHORT
         pkt.sport, pkt.dport = _HH(data, pos)
         if proto == UDP:
+            pkt.payload = pos + 8
             kind = TUNNEL_UDP_PORTS.get(pkt.dport) or TUNNEL_UDP_PORTS.get(pkt.sport)
             if kind is not None:
                 return _UDP_TUNNELS[kind](pkt, data, pos + 8, end)

@@ -28,7 +28,7 @@ class Packet:
 
     __slots__ = ("dst_mac", "src_mac", "vlan", "vlan2", "ethertype", "l2_payload",
                  "family", "src", "dst", "proto", "sport", "dport",
-                 "frag_id", "frag_offset", "quote", "tunnels")
+                 "frag_id", "frag_offset", "quote", "tunnels", "payload")
 
     def __init__(self):
         self.dst_mac = self.src_mac = b""
@@ -42,6 +42,7 @@ class Packet:
         self.frag_offset = 0
         self.quote = None
         self.tunnels = None        # [(kind, outer src, outer dst, id)], outermost first
+        self.payload = 0           # offset of a UDP packet's payload in the frame (control-plane readers)
 
 
 class Flow:

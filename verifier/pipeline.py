@@ -19,6 +19,7 @@ import datetime
 
 import numpy as np
 
+from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
 from .batch import packet_from_key, split
 from .decode import LT_ETHERNET, REASONS, decode
@@ -40,11 +41,12 @@ class Stats:
 
 class Pipeline:
     def __init__(self, policy, attributor, sinks, idle_timeout=300.0, active_timeout=1800.0,
-                 capacity=500_000, today=None, progress=None, discovery=None):
+                 capacity=500_000, today=None, progress=None, discovery=None, control_plane=None):
         self.policy = policy
         self.attributor = attributor
         self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
-        self.paths = PathBuilder(attributor, policy.trust, discovery)
+        self.control_plane = control_plane   # ControlPlane: GTP-C/PFCP teach tunnel endpoints' roles
+        self.paths = PathBuilder(attributor, policy.trust, discovery, control_plane)
         self.sinks = list(sinks)
         self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
         self.today = today or datetime.date.today()
@@ -169,7 +171,11 @@ class Pipeline:
                     hook(ts, gmap[ifx], pkt, data)
             else:
                 table.add(pkt, ts, gmap[ifx], orig)
-                if pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
+                if pkt.proto == 17:
+                    if self.control_plane is not None and (pkt.dport in CONTROL_UDP_PORTS
+                                                           or pkt.sport in CONTROL_UDP_PORTS):
+                        self.control_plane(ts, data, pkt.payload, pkt.sport, pkt.dport)   # GTP-C, PFCP
+                elif pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
                     self.discovery.ndp(ts, gmap[ifx], pkt)        # neighbour solicitation/advertisement
 
     # --- per flow -----------------------------------------------------------

@@ -39,10 +39,11 @@ class PathBuilder:
 
     CACHE_LIMIT = 500_000
 
-    def __init__(self, attributor, trust, discovery=None):
+    def __init__(self, attributor, trust, discovery=None, control_plane=None):
         self.attributor = attributor
         self.trust = trust
         self.discovery = discovery
+        self.control_plane = control_plane
         self._elements = {}
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
         self._ip_sources = ", ".join(p.name for p in attributor.providers if p.name != "oui")
@@ -125,25 +126,36 @@ class PathBuilder:
         bound the address to a MAC (the endpoint is on-link), that MAC's
         answer (inventory, then OUI) names the equipment itself; the outer
         frames alone cannot, their MAC may be a router's (an l2-neighbor
-        anyway). Else the address's ASN answer."""
-        base = self._element(TUNNEL_ENDPOINT, addr)
-        if self.discovery is None or (base.evidence is not None and base.evidence.source == "inventory"):
-            return base
-        heard = self.discovery.neighbour(ifindex, vlan, addr)
-        if heard is None:
-            return base
-        mac, protocol = heard
-        key = (TUNNEL_ENDPOINT, addr, mac)
-        el = self._elements.get(key)
-        if el is None:
+        anyway). Else the address's ASN answer. A role the inventory does not
+        give may come from the mobile control plane (GTP-C, PFCP)."""
+        el = self._element(TUNNEL_ENDPOINT, addr)
+        from_inventory = el.evidence is not None and el.evidence.source == "inventory"
+        heard = self.discovery.neighbour(ifindex, vlan, addr) if self.discovery and not from_inventory else None
+        node = self.control_plane.node(addr) if self.control_plane is not None and el.role is None else None
+        if heard is None and (node is None or node.role is None):
+            return el
+        key = (TUNNEL_ENDPOINT, addr, heard, node.role if node else None)
+        cached = self._elements.get(key)
+        if cached is not None:
+            return cached
+        if heard is not None:
+            mac, protocol = heard
             answer = self.attributor.mac(mac)
-            if answer is None or answer.unattributable:
-                return base
-            ev = answer.evidence
-            detail = dict(ev.detail or {}, mac=mac_text(mac), mac_learned_from=protocol)
-            answer = Answer(answer.vendor, answer.organization,
-                            Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail), device=answer.device)
-            el = self._elements[key] = self._from_answer(TUNNEL_ENDPOINT, ip_text(addr), answer, None)
+            if answer is not None and not answer.unattributable:
+                ev = answer.evidence
+                detail = dict(ev.detail or {}, mac=mac_text(mac), mac_learned_from=protocol)
+                answer = Answer(answer.vendor, answer.organization,
+                                Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail),
+                                device=answer.device)
+                el = self._from_answer(TUNNEL_ENDPOINT, ip_text(addr), answer, None)
+        if node is not None and node.role is not None and el.role is None:
+            ev = el.evidence
+            detail = dict(ev.detail or {}, role_learned_from=node.protocol)
+            if node.teids:
+                detail["role_teids"] = sorted(node.teids)
+            el = PathElement(TUNNEL_ENDPOINT, el.subject, el.vendor, el.organization, el.asn, el.trust,
+                             Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail), node.role)
+        self._elements[key] = el
         return el
 
     def remote_network(self, addr):

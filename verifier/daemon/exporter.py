@@ -113,12 +113,13 @@ class DaemonCollector:
             devices.add_metric([vendor if vendor in d.catalogue else OTHER, trust, source], n)
         yield devices
 
-        frames = CounterMetricFamily("cleanpath_discovery_frames", "LLDP, CDP and STP frames read, by protocol "
-                                     "and result.", labels=["protocol", "result"])
-        for protocol, n in sorted(d.discovery.frames.items()):
-            bad = d.discovery.errors[protocol]
-            frames.add_metric([protocol, "ok"], n - bad)
-            frames.add_metric([protocol, "malformed"], bad)
+        frames = CounterMetricFamily("cleanpath_discovery_frames", "LLDP, CDP, STP, ARP, NDP, GTP-C and PFCP "
+                                     "messages read, by protocol and result.", labels=["protocol", "result"])
+        for reader in (d.discovery, d.pipeline.control_plane):
+            for protocol, n in sorted(reader.frames.items()):
+                bad = reader.errors[protocol]
+                frames.add_metric([protocol, "ok"], n - bad)
+                frames.add_metric([protocol, "malformed"], bad)
         yield frames
         probes = d.pipeline.probes
         if probes is not None:

@@ -23,6 +23,7 @@ import sys
 import time
 
 from ..attribution.discovery import SegmentDiscovery
+from ..attribution.mobile import ControlPlane
 from ..attribution.path import PathBuilder
 from ..errors import VerifierError
 from ..pipeline import Pipeline
@@ -82,7 +83,7 @@ class Daemon:
         sinks = [self.metrics] + ([self.events] if self.events else [])
         self.discovery = SegmentDiscovery(attributor, self.catalogue)
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
-                                 options.max_flows, discovery=self.discovery)
+                                 options.max_flows, discovery=self.discovery, control_plane=ControlPlane())
         self.source_kind = _source_kind(options)
         if options.probe:
             self._start_prober(policy)
@@ -190,7 +191,7 @@ class Daemon:
         pipe = self.pipeline
         pipe.policy, pipe.attributor = policy, attributor
         self.discovery.reattribute(attributor)
-        pipe.paths = PathBuilder(attributor, policy.trust, self.discovery)
+        pipe.paths = PathBuilder(attributor, policy.trust, self.discovery, pipe.control_plane)
         self.metrics.set_policy(policy)
         if pipe.probes is not None:
             pipe.probes.zones = frozenset(protected_zones(policy))
