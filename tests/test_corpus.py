@@ -237,3 +237,103 @@ def test_malformed_control_and_tunnel_frames_are_counted_not_fatal(app):
                            catalogue=app.catalogue)
         assert time.monotonic() - started < 1.0, name
         assert result.exit_code in (0, 1, 2, 3)
+
+
+# GTPv2 F-TEID interface types that carry user plane (the ones we learn from).
+def _tshark_control_plane(path):
+    """Per frame: {(address, TEID)} of user-plane tunnel ends tshark dissects
+    in GTPv2-C F-TEIDs, GTPv1-C Create/Update PDP Context (TEID Data I with
+    the user-plane GSN address) and PFCP F-TEIDs / Outer Header Creations;
+    None for frames tshark marks malformed."""
+    import subprocess
+    from verifier.attribution.mobile import GTPV1_ROLES, GTPV2_UP_ROLES
+    fields = ["frame.number", "_ws.malformed", "gtpv2.f_teid_interface_type", "gtpv2.f_teid_v4", "gtpv2.f_teid_v6",
+              "gtpv2.f_teid_gre_key", "gtpv2.f_teid_ipv4", "gtpv2.f_teid_ipv6", "gtp.message", "gtp.teid_data",
+              "gtp.gsn_ipv4", "gtp.gsn_ipv6", "pfcp.f_teid_flags.ch", "pfcp.f_teid_flags.v4", "pfcp.f_teid_flags.v6",
+              "pfcp.f_teid.teid", "pfcp.f_teid.ipv4_addr", "pfcp.f_teid.ipv6_addr",
+              "pfcp.outer_hdr_creation.teid", "pfcp.outer_hdr_creation.ipv4", "pfcp.outer_hdr_creation.ipv6"]
+    cmd = ["tshark", "-n", "-r", path, "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|"]
+    out = subprocess.run(cmd + [a for f in fields for a in ("-e", f)], capture_output=True, text=True, timeout=300)
+    frames = {}
+    for line in out.stdout.splitlines():
+        col = dict(zip(fields, [c.split("|") if c else [] for c in line.split("\t")]))
+        number = int(col["frame.number"][0])
+        if col["_ws.malformed"]:
+            frames[number] = None
+            continue
+        types = [int(t) for t in col["gtpv2.f_teid_interface_type"]]
+        facts = _pair_teids(col["gtpv2.f_teid_gre_key"], col["gtpv2.f_teid_v4"], col["gtpv2.f_teid_v6"],
+                            col["gtpv2.f_teid_ipv4"], col["gtpv2.f_teid_ipv6"], listed=[True] * len(types),
+                            keep=[t in GTPV2_UP_ROLES for t in types])
+        messages = [int(m, 16) for m in col["gtp.message"]]
+        gsns = col["gtp.gsn_ipv4"] + col["gtp.gsn_ipv6"]
+        if messages and messages[0] in GTPV1_ROLES and len(gsns) >= 2:
+            facts.add((gsns[1], int(col["gtp.teid_data"][0], 16) if col["gtp.teid_data"] else None))
+        facts |= _pair_teids(col["pfcp.f_teid.teid"], col["pfcp.f_teid_flags.v4"], col["pfcp.f_teid_flags.v6"],
+                             col["pfcp.f_teid.ipv4_addr"], col["pfcp.f_teid.ipv6_addr"],
+                             listed=[ch == "0" for ch in col["pfcp.f_teid_flags.ch"]],
+                             keep=[ch == "0" for ch in col["pfcp.f_teid_flags.ch"]])
+        teids, v4s, v6s = (col["pfcp.outer_hdr_creation." + f] for f in ("teid", "ipv4", "ipv6"))
+        if len(teids) == 1 or len(teids) == len(v4s) + len(v6s):   # each one address, or one TEID for all
+            facts |= {(a, int(teids[min(i, len(teids) - 1)], 16)) for i, a in enumerate(v4s + v6s)}
+        frames[number] = facts
+    return frames
+
+
+def _pair_teids(teids, v4flags, v6flags, v4s, v6s, listed, keep):
+    """(address, TEID) of F-TEIDs listed field by field: each F-TEID's flags
+    say which addresses it carries. ``listed`` per F-TEID: whether tshark
+    lists a TEID and addresses for it (a PFCP CHOOSE one has none);
+    ``keep``: whether it is a user-plane tunnel end."""
+    out = set()
+    teid_at, a4, a6 = iter(teids), iter(v4s), iter(v6s)
+    for shown, wanted, f4, f6 in zip(listed, keep, v4flags, v6flags):
+        if not shown:
+            continue
+        teid = int(next(teid_at), 16)
+        addrs = ([next(a4)] if f4 == "1" else []) + ([next(a6)] if f6 == "1" else [])
+        if wanted:
+            out |= {(a, teid) for a in addrs}
+    return out
+
+
+def test_control_plane_tunnel_ends_equal_tshark(app):
+    """GTPv1-C, GTPv2-C and PFCP messages of the corpus: frame by frame, the
+    user-plane tunnel ends (address, TEID) we learn are ones tshark
+    dissects, and on the captures of real exchanges all of them.
+
+    scapy's PFCP test capture is fuzz-like: it puts F-TEIDs and Outer Header
+    Creations inside groups TS 29.244 never places them (Query URR, Remove
+    URR, ...) and into node messages; tshark dissects any IE anywhere, we
+    read them only where the specification puts them (a PDR's PDI, Created
+    PDR, a FAR's forwarding parameters, traffic endpoints). There ours must
+    be a subset, and the difference is counted."""
+    need_tool("tshark")
+    from verifier.attribution.mobile import CONTROL_UDP_PORTS, ControlPlane
+    from verifier.attribution.path import ip_text
+    from verifier.capture import open_capture
+    from verifier.decode import decode
+    files = sorted(glob.glob(os.path.join(corpus_path("pcaps", "gtp"), "*")))
+    compared = learned = out_of_place = 0
+    for path in files:
+        theirs = _tshark_control_plane(path)
+        fuzzed = os.path.basename(path) == "scapy__pfcp.pcap"
+        capture = open_capture(path)
+        for number, (ts, ifx, _wire, data) in enumerate(capture.frames(), 1):
+            pkt = decode(data, capture.interfaces[ifx].linktype)
+            if pkt.__class__ is str or pkt.proto != 17 or not ({pkt.sport, pkt.dport} & CONTROL_UDP_PORTS):
+                continue
+            plane = ControlPlane()
+            plane(ts, data, pkt.payload, pkt.sport, pkt.dport)         # never raises, malformed or not
+            if theirs.get(number) is None:
+                continue                               # malformed to tshark: ours only has to survive it
+            ours = {(ip_text(n.address), t) for n in plane.nodes.values() for t in (n.teids or {None})}
+            if fuzzed:
+                assert ours <= theirs[number], (path, number)
+                out_of_place += len(theirs[number] - ours)
+            else:
+                assert ours == theirs[number], (path, number)
+            compared += 1
+            learned += len(ours)
+    assert compared >= 20 and learned >= 5, (compared, learned)
+    print(f"compared {compared} messages, learned {learned} tunnel ends, {out_of_place} out-of-place ones skipped")

@@ -52,11 +52,16 @@ GTPV1_TEID_DATA, GTPV1_GSN_ADDRESS = 16, 133
 GTPV1_ROLES = {16: "sgsn", 18: "sgsn", 17: "ggsn", 19: "ggsn"}  # Create/Update PDP Context request/response
 
 # TS 29.244 8.1.2 / 8.2: the grouped IEs walked, and the ones read.
-PFCP_CREATE_PDR, PFCP_PDI, PFCP_CREATE_FAR, PFCP_FORWARDING, PFCP_CREATED_PDR = 1, 2, 3, 4, 8
-PFCP_UPDATE_PDR, PFCP_UPDATE_FAR, PFCP_UPDATE_FORWARDING = 9, 10, 11
+PFCP_CREATE_PDR, PFCP_PDI, PFCP_CREATE_FAR, PFCP_FORWARDING, PFCP_DUPLICATING, PFCP_CREATED_PDR = 1, 2, 3, 4, 5, 8
+PFCP_UPDATE_PDR, PFCP_UPDATE_FAR, PFCP_UPDATE_FORWARDING, PFCP_UPDATE_DUPLICATING = 9, 10, 11, 105
+PFCP_CREATE_TRAFFIC_ENDPOINT, PFCP_CREATED_TRAFFIC_ENDPOINT, PFCP_UPDATE_TRAFFIC_ENDPOINT = 127, 128, 129
 PFCP_SOURCE_INTERFACE, PFCP_F_TEID, PFCP_DESTINATION_INTERFACE, PFCP_OUTER_HEADER = 20, 21, 42, 84
-PFCP_GROUPED = frozenset((PFCP_CREATE_PDR, PFCP_PDI, PFCP_CREATE_FAR, PFCP_FORWARDING, PFCP_CREATED_PDR,
-                          PFCP_UPDATE_PDR, PFCP_UPDATE_FAR, PFCP_UPDATE_FORWARDING))
+# Only the groups where TS 29.244 places F-TEIDs and Outer Header Creations.
+PFCP_GROUPED = frozenset((PFCP_CREATE_PDR, PFCP_PDI, PFCP_CREATE_FAR, PFCP_FORWARDING, PFCP_DUPLICATING,
+                          PFCP_CREATED_PDR, PFCP_UPDATE_PDR, PFCP_UPDATE_FAR, PFCP_UPDATE_FORWARDING,
+                          PFCP_UPDATE_DUPLICATING, PFCP_CREATE_TRAFFIC_ENDPOINT, PFCP_CREATED_TRAFFIC_ENDPOINT,
+                          PFCP_UPDATE_TRAFFIC_ENDPOINT))
+PFCP_SESSION_MESSAGES = 50                # message types from 50 on are session messages (N4 sessions)
 ACCESS, CORE = 0, 1
 
 
@@ -254,11 +259,12 @@ def parse_pfcp(data, pos):
     if start > end:
         raise Malformed("header longer than the message")
     facts = []
-    _pfcp_ies(data, start, end, facts, 0, None)
+    if data[pos + 1] >= PFCP_SESSION_MESSAGES:   # node messages (heartbeat, association, ...) set up no tunnels
+        _pfcp_ies(data, start, end, facts, 0)
     return facts
 
 
-def _pfcp_ies(data, pos, end, facts, depth, parent):
+def _pfcp_ies(data, pos, end, facts, depth):
     """Walk one level; F-TEIDs and Outer Header Creations learn a role from
     the interface their group names (source interface in a PDI, destination
     interface in forwarding parameters)."""
@@ -275,7 +281,7 @@ def _pfcp_ies(data, pos, end, facts, depth, parent):
         if itype & 0x8000:                 # vendor-specific: enterprise id first
             continue
         if itype in PFCP_GROUPED and depth < MAX_DEPTH:
-            _pfcp_ies(data, value, pos, facts, depth + 1, itype)
+            _pfcp_ies(data, value, pos, facts, depth + 1)
         elif itype in (PFCP_SOURCE_INTERFACE, PFCP_DESTINATION_INTERFACE) and length:
             interface = data[value] & 0x0F
         elif itype == PFCP_F_TEID:
