@@ -224,6 +224,8 @@ def test_pfcp_teaches_the_gnb_role_a_roles_rule_needs(tmp_path, write):
     policy = app.policy([write("policy.yaml", ROLE_POLICY)])
     cert = run_audit([str(pcap)], policy, app.attributor(write("inventory.yaml", inventory), []), NOW).certificate
     assert cert["zones"][0]["flows"]["VIOLATION"] == 2
+    assert [(n["address"], n["role"], n["learned_from"], n["teids"]) for n in cert["tunnel_nodes"]] == [
+        (GNB, "gnb", "pfcp", [DL_TEID]), (UPF, "upf", "pfcp", [UL_TEID])]
     for v in cert["violations"]:
         assert [r["text"] for r in v["reasons"]] == ["tunnel-endpoint 192.0.2.10 is untrusted"]
         endpoints = {el["subject"]: el for el in v["path"] if el["kind"] == "tunnel-endpoint"}

@@ -12,6 +12,7 @@ import threading
 
 from .attribution.discovery import SegmentDiscovery
 from .attribution.mobile import ControlPlane
+from .attribution.path import ip_text
 from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
 from .errors import CaptureError
@@ -53,6 +54,10 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
                        when.isoformat().replace("+00:00", "Z"), expired)
     cert["discovered_devices"] = discovered(discovery, policy, pipe.interfaces)
+    cert["tunnel_nodes"] = [{"address": ip_text(n.address), "role": n.role, "learned_from": n.protocol,
+                             "teids": sorted(n.teids), "first_seen": _iso(n.first_seen),
+                             "last_seen": _iso(n.last_seen)}
+                            for n in sorted(pipe.control_plane.nodes.values(), key=lambda n: n.address)]
     code = exit_code(cert)
     if code in (0, 3) and any(c["errors"] for c in captures):
         code = 2                  # an incompletely read capture cannot be certified
