@@ -253,3 +253,38 @@ def test_crafted_pfcp_dissects_in_tshark_as_we_read_it(tmp_path):
                          capture_output=True, text=True, check=True).stdout.split("\t")
     assert [int(out[0], 16), out[1], int(out[2], 16), out[3], out[4].strip()] == [UL_TEID, UPF, DL_TEID, GNB, ""]
     assert {(ip_text(a), t, r) for a, t, r in parse_pfcp(msg, 0)} == {(UPF, UL_TEID, "upf"), (GNB, DL_TEID, "gnb")}
+
+
+def test_control_plane_reader_survives_damaged_messages():
+    """Truncated and bit-flipped GTPv1-C, GTPv2-C and PFCP messages are
+    counted as malformed or teach nothing wrong-shaped; nothing raises."""
+    import random
+    import struct
+    from verifier.attribution.mobile import ControlPlane
+    from verifier.craft import pfcp_session_establishment
+    f_teid = struct.pack("!BHB", 87, 9, 0) + bytes([0x81]) + struct.pack("!I", 5) + bytes([192, 0, 2, 1])  # S1-U SGW
+    bearer = struct.pack("!BHB", 93, len(f_teid), 0) + f_teid
+    gtpv2 = struct.pack("!BBHI", 0x48, 32, len(bearer) + 8, 1) + b"\x00\x00\x01\x00" + bearer
+    gsn = struct.pack("!BH", 133, 4) + bytes([192, 0, 2, 2])
+    ies = b"\x10" + struct.pack("!I", 9) + gsn + gsn
+    gtpv1 = struct.pack("!BBHI", 0x32, 16, len(ies) + 4, 0) + b"\x00\x01\x00\x00" + ies
+    pfcp = pfcp_session_establishment(1, "192.0.2.20", 7, "192.0.2.10", 8)
+    messages = ((gtpv2, 2123), (gtpv1, 2123), (pfcp, 8805))
+    clean = ControlPlane()
+    for msg, port in messages:
+        clean(0.0, msg, 0, port, port)
+    assert {a: n.role for a, n in clean.nodes.items()} == {
+        bytes([192, 0, 2, 1]): "sgw", bytes([192, 0, 2, 2]): "sgsn", bytes([192, 0, 2, 20]): "upf",
+        bytes([192, 0, 2, 10]): "gnb"}
+    assert not any(clean.errors.values())
+    rnd = random.Random(5)
+    plane = ControlPlane()
+    for msg, port in messages:
+        for _ in range(2000):
+            bad = bytearray(msg[:rnd.randrange(len(msg) + 1)])
+            for _ in range(rnd.randrange(4)):
+                if bad:
+                    bad[rnd.randrange(len(bad))] = rnd.randrange(256)
+            plane(0.0, bytes(bad), 0, port, port)
+    assert all(plane.errors[p] > 0 for p in plane.errors)
+    assert all(len(a) in (4, 16) for a in plane.nodes)
