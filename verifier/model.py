@@ -142,3 +142,10 @@ class Judgement:
     def __init__(self, zone, verdict, rules, path, reasons, excepted=()):
         self.zone, self.verdict, self.rules = zone, verdict, rules
         self.path, self.reasons, self.excepted = path, reasons, excepted
+
+    @property
+    def attributed(self):
+        """Every element attributed, and no required role left unidentified
+        (a reason without an element index)."""
+        return (all(el.trust != UNKNOWN and el.trust != UNATTRIBUTABLE for el in self.path)
+                and all(index is not None for _rule, index, _text in self.reasons))

@@ -13,7 +13,7 @@ import socket
 
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
 from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE, TUNNEL_ENDPOINT,
-                     Answer, Evidence, PathElement)
+                     Evidence, PathElement)
 from .special import is_special
 
 
@@ -110,15 +110,10 @@ class PathBuilder:
                     seen.add(ident)
         out = []
         for (kind, addr), idents in ids.items():
-            base = self._tunnel_endpoint(addr, ifindex, vlan)
-            detail = dict(base.evidence.detail or {}) if base.evidence else {}
-            detail["tunnel"] = kind
+            detail = {"tunnel": kind}
             if idents:
                 detail[TUNNEL_ID_NAMES.get(kind, "id")] = sorted(idents)
-            ev = base.evidence
-            evidence = Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail)
-            out.append(PathElement(TUNNEL_ENDPOINT, base.subject, base.vendor, base.organization, base.asn,
-                                   base.trust, evidence, base.role))
+            out.append(_restated(self._tunnel_endpoint(addr, ifindex, vlan), **detail))
         return out
 
     def _tunnel_endpoint(self, addr, ifindex, vlan):
@@ -142,19 +137,13 @@ class PathBuilder:
             mac, protocol = heard
             answer = self.attributor.mac(mac)
             if answer is not None and not answer.unattributable:
-                ev = answer.evidence
-                detail = dict(ev.detail or {}, mac=mac_text(mac), mac_learned_from=protocol)
-                answer = Answer(answer.vendor, answer.organization,
-                                Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail),
-                                device=answer.device)
-                el = self._from_answer(TUNNEL_ENDPOINT, ip_text(addr), answer, None)
+                el = _restated(self._from_answer(TUNNEL_ENDPOINT, ip_text(addr), answer, None),
+                               mac=mac_text(mac), mac_learned_from=protocol)
         if node is not None and node.role is not None and el.role is None:
-            ev = el.evidence
-            detail = dict(ev.detail or {}, role_learned_from=node.protocol)
+            detail = {"role_learned_from": node.protocol}
             if node.teids:
                 detail["role_teids"] = sorted(node.teids)
-            el = PathElement(TUNNEL_ENDPOINT, el.subject, el.vendor, el.organization, el.asn, el.trust,
-                             Evidence(ev.source, ev.database, ev.version, ev.prefix_len, detail), node.role)
+            el = _restated(el, role=node.role, **detail)
         self._elements[key] = el
         return el
 
@@ -171,11 +160,8 @@ class PathBuilder:
             if hop.address is None or hop.reached:
                 continue
             base = self._element(ROUTER_HOP, ipaddress.ip_address(hop.address).packed)
-            ev = base.evidence
-            detail = dict(ev.detail or {})
-            detail.update(attributed_by=ev.source, ttl=hop.ttl, protocol=trace.proto, destination=trace.destination)
-            out.append(PathElement(ROUTER_HOP, base.subject, base.vendor, base.organization, base.asn, base.trust,
-                                   Evidence("probe", ev.database, ev.version, ev.prefix_len, detail), base.role))
+            out.append(_restated(base, source="probe", attributed_by=base.evidence.source, ttl=hop.ttl,
+                                 protocol=trace.proto, destination=trace.destination))
         return out
 
     def _learned_device(self, dev):
@@ -210,3 +196,12 @@ class PathBuilder:
         role = answer.device.role if answer.device is not None else None
         return PathElement(kind, subject, answer.vendor, answer.organization, answer.asn,
                            self.trust(answer), answer.evidence, role.lower() if role else None)
+
+
+def _restated(el, source=None, role=None, **detail):
+    """A copy of ``el`` whose evidence adds ``detail`` (and names another
+    source, or gives a role): elements are shared, so never changed in place."""
+    ev = el.evidence
+    evidence = Evidence(source or ev.source, ev.database, ev.version, ev.prefix_len, dict(ev.detail or {}, **detail))
+    return PathElement(el.kind, el.subject, el.vendor, el.organization, el.asn, el.trust, evidence,
+                       role if role is not None else el.role)

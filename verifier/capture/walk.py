@@ -34,6 +34,8 @@ import struct
 
 import numpy as np
 
+from .chunk import gather_u32
+
 MIN_RUN = 256            # fewer records per vectorised attempt: the plain loop finishes the buffer
 _PRUNE_ROUNDS = 4
 _EMPTY = np.zeros(0, np.int64)
@@ -98,8 +100,7 @@ def _vectorised(raw, off, end, order, max_record, scratch):
     cand = cand[(raw[cand + incl_top] == 0) & (raw[cand + orig_top] == 0)]
     if not len(cand) or cand[0] != off:
         return _EMPTY, off
-    heads = np.lib.stride_tricks.sliding_window_view(raw, 4)[cand + 8]
-    incl = np.ascontiguousarray(heads).view(order + "u4").ravel().astype(np.int64)
+    incl = gather_u32(raw, cand + 8, 1, order)[:, 0]
     nxt = cand + 16 + incl
     recordable = (incl <= max_record) & (nxt <= end)
     m = len(cand)

@@ -20,7 +20,7 @@ VIOLATION, and no UNVERIFIED flow where the policy requires attribution.
 import threading
 import time
 
-from ..model import KINDS, UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VERDICTS, VIOLATION
+from ..model import KINDS, UNVERIFIED, VERDICTS, VIOLATION
 from ..policy.model import CLEAN_PATH
 
 ANY = "any"
@@ -71,9 +71,7 @@ class MetricsSink:
             key = (zone, j.verdict)
             self.flows[key] = self.flows.get(key, 0) + 1
             self.octets[key] = self.octets.get(key, 0) + octets
-            # A required role nobody could identify (a reason without an element) is unattributed too.
-            attributed = (all(el.trust not in (UNKNOWN, UNATTRIBUTABLE) for el in j.path)
-                          and all(index is not None for _rule, index, _text in j.reasons))
+            attributed = j.attributed
             if j.verdict == VIOLATION:
                 self.last_violation[zone] = now
                 for vkey in {(zone, rule, *self._blame(j.path, index)) for rule, index, _text in j.reasons

@@ -11,7 +11,7 @@ import datetime
 from .. import __version__
 from ..attribution.path import ip_text, mac_text
 from ..communityid import community_id
-from ..model import CLEAN, UNATTRIBUTABLE, UNKNOWN, UNVERIFIED, VIOLATION, VERDICTS
+from ..model import CLEAN, UNVERIFIED, VIOLATION, VERDICTS
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 MAX_VIOLATIONS = 1000         # flows listed in the certificate; counts are always exact, the CSV has all
@@ -58,15 +58,9 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            # A required role nobody could identify (a reason without an element) counts as unattributed.
-            attributed = all(index is not None for _rule, index, _text in j.reasons)
-            vendors = set()
-            for el in j.path:
-                if el.trust in (UNKNOWN, UNATTRIBUTABLE):
-                    attributed = False
-                if el.asn is None or el.vendor:           # equipment, not a carrier
-                    vendors.add(el.vendor or "unattributed")
-            if attributed:
+            vendors = {el.vendor or "unattributed" for el in j.path
+                       if el.asn is None or el.vendor}       # equipment, not a carrier
+            if j.attributed:
                 tally.attributed_flows += 1
                 tally.attributed_octets += octets
             counts = tally.vendors
