@@ -1,7 +1,7 @@
 """Vectorised fast path: a Chunk -> per-direction groups + rows left to decode.
 
 Pure: numpy in, numpy out; no flow state. The pipeline looks each group up
-once (not each packet) in ``FlowTable.fast``.
+once (not each packet) in the flow table's direction index (directions.py).
 
 Fast rows are Ethernet frames carrying IPv4 (IHL 5, not a fragment, total
 length covering the ports) or IPv6 (next header TCP/UDP directly), untagged
@@ -17,9 +17,10 @@ are a stable key:
     2      802.1Q    IPv4            0:16 + 27:28 + 30:42
     3      802.1Q    IPv6            0:16 + 24:25 + 26:62
 
-A key (``Groups.keys``) is the first 64 header bytes with every other byte
-zeroed, plus 8 bytes naming class and interface: fields stay at their frame
-offsets, so ``packet_from_key`` reads them back by class.
+A key (a row of ``Groups.keys``) is the first 64 header bytes with every
+other byte zeroed, as 64-bit words, plus one word naming class and
+interface: fields stay at their frame offsets, so ``packet_from_key`` reads
+them back by class (``Groups.key(i)``).
 
 Tunnel classes 4-15 (``_tunnel_layouts``): GTP-U (plain, or with one PDU
 Session Container) and VXLAN over IPv4 without options, untagged or tagged,
@@ -33,7 +34,8 @@ Rows are grouped by (class, interface, key): each header is read as 64-bit
 words masked down to the class's key bytes, plus one word holding class and
 interface, hashed and sorted; rows that share a hash are then compared word
 for word, so a hash collision can never merge two directions (a colliding
-chunk is handed back whole as rows to decode). Everything else — ICMP,
+chunk is handed back whole as rows to decode). Plain and tunnel classes come
+back as separate ``Groups`` (their keys differ in width). Everything else — ICMP,
 fragments, other tunnels (Geneve, GRE, IP-in-IP, GTP-U with other extension
 headers), GTP-C and PFCP, QinQ, MPLS, other link types, damaged headers — is returned as
 rows for the full decoder.
@@ -95,42 +97,55 @@ _TUNNEL_BYTEMASK = np.zeros((len(_LAYOUTS), TUNNEL_WIDTH), np.uint8)
 for _c, _cols in enumerate(_TUNNEL_COLUMNS):
     _TUNNEL_BYTEMASK[_c, _cols] = 0xFF
 _TUNNEL_WORDMASK = _TUNNEL_BYTEMASK.view("<u8")
+_TAG_MULT = np.uint64(0x94D049BB133111EB)      # the class/interface word's multiplier
 _TUNNEL_MULT = (np.arange(1, TUNNEL_WIDTH // 8 + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
 
 class Groups:
-    """Per (interface, direction key) sums of one chunk, in first-seen order."""
+    """Per (interface, direction key) sums of one chunk for one key width,
+    one row per group, in first-seen order (numpy arrays)."""
 
-    __slots__ = ("keys", "ifx", "first", "count", "octets", "first_ts", "last_ts", "classes")
+    __slots__ = ("width", "hashes", "keys", "classes", "first", "count", "octets", "first_ts", "last_ts")
 
-    def __init__(self, keys, ifx, first, count, octets, first_ts, last_ts, classes):
-        self.keys = keys              # list of bytes (exact direction keys)
-        self.classes = classes        # list: each key's class (how to read it back: packet_from_key)
-        self.ifx = ifx                # list of source interface indexes
-        self.first = first            # list: row index of each group's first packet
+    def __init__(self, hashes, keys, classes, first, count, octets, first_ts, last_ts):
+        self.width = keys.shape[1]    # 64-bit words per key (the class/interface word last)
+        self.hashes = hashes          # uint64 hash of each key
+        self.keys = keys              # (groups, width) uint64: exact direction keys
+        self.classes = classes        # each key's class (how to read it back: packet_from_key)
+        self.first = first            # chunk row of each group's first packet
         self.count, self.octets = count, octets
         self.first_ts, self.last_ts = first_ts, last_ts
 
+    def __len__(self):
+        return len(self.hashes)
 
-def split(chunk, ethernet_ifx):
-    """(Groups or None, rows to decode as an int array in arrival order).
+    def key(self, i):
+        """Group ``i``'s key as bytes: the masked header, fields at their frame offsets."""
+        return self.keys[i, :-1].tobytes()
+
+    def interface(self, i):
+        return int(self.keys[i, -1]) >> 8
+
+
+def split(chunk, ethernet_ifx, interfaces=None):
+    """(list of Groups, rows to decode as an int array in arrival order).
 
     ``ethernet_ifx``: boolean array, True for source interfaces whose link
-    type is Ethernet.
+    type is Ethernet. ``interfaces``: int array mapping the source's
+    interface indexes to the ones keys should carry (default: the same).
     """
     n = len(chunk)
     every = np.arange(n)
     if n == 0:
-        return None, every
+        return [], every
     buf = chunk.buf
     if int(chunk.off.max()) > len(buf) - TUNNEL_WIDTH:
         # Pad so every frame has TUNNEL_WIDTH readable bytes; the length checks
         # below keep key bytes inside the captured frame.
         buf = buf + bytes(TUNNEL_WIDTH)
-    raw = np.frombuffer(buf, np.uint8)
-    window = np.lib.stride_tricks.sliding_window_view(raw, WIDTH)
+    ifx = chunk.ifx if interfaces is None else np.asarray(interfaces, np.int64)[chunk.ifx]
     cand = np.flatnonzero(ethernet_ifx[chunk.ifx])
-    head = window[chunk.off[cand]]              # (rows, 64) copy, contiguous
+    head = _headers(buf, chunk.off[cand], WIDTH)
     incl = chunk.incl[cand]
     et = (head[:, 12].astype(np.uint16) << 8) | head[:, 13]
     tagged = et == 0x8100
@@ -142,58 +157,58 @@ def split(chunk, ethernet_ifx):
     cls[tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & _l4(head, 27, 38) & _unfragmented(head, 24)
         & _ports_inside(head, 20) & (incl >= 42)] = 2
     cls[tagged & (inner == 0x86DD) & _l4(head, 24, 58) & (incl >= 62)] = 3
-    parts, covered = [], []
+    parts = []
+    slow = np.ones(n, bool)
     fast = np.flatnonzero(cls >= 0)
     if len(fast):
-        part = _group(chunk, cand[fast], cls[fast], head[fast], _WORDMASK, _MULT)
+        part = _group(chunk, ifx, cand[fast], cls[fast], np.take(head, fast, axis=0), _WORDMASK, _MULT)
         if part is None:
-            return None, every                  # a hash collision: decode this chunk row by row
+            return [], every                    # a hash collision: decode this chunk row by row
         parts.append(part)
-        covered.append(cand[fast])
+        slow[cand[fast]] = False
     # UDP to or from a GTP-U or VXLAN port, outer IPv4 without options: the tunnel classes.
     tun = np.flatnonzero((cls < 0) & (((et == 0x0800) & (head[:, 14] == 0x45) & (head[:, 23] == 17))
                                       | (tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & (head[:, 27] == 17))))
     if len(tun):
         rows = cand[tun]
-        theads = np.lib.stride_tricks.sliding_window_view(raw, TUNNEL_WIDTH)[chunk.off[rows]]
+        theads = _headers(buf, chunk.off[rows], TUNNEL_WIDTH)
         tcls = _tunnel_classes(theads, chunk.incl[rows])
         hit = np.flatnonzero(tcls >= 0)
         if len(hit):
-            part = _group(chunk, rows[hit], tcls[hit], theads[hit], _TUNNEL_WORDMASK, _TUNNEL_MULT)
+            part = _group(chunk, ifx, rows[hit], tcls[hit], np.take(theads, hit, axis=0), _TUNNEL_WORDMASK,
+                          _TUNNEL_MULT)
             if part is None:
-                return None, every
+                return [], every
             parts.append(part)
-            covered.append(rows[hit])
-    if not parts:
-        return None, every
-    if len(parts) == 2:                         # one arrival order across both
-        merged = [a + b for a, b in zip(*parts)]
-        order = sorted(range(len(merged[2])), key=merged[2].__getitem__)
-        parts = [tuple([col[i] for i in order] for col in merged)]
-    keys, classes, first_rows, counts, octets, first_ts, last_ts = parts[0]
-    slow = np.ones(n, bool)
-    for rows in covered:
-        slow[rows] = False
-    return (Groups(keys, chunk.ifx[np.asarray(first_rows, np.int64)].tolist(), first_rows, counts, octets,
-                   first_ts, last_ts, classes), np.flatnonzero(slow))
+            slow[rows[hit]] = False
+    return parts, np.flatnonzero(slow)
 
 
-def _group(chunk, rows, cls, head, wordmask, mult):
-    """Group rows by (class, interface, key bytes): lists (keys, classes,
-    first rows, counts, octets, first ts, last ts) in arrival order, or None
-    when two different keys share a hash."""
+def _headers(buf, offsets, width):
+    """(rows, width) uint8 copy of the ``width`` bytes at each offset. Read
+    through a one-byte-stride view of ``width``-byte records: one memcpy per
+    row, several times cheaper than fancy-indexing a sliding window."""
+    records = np.ndarray((len(buf) - width + 1,), np.dtype((np.void, width)), buffer=buf, strides=(1,))
+    return records[offsets].view(np.uint8).reshape(len(offsets), width)
+
+
+def _group(chunk, ifx, rows, cls, head, wordmask, mult):
+    """Group rows by (class, interface, key bytes) into ``Groups`` in arrival
+    order, or None when two different keys share a hash."""
     base = TUNNEL_BASE if wordmask is _TUNNEL_WORDMASK else 0
     words = head.view("<u8") & wordmask[cls - base]
-    tag = (cls.astype(np.uint64) | (chunk.ifx[rows].astype(np.uint64) << np.uint64(8)))[:, None]
-    words = np.concatenate([words, tag], axis=1)  # class and interface take part in hash and check
-    h = (words * np.append(mult, mult[:1] * np.uint64(3))).sum(axis=1, dtype=np.uint64)
+    tag = cls.astype(np.uint64) | (ifx[rows].astype(np.uint64) << np.uint64(8))
+    # class and interface take part in hash and check
+    h = words @ mult + tag * _TAG_MULT
     h ^= h >> np.uint64(29)
     order = np.argsort(h)
     hs = h[order]
-    ws = words[order]
+    ws = np.take(words, order, axis=0)             # take: a plain row gather, far cheaper than fancy indexing
+    tg = tag[order]
     same_hash = hs[1:] == hs[:-1]
     # Exact: rows that share a hash must share every key byte, class and interface.
-    if not (ws[1:][same_hash] == ws[:-1][same_hash]).all():
+    differ = (ws[1:] != ws[:-1]).any(axis=1) | (tg[1:] != tg[:-1])
+    if (differ & same_hash).any():
         return None
     starts = np.flatnonzero(np.concatenate(([True], ~same_hash)))
     counts = np.diff(np.append(starts, len(order)))
@@ -203,12 +218,10 @@ def _group(chunk, rows, cls, head, wordmask, mult):
     last_ts = np.maximum.reduceat(ts, starts)
     leaders = np.minimum.reduceat(order, starts)   # each group's first frame to arrive
     arrival = np.argsort(leaders)
-    lead_cls = cls[leaders[arrival]]
-    width = 8 * ws.shape[1]
-    blob = ws[starts[arrival]].tobytes()           # each key: its masked header words + the class/interface word
-    keys = [blob[i:i + width] for i in range(0, len(blob), width)]
-    return (keys, lead_cls.tolist(), rows[leaders[arrival]].tolist(), counts[arrival].tolist(),
-            octets[arrival].tolist(), first_ts[arrival].tolist(), last_ts[arrival].tolist())
+    lead = starts[arrival]
+    keys = np.concatenate([np.take(ws, lead, axis=0), tg[lead][:, None]], axis=1)
+    return Groups(hs[lead], keys, cls[leaders[arrival]], rows[leaders[arrival]], counts[arrival],
+                  octets[arrival], first_ts[arrival], last_ts[arrival])
 
 
 def _tunnel_classes(h, incl):

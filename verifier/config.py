@@ -12,6 +12,9 @@ import yaml
 
 from .errors import ConfigError, Problem
 
+# libyaml when PyYAML was built with it (several times faster), with the same marks.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 class Reader:
     def __init__(self, path):
@@ -21,7 +24,7 @@ class Reader:
     def compose(self, text):
         """Root node of ``text``, or None (with a problem recorded)."""
         try:
-            return yaml.compose(text, Loader=yaml.SafeLoader)
+            return yaml.compose(text, Loader=SAFE_LOADER)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -15,14 +15,15 @@ table is counted in ``evictions`` by reason. Expiry is a budgeted scan run by
 per-packet cost stays one dict lookup. Timestamps come from the packets, so
 timeout tests need no sleeping.
 
-``fast`` is a cache the pipeline fills, one dict per interface: raw header
-bytes of one flow direction -> (flow, side). It lets most packets skip
-decoding; entries whose flow has ended are dropped in place on the next sweep
-(in place, so a dict the pipeline holds stays the live one).
+``directions(width)`` gives the pipeline's fast-path counters
+(directions.py): per flow direction, numpy counters the batch fast path adds
+to without decoding. A flow's entries are folded into it and released when
+it ends; their last timestamps are carried into the flows before each scan.
 """
 
 from collections import OrderedDict
 
+from .directions import DirectionIndex
 from .model import Flow
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
@@ -38,13 +39,19 @@ class FlowTable:
         self.active = float(active_timeout)
         self.capacity = int(capacity)
         self.flows = {}
-        self.fast = {}
+        self._directions = {}            # key width -> DirectionIndex (fast-path counters)
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
 
     def __len__(self):
         return len(self.flows)
+
+    def directions(self, width):
+        index = self._directions.get(width)
+        if index is None:
+            index = self._directions[width] = DirectionIndex(width)
+        return index
 
     def add(self, pkt, ts, ifindex, wirelen):
         """Account one IP packet; return (flow, side)."""
@@ -80,8 +87,12 @@ class FlowTable:
             key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, dst, dport, src, sport), 1
         flow = self.flows.get(key)
         if flow is not None and ts - flow.last > self.idle:
-            self._end(flow, IDLE)
-            flow = None
+            if flow.entries is not None:            # the fast path may have seen it since
+                for index, entry in flow.entries:
+                    flow.last = max(flow.last, index.last_of(entry))
+            if ts - flow.last > self.idle:
+                self._end(flow, IDLE)
+                flow = None
         if flow is None:
             flow = self.flows[key] = Flow(key, ts)
             flow.origin = side
@@ -132,6 +143,7 @@ class FlowTable:
     def sweep(self, now):
         """End flows idle longer than the idle timeout or older than the active one."""
         idle_before, active_before = now - self.idle, now - self.active
+        self._publish()
         while self.pending:
             fkey, items = next(iter(self.pending.items()))
             if items[0][0] >= now - FRAGMENT_WAIT:
@@ -141,33 +153,34 @@ class FlowTable:
         ended = [f for f in self.flows.values() if f.last < idle_before or f.first < active_before]
         for flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
-        if ended:
-            self._prune_fast()
 
     def flush(self, reason=SHUTDOWN):
         """End every flow (end of input or shutdown)."""
         while self.pending:
             self._release(*self.pending.popitem(last=False))
+        for index in self._directions.values():
+            index.settle_all()
         for flow in list(self.flows.values()):
             self._end(flow, reason)
-        self.fast.clear()
         self.frags.clear()
 
     def _shed(self):
         """Over capacity: end the least recently seen tenth of the table."""
+        self._publish()
         victims = sorted(self.flows.values(), key=lambda f: f.last)[: max(1, self.capacity // 10)]
         for flow in victims:
             self._end(flow, CAPACITY)
-        self._prune_fast()
 
     def _end(self, flow, reason):
+        if flow.entries is not None:
+            for index, entry in flow.entries:
+                index.settle(entry)
+            flow.entries = None
         del self.flows[flow.key]
         flow.end_reason = reason
         self.evictions[reason] += 1
         self.on_expire(flow)
 
-    def _prune_fast(self):
-        for cache in self.fast.values():
-            dead = [k for k, (flow, _side) in cache.items() if flow.end_reason is not None]
-            for k in dead:
-                del cache[k]
+    def _publish(self):
+        for index in self._directions.values():
+            index.publish()

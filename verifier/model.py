@@ -55,7 +55,7 @@ class Flow:
 
     __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
                  "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels")
+                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries")
 
     def __init__(self, key, ts):
         self.key = key
@@ -70,6 +70,7 @@ class Flow:
         self.end_reason = None
         self.origin = 0            # the side that sent the first packet seen
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
+        self.entries = None        # [(DirectionIndex, entry)]: fast-path counters not yet folded in
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)

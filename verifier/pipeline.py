@@ -6,11 +6,12 @@ both build a ``Pipeline`` and differ only in sources and sinks.
 
 Per chunk (thousands of packets): ``batch.split`` groups the common frames
 (Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
-UDP) by flow direction with numpy; each group costs one dict lookup in
-``FlowTable.fast`` and three counter updates. A direction seen for the first
-time has its first packet decoded in full and goes through
+UDP, GTP-U and VXLAN around them) by flow direction with numpy; a known
+direction costs one dict lookup in the flow table's direction index
+(directions.py) and its counters are added as whole arrays. A direction seen
+for the first time has its first packet rebuilt from its key and goes through
 ``FlowTable.add`` (which learns its MACs); every other frame (ICMP,
-fragments, tunnels, other link types) is decoded one by one. A chunk that
+fragments, other tunnels, other link types) is decoded one by one. A chunk that
 spans more than the idle timeout is decoded packet by packet so timeouts stay
 exact.
 """
@@ -27,6 +28,10 @@ from .flows import FlowTable
 from .policy.evaluate import evaluate
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
+
+
+def _first_item(item):
+    return item[0]
 
 
 class Stats:
@@ -105,12 +110,12 @@ class Pipeline:
             self._next_sweep = start + self._sweep_every
         if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
             ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
-            groups, slow = split(chunk, ethernet)
+            parts, slow = split(chunk, ethernet, gmap)
         else:
             # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
-            groups, slow = None, np.arange(len(chunk))
-        if groups is not None:
-            self._account_groups(chunk, groups, gmap, linktypes)
+            parts, slow = [], np.arange(len(chunk))
+        if parts:
+            self._account_groups(chunk, parts)
         self._decode_rows(chunk, slow, gmap, linktypes)
 
     def tick(self, now):
@@ -120,35 +125,61 @@ class Pipeline:
             self.table.sweep(now)
             self._next_sweep = now + self._sweep_every
 
-    def _account_groups(self, chunk, groups, gmap, linktypes):
-        """One dict lookup per flow direction per chunk; new directions go
-        through ``FlowTable.add`` with a packet rebuilt from their key."""
-        fasts, idle, table = self.table.fast, self.table.idle, self.table
-        first_rows = groups.first
-        for i, (key, ifx, count, octets, first_ts, last_ts) in enumerate(zip(
-                groups.keys, groups.ifx, groups.count, groups.octets, groups.first_ts, groups.last_ts)):
-            gifx = gmap[ifx]
-            cache = fasts.get(gifx)
-            if cache is None:
-                cache = fasts[gifx] = {}
-            hit = cache.get(key)
-            if hit is not None:
-                flow, side = hit
-                if flow.end_reason is None and first_ts - flow.last <= idle:
-                    flow.pkts[side] += count
-                    flow.octets[side] += octets
-                    if last_ts > flow.last:
-                        flow.last = last_ts
-                    continue
-            row = first_rows[i]
-            wirelen = int(chunk.orig[row])
-            flow, side = table.add(packet_from_key(key, groups.classes[i]), first_ts, gifx, wirelen)
-            cache[key] = (flow, side)
+    def _account_groups(self, chunk, parts):
+        """Known directions: whole-array adds to their fast-path counters.
+        New or unsure ones, in arrival order: ``FlowTable.add`` with a packet
+        rebuilt from their key, then a counter entry of their own."""
+        table = self.table
+        idle = table.idle
+        new = []
+        for g in parts:
+            index = table.directions(g.width)
+            found = index.find(g.hashes, g.keys)
+            ok = found >= 0
+            # A direction quiet for longer than the idle timeout: its flow may
+            # have ended, which FlowTable.add decides (the other side may not be quiet).
+            ok[ok] = g.first_ts[ok] - index.last[found[ok]] <= idle
+            if ok.all():
+                index.add(found, g.count, g.octets, g.last_ts)
+                continue
+            if ok.any():
+                index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
+            rest = np.flatnonzero(~ok)
+            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), g.classes[rest].tolist(),
+                           g.count[rest].tolist(), g.octets[rest].tolist(), g.first_ts[rest].tolist(),
+                           g.last_ts[rest].tolist()))
+        if len(parts) > 1:
+            new.sort(key=_first_item)
+        orig = chunk.orig
+        added = []
+        for row, i, g, cls, count, octets, first_ts, last_ts in new:
+            wirelen = int(orig[row])
+            flow, side = table.add(packet_from_key(g.key(i), cls), first_ts, g.interface(i), wirelen)
             if count > 1:
                 flow.pkts[side] += count - 1
                 flow.octets[side] += octets - wirelen
                 if last_ts > flow.last:
                     flow.last = last_ts
+            added.append((g, i, flow, side))
+        # Then give each new direction its counters (no flow can end in this loop).
+        bound = {}
+        for g, i, flow, side in added:
+            if flow.end_reason is not None:           # shed for capacity by a later add
+                continue
+            index = table.directions(g.width)
+            h = int(g.hashes[i])
+            entry = index.slots.get(h)
+            if entry is None:
+                entry = index.bind(h, flow, side)
+                rows = bound.setdefault(id(g), (g, index, [], []))
+                rows[2].append(entry)
+                rows[3].append(i)
+            elif index.owner[entry] == (flow, side):  # known, was quiet: fresh again
+                index.last[entry] = max(index.last[entry], g.last_ts[i])
+            # else another key holds the hash: this direction stays on this path
+        for g, index, entries, rows in bound.values():
+            index.keys[entries] = g.keys[rows]
+            index.last[entries] = g.last_ts[rows]
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.

@@ -32,11 +32,10 @@ and software text, else the chassis MAC's OUI.
 """
 
 import ipaddress
-import re
 import struct
 
 from ..model import Answer, Evidence
-from .vendors import normalise
+from .vendors import PhraseMatcher
 
 ET_LLDP = 0x88CC
 MAX_TLVS = 256
@@ -90,7 +89,8 @@ class SegmentDiscovery:
         self.errors = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.frames = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.neighbours = {}              # (ifindex, vlan, IP bytes) -> (MAC, protocol, last seen)
-        self._patterns = _description_patterns(catalogue)
+        self._match = PhraseMatcher((phrase, vid) for vid, entry in catalogue.vendors.items()
+                                    for phrase in entry.get("descriptions", ()) or ())
 
     # --- the pipeline hook -------------------------------------------------
 
@@ -202,11 +202,7 @@ class SegmentDiscovery:
     def _match_description(self, text):
         if not text:
             return None
-        norm = normalise(text)
-        for pattern, vendor in self._patterns:
-            if pattern.search(norm):
-                return vendor
-        return None
+        return self._match(text)
 
     def reattribute(self, attributor):
         """New inventory or databases (SIGHUP): keep what was heard, attribute it again."""
@@ -237,15 +233,6 @@ def _with(answer, protocol, detail):
     return Answer(answer.vendor, answer.organization,
                   Evidence(protocol, ev.database, ev.version, ev.prefix_len, merged),
                   asn=answer.asn, unattributable=answer.unattributable, device=answer.device)
-
-
-def _description_patterns(catalogue):
-    phrases = []
-    for vid, entry in catalogue.vendors.items():
-        for phrase in entry.get("descriptions", ()) or ():
-            phrases.append((normalise(phrase), vid))
-    phrases.sort(key=lambda p: -len(p[0]))
-    return [(re.compile(r"\b" + re.escape(p) + r"\b"), vid) for p, vid in phrases if p]
 
 
 # --- parsers: (frame bytes, payload offset) -> [facts] or None --------------------

@@ -18,6 +18,7 @@ from .special import is_special
 
 
 TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
+_MISSING = object()
 
 
 def mac_text(mac):
@@ -79,11 +80,11 @@ class PathBuilder:
 
     def _element(self, kind, raw):
         key = (kind, raw)
-        el = self._elements.get(key)
-        if el is None:
+        el = self._elements.get(key, _MISSING)
+        if el is _MISSING:
             if len(self._elements) >= self.CACHE_LIMIT:
                 self._elements.clear()
-            el = self._elements[key] = self._make(kind, raw)
+            el = self._elements[key] = self._make(kind, raw)     # None (no element) is cached too
         return el
 
     def _make(self, kind, raw):

@@ -5,7 +5,7 @@ Out: ``VendorCatalogue.match(organization)`` -> vendor id or None, cached.
 
 Matching normalises the spelling (lower case, every run of non-alphanumerics
 becomes one space) and looks for each catalogue phrase on word boundaries;
-the longest matching phrase wins.
+the longest matching phrase wins (``PhraseMatcher``).
 """
 
 import os
@@ -13,6 +13,7 @@ import re
 
 import yaml
 
+from ..config import SAFE_LOADER
 from ..errors import DataError
 
 DEFAULT_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "rules", "vendors.yaml")
@@ -21,6 +22,21 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 def normalise(text):
     return _NON_ALNUM.sub(" ", text.lower()).strip()
+
+
+class PhraseMatcher:
+    """``(phrase, vendor id)`` pairs -> the id of the longest phrase found
+    in a text on word boundaries. Both are normalised, so word boundaries are
+    spaces: `` phrase `` inside `` text `` (no regular expressions to compile)."""
+
+    def __init__(self, pairs):
+        phrases = [(normalise(p), vid) for p, vid in pairs]
+        phrases.sort(key=lambda p: -len(p[0]))
+        self._phrases = [(f" {p} ", vid) for p, vid in phrases if p]
+
+    def __call__(self, text):
+        padded = f" {normalise(text)} "
+        return next((vid for phrase, vid in self._phrases if phrase in padded), None)
 
 
 def default_path():
@@ -35,12 +51,8 @@ class VendorCatalogue:
         # How messages name the file: the shipped catalogue by its repo path.
         self.display = "rules/vendors.yaml" if os.path.abspath(path) == os.path.abspath(DEFAULT_PATH) else path
         self.vendors = vendors                     # id -> {"name", "organizations", "descriptions"}
-        phrases = []
-        for vid, entry in vendors.items():
-            for phrase in entry.get("organizations", ()):
-                phrases.append((normalise(phrase), vid))
-        phrases.sort(key=lambda p: -len(p[0]))
-        self._patterns = [(re.compile(r"\b" + re.escape(p) + r"\b"), vid) for p, vid in phrases if p]
+        self._match = PhraseMatcher((phrase, vid) for vid, entry in vendors.items()
+                                    for phrase in entry.get("organizations", ()))
         self._cache = {}
 
     @classmethod
@@ -48,7 +60,7 @@ class VendorCatalogue:
         path = path or default_path()
         try:
             with open(path, encoding="utf-8") as fh:
-                doc = yaml.safe_load(fh)
+                doc = yaml.load(fh, Loader=SAFE_LOADER)
         except (OSError, yaml.YAMLError) as exc:
             raise DataError(f"{path}: cannot load vendor catalogue: {exc}") from None
         vendors = (doc or {}).get("vendors")
@@ -69,7 +81,6 @@ class VendorCatalogue:
             return None
         hit = self._cache.get(organization, False)
         if hit is False:
-            text = normalise(organization)
-            hit = next((vid for pat, vid in self._patterns if pat.search(text)), None)
+            hit = self._match(organization)
             self._cache[organization] = hit
         return hit

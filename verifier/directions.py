@@ -1,0 +1,132 @@
+"""Fast-path counters per flow direction, held in numpy arrays.
+
+The batch fast path (batch.py) sums each chunk's frames per flow direction.
+A ``DirectionIndex`` finds each group's entry with one dict lookup on the
+group's hash, checks the exact key with one whole-array comparison and adds
+the sums with whole-array operations: a direction already known costs no
+Python step of its own beyond that lookup. New directions (and anything
+unsure) take the Python path through ``FlowTable.add`` and are then bound.
+
+An entry is one direction's exact key (masked header words plus the
+class/interface word), its hash, packet/byte counters, last timestamp and
+owner ``(flow, side)``. Counters hold only what the fast path added; the
+flow keeps what the decoder accounted one packet at a time. The flow table
+folds an entry into its flow (``settle``) and releases it when the flow ends,
+so entries live exactly as long as their flow, and refreshes ``Flow.last``
+(``publish``) before it scans for idle flows.
+"""
+
+import numpy as np
+
+
+class DirectionIndex:
+    """Entries for one key width (plain or tunnel classes)."""
+
+    def __init__(self, width, capacity=4096):
+        self.width = width                  # 64-bit words per key, class/interface word included
+        self.slots = {}                     # hash -> entry
+        self.owner = []                     # entry -> (flow, side) or None
+        self.free = []
+        self.keys = np.zeros((0, width), np.uint64)
+        self.hashes = np.zeros(0, np.uint64)
+        self.pkts = np.zeros(0, np.int64)
+        self.octets = np.zeros(0, np.int64)
+        self.last = np.zeros(0, np.float64)
+        self.touched = np.zeros(0, bool)    # counters moved since the last publish
+        self._grow(capacity)
+
+    def __len__(self):
+        return len(self.slots)
+
+    def _grow(self, size):
+        old = len(self.owner)
+        for name in ("keys", "hashes", "pkts", "octets", "last", "touched"):
+            arr = getattr(self, name)
+            grown = np.zeros((size,) + arr.shape[1:], arr.dtype)
+            grown[:old] = arr
+            setattr(self, name, grown)
+        self.owner.extend([None] * (size - old))
+        self.free.extend(range(size - 1, old - 1, -1))
+
+    def find(self, hashes, keys):
+        """Entry per group (int64 array), -1 where the direction is unknown or
+        another key holds the same hash."""
+        get = self.slots.get
+        entries = np.fromiter((get(h, -1) for h in hashes.tolist()), np.int64, len(hashes))
+        known = np.flatnonzero(entries >= 0)
+        if len(known):
+            same = (np.take(self.keys, entries[known], axis=0) == keys[known]).all(axis=1)
+            entries[known[~same]] = -1
+        return entries
+
+    def add(self, entries, counts, octets, last_ts):
+        """Add one chunk's sums; ``entries`` are distinct."""
+        self.pkts[entries] += counts
+        self.octets[entries] += octets
+        self.last[entries] = np.maximum(self.last[entries], last_ts)
+        self.touched[entries] = True
+
+    def bind(self, h, flow, side):
+        """A new entry for hash ``h`` owned by ``(flow, side)``, or None when
+        the hash is taken. The caller writes its key and counters."""
+        if h in self.slots:
+            return None
+        if not self.free:
+            self._grow(2 * len(self.owner))
+        entry = self.free.pop()
+        self.slots[h] = entry
+        self.hashes[entry] = h
+        self.owner[entry] = (flow, side)
+        if flow.entries is None:
+            flow.entries = []
+        flow.entries.append((self, entry))
+        return entry
+
+    def settle(self, entry):
+        """Fold one entry's counters into its flow and release it."""
+        flow, side = self.owner[entry]
+        flow.pkts[side] += int(self.pkts[entry])
+        flow.octets[side] += int(self.octets[entry])
+        last = float(self.last[entry])
+        if last > flow.last:
+            flow.last = last
+        self._release(entry)
+
+    def _release(self, entry):
+        del self.slots[int(self.hashes[entry])]
+        self.owner[entry] = None
+        self.pkts[entry] = self.octets[entry] = 0
+        self.last[entry] = 0.0
+        self.touched[entry] = False
+        self.free.append(entry)
+
+    def settle_all(self):
+        """Fold and release every entry (end of input): one pass over lists."""
+        live = list(self.slots.values())
+        for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
+                                             self.last[live].tolist()):
+            flow, side = self.owner[entry]
+            flow.pkts[side] += pkts
+            flow.octets[side] += octets
+            if last > flow.last:
+                flow.last = last
+            flow.entries = None
+            self.owner[entry] = None
+        self.slots.clear()
+        self.pkts[:] = self.octets[:] = 0
+        self.last[:] = 0.0
+        self.touched[:] = False
+        self.free = list(range(len(self.owner) - 1, -1, -1))
+
+    def last_of(self, entry):
+        return float(self.last[entry])
+
+    def publish(self):
+        """Carry the fast path's last timestamps into their flows."""
+        moved = np.flatnonzero(self.touched)
+        owner = self.owner
+        for entry, last in zip(moved.tolist(), self.last[moved].tolist()):
+            flow = owner[entry][0]
+            if last > flow.last:
+                flow.last = last
+        self.touched[moved] = False
