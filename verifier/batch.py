@@ -261,8 +261,9 @@ def _tunnel_classes(h, incl):
     return cls
 
 
-def packet_from_key(key, cls):
-    """The ``Packet`` the decoder would return for a frame with this key.
+def fields_from_key(key, cls):
+    """``(vlan, proto, src, sport, dst, dport, src_mac, dst_mac, tunnels)``
+    the decoder would find in a frame with this key.
 
     A key is the frame's header with everything but its class's key bytes
     zeroed, so fields sit at their frame offsets. Every fast class fixes the
@@ -271,43 +272,42 @@ def packet_from_key(key, cls):
     and the TEID or VNI).
     """
     if cls >= TUNNEL_BASE:
-        return _tunnel_packet(key, cls - TUNNEL_BASE)
-    pkt = Packet()
-    pkt.dst_mac, pkt.src_mac = key[0:6], key[6:12]
-    o = 14
+        return _tunnel_fields(key, cls - TUNNEL_BASE)
+    vlan, o = -1, 14
     if cls >= 2:                                   # behind one 802.1Q tag
-        pkt.vlan = ((key[14] << 8) | key[15]) & 0x0FFF
-        o = 18
+        vlan, o = ((key[14] << 8) | key[15]) & 0x0FFF, 18
     if cls & 1:
-        pkt.family, pkt.proto, pkt.src, pkt.dst = 6, key[o + 6], key[o + 8:o + 24], key[o + 24:o + 40]
-        p = o + 40
+        proto, src, dst, p = key[o + 6], key[o + 8:o + 24], key[o + 24:o + 40], o + 40
     else:
-        pkt.family, pkt.proto, pkt.src, pkt.dst = 4, key[o + 9], key[o + 12:o + 16], key[o + 16:o + 20]
-        p = o + 20
-    pkt.sport, pkt.dport = (key[p] << 8) | key[p + 1], (key[p + 2] << 8) | key[p + 3]
-    return pkt
+        proto, src, dst, p = key[o + 9], key[o + 12:o + 16], key[o + 16:o + 20], o + 20
+    return (vlan, proto, src, (key[p] << 8) | key[p + 1], dst, (key[p + 2] << 8) | key[p + 3],
+            key[6:12], key[0:6], None)
 
 
-def _tunnel_packet(key, lid):
+def _tunnel_fields(key, lid):
     o, variant, v6, i, _ranges = _LAYOUTS[lid]
-    pkt = Packet()
     p = o + 28
     if variant == VXLAN:
-        pkt.dst_mac, pkt.src_mac = key[p + 8:p + 14], key[p + 14:p + 20]
+        dst_mac, src_mac = key[p + 8:p + 14], key[p + 14:p + 20]
         kind, ident = VXLAN, int.from_bytes(key[p + 4:p + 7], "big")
     else:
-        pkt.dst_mac, pkt.src_mac = key[0:6], key[6:12]
+        dst_mac, src_mac = key[0:6], key[6:12]
         kind, ident = GTPU, int.from_bytes(key[p + 4:p + 8], "big")
-    if o == 18:
-        pkt.vlan = int.from_bytes(key[14:16], "big") & 0x0FFF
+    vlan = int.from_bytes(key[14:16], "big") & 0x0FFF if o == 18 else -1
     if v6:
-        pkt.family, pkt.proto = 6, key[i + 6]
-        pkt.src, pkt.dst, ports = key[i + 8:i + 24], key[i + 24:i + 40], key[i + 40:i + 44]
+        proto, src, dst, ports = key[i + 6], key[i + 8:i + 24], key[i + 24:i + 40], key[i + 40:i + 44]
     else:
-        pkt.family, pkt.proto = 4, key[i + 9]
-        pkt.src, pkt.dst, ports = key[i + 12:i + 16], key[i + 16:i + 20], key[i + 20:i + 24]
-    pkt.sport, pkt.dport = int.from_bytes(ports[:2], "big"), int.from_bytes(ports[2:], "big")
-    pkt.tunnels = [(kind, key[o + 12:o + 16], key[o + 16:o + 20], ident)]
+        proto, src, dst, ports = key[i + 9], key[i + 12:i + 16], key[i + 16:i + 20], key[i + 20:i + 24]
+    return (vlan, proto, src, int.from_bytes(ports[:2], "big"), dst, int.from_bytes(ports[2:], "big"),
+            src_mac, dst_mac, [(kind, key[o + 12:o + 16], key[o + 16:o + 20], ident)])
+
+
+def packet_from_key(key, cls):
+    """The ``Packet`` the decoder would return for a frame with this key."""
+    pkt = Packet()
+    pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.src_mac, pkt.dst_mac, pkt.tunnels = \
+        fields_from_key(key, cls)
+    pkt.family = 4 if len(pkt.src) == 4 else 6
     return pkt
 
 

@@ -81,10 +81,40 @@ class FlowTable:
 
     def _account(self, pkt, ts, ifindex, wirelen):
         src, dst, sport, dport = pkt.src, pkt.dst, pkt.sport, pkt.dport
+        flow, side, key = self._flow_for(ifindex, pkt.vlan, pkt.vlan2, pkt.proto, src, sport, dst, dport, ts)
+        self._count(flow, side, ts, wirelen, pkt)
+        if pkt.frag_id >= 0 and not pkt.frag_offset:
+            fkey = (src, dst, pkt.proto, pkt.frag_id)
+            self._remember_fragment(fkey, key)
+            for _ts, _ifx, wlen, frag in self.pending.pop(fkey, ()):
+                self._count(flow, side, _ts, wlen, frag)
+        return flow, side
+
+    def add_direction(self, ifindex, fields, first_ts, last_ts, count, octets):
+        """Account ``count`` packets of one direction at once (the fast path's
+        new directions): ``fields`` as ``batch.fields_from_key`` gives them.
+        Returns (flow, side)."""
+        vlan, proto, src, sport, dst, dport, src_mac, dst_mac, tunnels = fields
+        flow, side, _key = self._flow_for(ifindex, vlan, -1, proto, src, sport, dst, dport, first_ts)
+        flow.pkts[side] += count
+        flow.octets[side] += octets
+        if last_ts > flow.last:
+            flow.last = last_ts
+        flow.macs[side].add(src_mac)
+        flow.macs[1 - side].add(dst_mac)
+        if tunnels is not None:
+            if flow.tunnels is None:
+                flow.tunnels = set()
+            flow.tunnels.update(tunnels)
+        return flow, side
+
+    def _flow_for(self, ifindex, vlan, vlan2, proto, src, sport, dst, dport, ts):
+        """(flow, side, key) for a packet from src to dst at ``ts``: the live
+        flow, or a new one when there is none or it has been idle too long."""
         if src < dst or (src == dst and sport <= dport):
-            key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, src, sport, dst, dport), 0
+            key, side = (ifindex, vlan, vlan2, proto, src, sport, dst, dport), 0
         else:
-            key, side = (ifindex, pkt.vlan, pkt.vlan2, pkt.proto, dst, dport, src, sport), 1
+            key, side = (ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
         flow = self.flows.get(key)
         if flow is not None and ts - flow.last > self.idle:
             if flow.entries is not None:            # the fast path may have seen it since
@@ -98,13 +128,7 @@ class FlowTable:
             flow.origin = side
             if len(self.flows) > self.capacity:
                 self._shed()
-        self._count(flow, side, ts, wirelen, pkt)
-        if pkt.frag_id >= 0 and not pkt.frag_offset:
-            fkey = (src, dst, pkt.proto, pkt.frag_id)
-            self._remember_fragment(fkey, key)
-            for _ts, _ifx, wlen, frag in self.pending.pop(fkey, ()):
-                self._count(flow, side, _ts, wlen, frag)
-        return flow, side
+        return flow, side, key
 
     def _release(self, fkey, items):
         """Account held fragments whose first fragment never came, port-less."""

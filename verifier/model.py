@@ -111,13 +111,17 @@ class Answer:
 class PathElement:
     """One piece of equipment or network a flow is known to cross."""
 
-    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "role", "_dict")
+    __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "role", "known",
+                 "equipment", "_dict")
 
     def __init__(self, kind, subject, vendor, organization, asn, trust, evidence, role=None):
         self.kind, self.subject = kind, subject
         self.vendor, self.organization, self.asn = vendor, organization, asn
         self.trust, self.evidence = trust, evidence
         self.role = role              # the inventory's role for the device (lower case), e.g. "gnb", "upf"
+        self.known = trust != UNKNOWN and trust != UNATTRIBUTABLE      # some source attributed it
+        # The zone x vendor matrix counts equipment, not carriers: its column, or None for a network.
+        self.equipment = (vendor or "unattributed") if asn is None or vendor else None
         self._dict = None
 
     def as_dict(self):
@@ -148,5 +152,10 @@ class Judgement:
     def attributed(self):
         """Every element attributed, and no required role left unidentified
         (a reason without an element index)."""
-        return (all(el.trust != UNKNOWN and el.trust != UNATTRIBUTABLE for el in self.path)
-                and all(index is not None for _rule, index, _text in self.reasons))
+        for el in self.path:
+            if not el.known:
+                return False
+        for _rule, index, _text in self.reasons:
+            if index is None:
+                return False
+        return True

@@ -22,7 +22,7 @@ import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
-from .batch import packet_from_key, split
+from .batch import fields_from_key, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import evaluate
@@ -127,8 +127,8 @@ class Pipeline:
 
     def _account_groups(self, chunk, parts):
         """Known directions: whole-array adds to their fast-path counters.
-        New or unsure ones, in arrival order: ``FlowTable.add`` with a packet
-        rebuilt from their key, then a counter entry of their own."""
+        New or unsure ones, in arrival order: ``FlowTable.add_direction``
+        with the fields of their key, then a counter entry of their own."""
         table = self.table
         idle = table.idle
         new = []
@@ -137,7 +137,7 @@ class Pipeline:
             found = index.find(g.hashes, g.keys)
             ok = found >= 0
             # A direction quiet for longer than the idle timeout: its flow may
-            # have ended, which FlowTable.add decides (the other side may not be quiet).
+            # have ended, which the flow table decides (the other side may not be quiet).
             ok[ok] = g.first_ts[ok] - index.last[found[ok]] <= idle
             if ok.all():
                 index.add(found, g.count, g.octets, g.last_ts)
@@ -145,33 +145,34 @@ class Pipeline:
             if ok.any():
                 index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
             rest = np.flatnonzero(~ok)
-            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), g.classes[rest].tolist(),
-                           g.count[rest].tolist(), g.octets[rest].tolist(), g.first_ts[rest].tolist(),
-                           g.last_ts[rest].tolist()))
+            width = 8 * (g.width - 1)
+            blob = g.keys[rest, :-1].tobytes()
+            keys = [blob[k:k + width] for k in range(0, len(blob), width)]
+            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), keys, g.classes[rest].tolist(),
+                           (g.keys[rest, -1] >> np.uint64(8)).tolist(), g.first_ts[rest].tolist(),
+                           g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist(),
+                           g.hashes[rest].tolist()))
+        if not new:
+            return
         if len(parts) > 1:
             new.sort(key=_first_item)
-        orig = chunk.orig
+        add_direction = table.add_direction
         added = []
-        for row, i, g, cls, count, octets, first_ts, last_ts in new:
-            wirelen = int(orig[row])
-            flow, side = table.add(packet_from_key(g.key(i), cls), first_ts, g.interface(i), wirelen)
-            if count > 1:
-                flow.pkts[side] += count - 1
-                flow.octets[side] += octets - wirelen
-                if last_ts > flow.last:
-                    flow.last = last_ts
-            added.append((g, i, flow, side))
+        for _row, i, g, key, cls, ifx, first_ts, last_ts, count, octets, h in new:
+            flow, side = add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
+            added.append((g, i, h, flow, side))
         # Then give each new direction its counters (no flow can end in this loop).
         bound = {}
-        for g, i, flow, side in added:
+        for g, i, h, flow, side in added:
             if flow.end_reason is not None:           # shed for capacity by a later add
                 continue
             index = table.directions(g.width)
-            h = int(g.hashes[i])
             entry = index.slots.get(h)
             if entry is None:
                 entry = index.bind(h, flow, side)
-                rows = bound.setdefault(id(g), (g, index, [], []))
+                rows = bound.get(id(g))
+                if rows is None:
+                    rows = bound[id(g)] = (g, index, [], [])
                 rows[2].append(entry)
                 rows[3].append(i)
             elif index.owner[entry] == (flow, side):  # known, was quiet: fresh again
@@ -217,22 +218,22 @@ class Pipeline:
         iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
         za = policy.zone_of(flow.a, flow.vlan, flow.vlan2, iface)
         zb = policy.zone_of(flow.b, flow.vlan, flow.vlan2, iface)
-        places = []
         if za is not None:
-            places.append((za, 0))
-        if zb is not None and zb != za:
-            places.append((zb, 1))
-        if not places and policy.rules_for[None]:
-            places.append((None, None))
+            places = ((za, 0),) if zb is None or zb == za else ((za, 0), (zb, 1))
+        elif zb is not None:
+            places = ((zb, 1),)
+        else:
+            places = ((None, None),) if policy.rules_for[None] else ()
         judgements = []
         probes = self.probes
+        build, today = self.paths.build, self.today
         for zone, side in places:
-            path = self.paths.build(flow, side, iface)
+            path = build(flow, side, iface)
             if probes is not None and side is not None and zone in probes.zones:
                 trace = probes.lookup(ip_text(flow.endpoint(1 - side)[0]))
                 if trace is not None:
                     path = path + self.paths.probe_hops(trace)
-            judgements.append(evaluate(policy, flow, zone, side, path, self.today))
+            judgements.append(evaluate(policy, flow, zone, side, path, today))
         for sink in self.sinks:
             sink.flow(flow, judgements)
 

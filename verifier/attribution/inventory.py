@@ -100,6 +100,9 @@ class Inventory:
                 return self.answer(dev)
         return None
 
+    def has_segment_devices(self):
+        return bool(self.segments)
+
     def segment_devices(self, interface, vlan):
         """Devices declared as serving capture ``interface`` (and ``vlan``)."""
         out = []

@@ -46,6 +46,8 @@ class PathBuilder:
         self.discovery = discovery
         self.control_plane = control_plane
         self._elements = {}
+        inventory = attributor.inventory
+        self._segments = bool(inventory and inventory.has_segment_devices())
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
         self._ip_sources = ", ".join(p.name for p in attributor.providers if p.name != "oui")
 
@@ -53,27 +55,30 @@ class PathBuilder:
         elements = []
         add = elements.append
         element = self._element
+        macs = flow.macs
         if local_side is not None:
-            for mac in sorted(flow.macs[local_side]):
+            for mac in _ordered(macs[local_side]):
                 if not mac[0] & 0x01:                     # group addresses are not equipment
                     add(element(ENDPOINT_DEVICE, mac))
-        vlan = flow.vlan if flow.vlan >= 0 else None
-        for dev in self.attributor.segment_devices(interface, vlan):
-            add(self._segment_device(dev))
-        if self.discovery is not None:
-            for dev in self.discovery.devices_for(flow.ifindex, flow.vlan, flow.first, flow.last):
+        if self._segments:
+            for dev in self.attributor.segment_devices(interface, flow.vlan if flow.vlan >= 0 else None):
+                add(self._segment_device(dev))
+        discovery = self.discovery
+        if discovery is not None and discovery.by_segment:
+            for dev in discovery.devices_for(flow.ifindex, flow.vlan, flow.first, flow.last):
                 add(self._learned_device(dev))
         remote_sides = (0, 1) if local_side is None else (1 - local_side,)
         for side in remote_sides:
-            for mac in sorted(flow.macs[side]):
+            for mac in _ordered(macs[side]):
                 if not mac[0] & 0x01:
                     add(element(L2_NEIGHBOR, mac))
         if flow.tunnels:
             elements.extend(self._tunnel_endpoints(flow.tunnels, flow.ifindex, flow.vlan))
-        for hop in sorted(flow.hops):
-            add(element(ROUTER_HOP, hop))
+        if flow.hops:
+            for hop in sorted(flow.hops):
+                add(element(ROUTER_HOP, hop))
         for side in remote_sides:
-            el = element(REMOTE_NETWORK, flow.endpoint(side)[0])
+            el = element(REMOTE_NETWORK, flow.b if side else flow.a)
             if el is not None:
                 add(el)
         return elements
@@ -197,6 +202,11 @@ class PathBuilder:
         role = answer.device.role if answer.device is not None else None
         return PathElement(kind, subject, answer.vendor, answer.organization, answer.asn,
                            self.trust(answer), answer.evidence, role.lower() if role else None)
+
+
+def _ordered(macs):
+    """A flow side's MACs in a stable order (most sides have one)."""
+    return macs if len(macs) < 2 else sorted(macs)
 
 
 def _restated(el, source=None, role=None, **detail):

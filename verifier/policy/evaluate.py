@@ -14,46 +14,49 @@ a radio node nobody can name is not a trusted one. Such a reason has no
 element index (``None``).
 """
 
-from ..model import CLEAN, UNATTRIBUTABLE, UNKNOWN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement
+from ..model import CLEAN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement
 from .model import CLEAN_PATH
 
 
 def evaluate(policy, flow, zone, local_side, path, today):
     broken, unverified, reasons, excepted = [], [], [], []
+    waivable = policy.waivable
     for rule in policy.rules_for[zone]:
-        waiver = _waiver(policy, rule, flow, local_side, today)
-        if waiver is not None:
-            excepted.append((rule.name, waiver.reason))
-            continue
-        hit = False
-        unsure = False
-        roles = rule.roles
-        found = False
+        if rule.name in waivable:
+            waiver = _waiver(policy, rule, flow, local_side, today)
+            if waiver is not None:
+                excepted.append((rule.name, waiver.reason))
+                continue
+        hit = unsure = found = False
+        roles, kinds = rule.roles, rule.kinds
+        clean_path = rule.require == CLEAN_PATH
+        deny_vendors, deny_asns = rule.deny_vendors, rule.deny_asns
+        on_unattributed = rule.on_unattributed
         for index, el in enumerate(path):
             if roles and el.role not in roles:
                 continue
-            if rule.require == CLEAN_PATH and el.kind in rule.kinds:
+            if clean_path and el.kind in kinds:
                 found = True
-                if el.trust == UNTRUSTED:
+                trust = el.trust
+                if trust == UNTRUSTED:
                     hit = True
                     reasons.append((rule.name, index, f"{el.kind} {el.subject} is untrusted"))
-                elif el.trust in (UNKNOWN, UNATTRIBUTABLE) and rule.on_unattributed != "ignore":
-                    text = f"{el.kind} {el.subject} is {el.trust}"
-                    reasons.append((rule.name, index, text))
-                    if rule.on_unattributed == "violation":
+                elif not el.known and on_unattributed != "ignore":
+                    reasons.append((rule.name, index, f"{el.kind} {el.subject} is {trust}"))
+                    if on_unattributed == "violation":
                         hit = True
                     else:
                         unsure = True
-            if el.vendor is not None and el.vendor in rule.deny_vendors:
+            if deny_vendors and el.vendor is not None and el.vendor in deny_vendors:
                 hit = True
                 reasons.append((rule.name, index, f"{el.kind} {el.subject} is {el.vendor} equipment"))
-            if el.asn is not None and el.asn in rule.deny_asns:
+            if deny_asns and el.asn is not None and el.asn in deny_asns:
                 hit = True
                 reasons.append((rule.name, index, f"{el.kind} {el.subject} is in denied AS{el.asn}"))
-        if roles and rule.require == CLEAN_PATH and not found and rule.on_unattributed != "ignore":
-            reasons.append((rule.name, None, f"no {' or '.join(sorted(roles))} ({', '.join(sorted(rule.kinds))}) "
+        if roles and clean_path and not found and on_unattributed != "ignore":
+            reasons.append((rule.name, None, f"no {' or '.join(sorted(roles))} ({', '.join(sorted(kinds))}) "
                                              "identified on the path"))
-            if rule.on_unattributed == "violation":
+            if on_unattributed == "violation":
                 hit = True
             else:
                 unsure = True

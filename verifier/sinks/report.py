@@ -58,8 +58,8 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            vendors = {el.vendor or "unattributed" for el in j.path
-                       if el.asn is None or el.vendor}       # equipment, not a carrier
+            vendors = {el.equipment for el in j.path}
+            vendors.discard(None)                         # carriers are not equipment
             if j.attributed:
                 tally.attributed_flows += 1
                 tally.attributed_octets += octets
