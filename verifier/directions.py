@@ -7,6 +7,11 @@ the sums with whole-array operations: a direction already known costs no
 Python step of its own beyond that lookup. New directions (and anything
 unsure) take the Python path through ``FlowTable.add`` and are then bound.
 
+Lookups go through an open-addressing hash table held in numpy arrays
+(linear probing, at most half full, tombstones for released entries), so a
+chunk's groups are found with a few whole-array passes rather than one dict
+lookup each; the exact key check then rules out hash collisions.
+
 An entry is one direction's exact key (masked header words plus the
 class/interface word), its hash, packet/byte counters, last timestamp and
 owner ``(flow, side)``. Counters hold only what the fast path added; the
@@ -17,6 +22,15 @@ so entries live exactly as long as their flow, and refreshes ``Flow.last``
 """
 
 import numpy as np
+
+_EMPTY, _TOMB = 0, 1                 # table hash values; real hashes are stored as max(h, 2)
+_FIB_INT = 0x9E3779B97F4A7C15         # Fibonacci hashing: a hash's home slot is its top bits times this
+_FIB = np.uint64(_FIB_INT)
+_MIN_TABLE = 1 << 13
+
+
+def _stored(h):
+    return h if h > 1 else 2
 
 
 class DirectionIndex:
@@ -33,14 +47,16 @@ class DirectionIndex:
         self.octets = np.zeros(0, np.int64)
         self.last = np.zeros(0, np.float64)
         self.touched = np.zeros(0, bool)    # counters moved since the last publish
+        self.pos = np.zeros(0, np.int64)    # entry -> its position in the hash table
         self._grow(capacity)
+        self._new_table(_MIN_TABLE)
 
     def __len__(self):
         return len(self.slots)
 
     def _grow(self, size):
         old = len(self.owner)
-        for name in ("keys", "hashes", "pkts", "octets", "last", "touched"):
+        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos"):
             arr = getattr(self, name)
             grown = np.zeros((size,) + arr.shape[1:], arr.dtype)
             grown[:old] = arr
@@ -48,11 +64,59 @@ class DirectionIndex:
         self.owner.extend([None] * (size - old))
         self.free.extend(range(size - 1, old - 1, -1))
 
+    # --- the hash table -----------------------------------------------------
+
+    def _new_table(self, size):
+        self._bits = size.bit_length() - 1
+        self._mask = size - 1
+        self._table_h = np.zeros(size, np.uint64)
+        self._table_e = np.zeros(size, np.int64)
+        self._used = 0                      # live + tombstones
+
+    def _home(self, hashes):
+        return ((hashes * _FIB) >> np.uint64(64 - self._bits)).astype(np.int64)
+
+    def _insert(self, h, entry):
+        table_h = self._table_h
+        at = ((h * _FIB_INT) & 0xFFFFFFFFFFFFFFFF) >> (64 - self._bits)     # as _home, in Python ints
+        while table_h[at] > _TOMB:
+            at = (at + 1) & self._mask
+        if table_h[at] == _EMPTY:
+            self._used += 1
+        table_h[at] = h
+        self._table_e[at] = entry
+        self.pos[entry] = at
+
+    def _rebuild(self):
+        size = _MIN_TABLE
+        while size < 4 * len(self.slots):
+            size *= 2
+        self._new_table(size)
+        for h, entry in self.slots.items():
+            self._insert(_stored(h), entry)
+
+    def _probe(self, hashes):
+        """Table entry per hash, -1 where absent: linear probing, all hashes at once."""
+        hashes = np.maximum(hashes, np.uint64(2))
+        at = self._home(hashes)
+        out = np.full(len(hashes), -1, np.int64)
+        pending = np.arange(len(hashes))
+        table_h, table_e, mask = self._table_h, self._table_e, self._mask
+        while len(pending):
+            here = at[pending]
+            seen = table_h[here]
+            hit = seen == hashes[pending]
+            out[pending[hit]] = table_e[here[hit]]
+            pending = pending[~hit & (seen != _EMPTY)]
+            at[pending] = (at[pending] + 1) & mask
+        return out
+
+    # --- entries --------------------------------------------------------------
+
     def find(self, hashes, keys):
         """Entry per group (int64 array), -1 where the direction is unknown or
         another key holds the same hash."""
-        get = self.slots.get
-        entries = np.fromiter((get(h, -1) for h in hashes.tolist()), np.int64, len(hashes))
+        entries = self._probe(hashes)
         known = np.flatnonzero(entries >= 0)
         if len(known):
             same = (np.take(self.keys, entries[known], axis=0) == keys[known]).all(axis=1)
@@ -75,6 +139,9 @@ class DirectionIndex:
             self._grow(2 * len(self.owner))
         entry = self.free.pop()
         self.slots[h] = entry
+        if 2 * (self._used + 1) > len(self._table_h):
+            self._rebuild()
+        self._insert(_stored(h), entry)
         self.hashes[entry] = h
         self.owner[entry] = (flow, side)
         if flow.entries is None:
@@ -94,6 +161,7 @@ class DirectionIndex:
 
     def _release(self, entry):
         del self.slots[int(self.hashes[entry])]
+        self._table_h[self.pos[entry]] = _TOMB
         self.owner[entry] = None
         self.pkts[entry] = self.octets[entry] = 0
         self.last[entry] = 0.0
@@ -113,6 +181,7 @@ class DirectionIndex:
             flow.entries = None
             self.owner[entry] = None
         self.slots.clear()
+        self._new_table(_MIN_TABLE)
         self.pkts[:] = self.octets[:] = 0
         self.last[:] = 0.0
         self.touched[:] = False
