@@ -48,9 +48,12 @@ from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
 from .model import Packet
 
 WIDTH = 64                    # header bytes looked at per frame
-_TUNNEL_PORTS = np.array(sorted(TUNNEL_UDP_PORTS), np.uint16)
+# Port sets as 65,536-entry tables: one gather per row instead of np.isin's sort.
+_TUNNEL_PORTS = np.zeros(1 << 16, bool)
+_TUNNEL_PORTS[list(TUNNEL_UDP_PORTS)] = True
 # UDP the decoder must see frame by frame: tunnels (the inner flow) and the mobile control plane (GTP-C, PFCP).
-_DECODER_PORTS = np.array(sorted(set(TUNNEL_UDP_PORTS) | CONTROL_UDP_PORTS), np.uint16)
+_DECODER_PORTS = np.zeros(1 << 16, bool)
+_DECODER_PORTS[list(set(TUNNEL_UDP_PORTS) | CONTROL_UDP_PORTS)] = True
 _CLASSES = (                  # key column ranges per class; see the table above
     ((0, 12), (23, 24), (26, 38)),
     ((0, 12), (20, 21), (22, 58)),
@@ -238,7 +241,7 @@ def _tunnel_classes(h, incl):
         ok = (tagged if o == 18 else ~tagged) & (u16(o - 2) == 0x0800) & (h[:, o] == 0x45) & (h[:, o + 9] == 17)
         ok &= _unfragmented(h, o + 6)
         sport, dport = u16(o + 20), u16(o + 22)
-        by_dport = np.isin(dport, _TUNNEL_PORTS)        # the decoder asks the destination port first
+        by_dport = _TUNNEL_PORTS[dport]                 # the decoder asks the destination port first
         if variant == VXLAN:
             vx = lambda port: (port == 4789) | (port == 8472)  # noqa: E731
             ok &= np.where(by_dport, vx(dport), vx(sport))
@@ -317,7 +320,7 @@ def _l4(head, proto_at, ports_at):
     proto = head[:, proto_at]
     sport = (head[:, ports_at].astype(np.uint16) << 8) | head[:, ports_at + 1]
     dport = (head[:, ports_at + 2].astype(np.uint16) << 8) | head[:, ports_at + 3]
-    decoder = np.isin(sport, _DECODER_PORTS) | np.isin(dport, _DECODER_PORTS)
+    decoder = _DECODER_PORTS[sport] | _DECODER_PORTS[dport]
     return (proto == 6) | ((proto == 17) & ~decoder)
 
 
