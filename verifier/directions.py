@@ -23,14 +23,9 @@ so entries live exactly as long as their flow, and refreshes ``Flow.last``
 
 import numpy as np
 
-_EMPTY, _TOMB = 0, 1                 # table hash values; real hashes are stored as max(h, 2)
-_FIB_INT = 0x9E3779B97F4A7C15         # Fibonacci hashing: a hash's home slot is its top bits times this
-_FIB = np.uint64(_FIB_INT)
+_EMPTY, _TOMB = -1, -2               # table entry values of free slots (live slots hold entry >= 0)
+_FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
 _MIN_TABLE = 1 << 13
-
-
-def _stored(h):
-    return h if h > 1 else 2
 
 
 class DirectionIndex:
@@ -70,44 +65,56 @@ class DirectionIndex:
         self._bits = size.bit_length() - 1
         self._mask = size - 1
         self._table_h = np.zeros(size, np.uint64)
-        self._table_e = np.zeros(size, np.int64)
+        self._table_e = np.full(size, _EMPTY, np.int64)
         self._used = 0                      # live + tombstones
 
     def _home(self, hashes):
         return ((hashes * _FIB) >> np.uint64(64 - self._bits)).astype(np.int64)
 
-    def _insert(self, h, entry):
-        table_h = self._table_h
-        at = ((h * _FIB_INT) & 0xFFFFFFFFFFFFFFFF) >> (64 - self._bits)     # as _home, in Python ints
-        while table_h[at] > _TOMB:
-            at = (at + 1) & self._mask
-        if table_h[at] == _EMPTY:
-            self._used += 1
-        table_h[at] = h
-        self._table_e[at] = entry
-        self.pos[entry] = at
+    def _insert(self, hashes, entries):
+        """Place hashes known to be absent, all at once: each
+        round, rows whose slot is open compete for it (the first wins), the
+        rest move one slot on."""
+        table_h, table_e, mask = self._table_h, self._table_e, self._mask
+        at = self._home(hashes)
+        pending = np.arange(len(hashes))
+        placed = np.zeros(len(hashes), bool)
+        while len(pending):
+            here = at[pending]
+            open_ = pending[table_e[here] < 0]
+            if len(open_):
+                slots, first = np.unique(at[open_], return_index=True)
+                won = open_[first]
+                self._used += int(np.count_nonzero(table_e[slots] == _EMPTY))
+                table_h[slots] = hashes[won]
+                table_e[slots] = entries[won]
+                self.pos[entries[won]] = slots
+                placed[won] = True
+                pending = pending[~placed[pending]]
+            moving = pending[table_e[at[pending]] >= 0]
+            at[moving] = (at[moving] + 1) & mask
 
     def _rebuild(self):
+        live = np.fromiter(self.slots.values(), np.int64, len(self.slots))
         size = _MIN_TABLE
-        while size < 4 * len(self.slots):
+        while size < 4 * len(live):
             size *= 2
         self._new_table(size)
-        for h, entry in self.slots.items():
-            self._insert(_stored(h), entry)
+        if len(live):
+            self._insert(self.hashes[live], live)
 
     def _probe(self, hashes):
         """Table entry per hash, -1 where absent: linear probing, all hashes at once."""
-        hashes = np.maximum(hashes, np.uint64(2))
         at = self._home(hashes)
         out = np.full(len(hashes), -1, np.int64)
         pending = np.arange(len(hashes))
         table_h, table_e, mask = self._table_h, self._table_e, self._mask
         while len(pending):
             here = at[pending]
-            seen = table_h[here]
-            hit = seen == hashes[pending]
-            out[pending[hit]] = table_e[here[hit]]
-            pending = pending[~hit & (seen != _EMPTY)]
+            held = table_e[here]
+            hit = (table_h[here] == hashes[pending]) & (held >= 0)
+            out[pending[hit]] = held[hit]
+            pending = pending[~hit & (held != _EMPTY)]
             at[pending] = (at[pending] + 1) & mask
         return out
 
@@ -130,24 +137,38 @@ class DirectionIndex:
         self.last[entries] = np.maximum(self.last[entries], last_ts)
         self.touched[entries] = True
 
-    def bind(self, h, flow, side):
-        """A new entry for hash ``h`` owned by ``(flow, side)``, or None when
-        the hash is taken. The caller writes its key and counters."""
-        if h in self.slots:
-            return None
-        if not self.free:
-            self._grow(2 * len(self.owner))
-        entry = self.free.pop()
-        self.slots[h] = entry
-        if 2 * (self._used + 1) > len(self._table_h):
+    def bind(self, owners, hashes, keys, last_ts):
+        """Entries for directions the flow table has just opened: ``owners[i]``
+        is ``(flow, side)`` for ``hashes[i]`` and ``keys[i]``. A hash already
+        held is left alone (another key holds it: that direction keeps
+        taking the slow path)."""
+        slots, owner, free = self.slots, self.owner, self.free
+        picked, entries = [], []
+        for i, (h, who) in enumerate(zip(hashes.tolist(), owners)):
+            if h in slots:
+                continue
+            if not free:
+                self._grow(2 * len(owner))
+            entry = free.pop()
+            slots[h] = entry
+            owner[entry] = who
+            flow = who[0]
+            if flow.entries is None:
+                flow.entries = []
+            flow.entries.append((self, entry))
+            picked.append(i)
+            entries.append(entry)
+        if not entries:
+            return
+        entries = np.array(entries, np.int64)
+        picked = np.array(picked, np.int64)
+        self.hashes[entries] = hashes[picked]
+        self.keys[entries] = keys[picked]
+        self.last[entries] = last_ts[picked]
+        if 2 * (self._used + len(entries)) > len(self._table_h):
             self._rebuild()
-        self._insert(_stored(h), entry)
-        self.hashes[entry] = h
-        self.owner[entry] = (flow, side)
-        if flow.entries is None:
-            flow.entries = []
-        flow.entries.append((self, entry))
-        return entry
+        else:
+            self._insert(hashes[picked], entries)
 
     def settle(self, entry):
         """Fold one entry's counters into its flow and release it."""
@@ -161,7 +182,7 @@ class DirectionIndex:
 
     def _release(self, entry):
         del self.slots[int(self.hashes[entry])]
-        self._table_h[self.pos[entry]] = _TOMB
+        self._table_e[self.pos[entry]] = _TOMB
         self.owner[entry] = None
         self.pkts[entry] = self.octets[entry] = 0
         self.last[entry] = 0.0

@@ -162,25 +162,23 @@ class Pipeline:
             flow, side = add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
             added.append((g, i, h, flow, side))
         # Then give each new direction its counters (no flow can end in this loop).
-        bound = {}
+        fresh = {}
         for g, i, h, flow, side in added:
             if flow.end_reason is not None:           # shed for capacity by a later add
                 continue
             index = table.directions(g.width)
             entry = index.slots.get(h)
             if entry is None:
-                entry = index.bind(h, flow, side)
-                rows = bound.get(id(g))
-                if rows is None:
-                    rows = bound[id(g)] = (g, index, [], [])
-                rows[2].append(entry)
-                rows[3].append(i)
+                todo = fresh.get(id(g))
+                if todo is None:
+                    todo = fresh[id(g)] = (g, index, [], [])
+                todo[2].append((flow, side))
+                todo[3].append(i)
             elif index.owner[entry] == (flow, side):  # known, was quiet: fresh again
                 index.last[entry] = max(index.last[entry], g.last_ts[i])
-            # else another key holds the hash: this direction stays on this path
-        for g, index, entries, rows in bound.values():
-            index.keys[entries] = g.keys[rows]
-            index.last[entries] = g.last_ts[rows]
+        for g, index, owners, rows in fresh.values():
+            rows = np.asarray(rows, np.int64)
+            index.bind(owners, g.hashes[rows], g.keys[rows], g.last_ts[rows])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
