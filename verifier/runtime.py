@@ -10,7 +10,7 @@ live flows that are not garbage. Raising the generation-0 threshold to
 garbage) brings that under 0.07 s. Cycles are still collected — the daemon
 runs for months — just in fewer, larger passes.
 
-glibc's malloc hands large blocks (the numpy temporaries of each 16 MiB
+glibc's malloc hands large blocks (the numpy temporaries of each 4 MiB
 piece) back to the kernel when freed and page-faults fresh ones in for the
 next piece; on a virtual machine first touches are dear (a third of the
 audit's page faults). Keeping blocks up to 32 MiB in the heap and not

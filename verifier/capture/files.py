@@ -11,7 +11,7 @@ raises ``CaptureError`` at open (the caller records it and moves on); damage
 later in the file (oversize record, truncated tail, bad block) ends the walk and
 is appended to ``errors`` with its byte offset, keeping every frame before it.
 
-Files are read in 16 MiB pieces, not memory-mapped, so peak memory stays flat
+Files are read in 4 MiB pieces, not memory-mapped, so peak memory stays flat
 however large the capture is. Where pcap records start is found for a whole
 piece at once (walk.py); pcapng blocks are walked one by one.
 """
@@ -26,7 +26,7 @@ from .chunk import Chunk, gather_u32
 from .walk import Scratch, record_starts
 
 MAX_RECORD = 262144          # libpcap's MAXIMUM_SNAPLEN; larger means corruption
-CHUNK = 16 << 20
+CHUNK = 4 << 20               # ~35k frames at a 128-byte snap length: numpy passes stay in cache
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
