@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, VerifierError
-from .runtime import tune_for_throughput
+from .runtime import quiet_start, tune_for_throughput
 
 EXIT_USAGE = 2
 
@@ -126,7 +126,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     try:
         policy = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs)
-        tune_for_throughput()
+        tune_for_throughput(finite=True)
         result = run_audit(captures, policy, attributor, when, csv_out=csv_out, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
                            progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
@@ -408,4 +408,5 @@ def import_oui(app, csvs):
 
 
 def main():
+    quiet_start()
     cli(prog_name="verifier")
