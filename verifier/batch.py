@@ -230,38 +230,54 @@ def _group(chunk, ifx, rows, cls, head, wordmask, mult):
 def _tunnel_classes(h, incl):
     """Tunnel class id per row (TUNNEL_BASE + layout), or -1: exactly the
     frames for which the decoder returns one GTP-U or VXLAN layer around an
-    IPv4/IPv6 TCP/UDP packet with these fields."""
-    n = len(h)
-    cls = np.full(n, -1, np.int64)
+    IPv4/IPv6 TCP/UDP packet with these fields.
 
-    def u16(at):
-        return (h[:, at].astype(np.uint16) << 8) | h[:, at + 1]
-    tagged = u16(12) == 0x8100
+    The layouts are disjoint (tag or not, GTP-U flags or the VXLAN port,
+    inner version), so each test narrows the rows the next one looks at:
+    outer headers once per tag layout, the tunnel header once per variant."""
+    cls = np.full(len(h), -1, np.int64)
+    tagged = ((h[:, 12].astype(np.uint16) << 8) | h[:, 13]) == 0x8100
+    outer, tunnel = {}, {}
     for lid, (o, variant, v6, i, _ranges) in enumerate(_LAYOUTS):
-        ok = (tagged if o == 18 else ~tagged) & (u16(o - 2) == 0x0800) & (h[:, o] == 0x45) & (h[:, o + 9] == 17)
-        ok &= _unfragmented(h, o + 6)
-        sport, dport = u16(o + 20), u16(o + 22)
-        by_dport = _TUNNEL_PORTS[dport]                 # the decoder asks the destination port first
-        if variant == VXLAN:
-            vx = lambda port: (port == 4789) | (port == 8472)  # noqa: E731
-            ok &= np.where(by_dport, vx(dport), vx(sport))
-            ok &= ((h[:, o + 28] & 0x08) != 0) & (u16(o + 48) == (0x86DD if v6 else 0x0800))
-        else:
+        if o not in outer:
+            rows = np.flatnonzero((tagged if o == 18 else ~tagged) & (h[:, o - 2] == 0x08) & (h[:, o - 1] == 0x00)
+                                  & (h[:, o] == 0x45) & (h[:, o + 9] == 17))
+            sub = np.take(h, rows, axis=0)
+            keep = _unfragmented(sub, o + 6)
+            outer[o] = (rows[keep], sub[keep])
+        if (o, variant) not in tunnel:
+            rows, sub = outer[o]
+            sport, dport = _u16(sub, o + 20), _u16(sub, o + 22)
+            by_dport = _TUNNEL_PORTS[dport]                 # the decoder asks the destination port first
             p = o + 28
-            ok &= np.where(by_dport, dport == 2152, sport == 2152) & (h[:, p + 1] == 0xFF)
-            if variant == GTPU:
-                ok &= h[:, p] == 0x30
+            if variant == VXLAN:
+                vx = lambda port: (port == 4789) | (port == 8472)  # noqa: E731
+                ok = np.where(by_dport, vx(dport), vx(sport)) & ((sub[:, p] & 0x08) != 0)
             else:
-                ok &= (h[:, p] == 0x34) & (h[:, p + 11] == 0x85) & (h[:, p + 12] == 1) & (h[:, p + 15] == 0)
+                ok = np.where(by_dport, dport == 2152, sport == 2152) & (sub[:, p + 1] == 0xFF)
+                if variant == GTPU:
+                    ok &= sub[:, p] == 0x30
+                else:
+                    ok &= (sub[:, p] == 0x34) & (sub[:, p + 11] == 0x85) & (sub[:, p + 12] == 1) & (sub[:, p + 15] == 0)
+            tunnel[(o, variant)] = (rows[ok], np.take(sub, np.flatnonzero(ok), axis=0))
+        rows, sub = tunnel[(o, variant)]
+        if variant == VXLAN:
+            ok = _u16(sub, o + 48) == (0x86DD if v6 else 0x0800)
+        else:
+            ok = np.ones(len(rows), bool)
         if v6:
-            ok &= ((h[:, i] >> 4) == 6) & _l4(h, i + 6, i + 40)
+            ok &= ((sub[:, i] >> 4) == 6) & _l4(sub, i + 6, i + 40)
             need = i + 44
         else:
-            ok &= (h[:, i] == 0x45) & _l4(h, i + 9, i + 20) & _unfragmented(h, i + 6) & (u16(i + 2) >= 24)
+            ok &= (sub[:, i] == 0x45) & _l4(sub, i + 9, i + 20) & _unfragmented(sub, i + 6) & (_u16(sub, i + 2) >= 24)
             need = i + 24
-        ok &= (incl >= need) & (u16(o + 2) >= need - o)    # captured, and inside the outer packet
-        cls[ok & (cls < 0)] = TUNNEL_BASE + lid
+        ok &= (incl[rows] >= need) & (_u16(sub, o + 2) >= need - o)    # captured, and inside the outer packet
+        cls[rows[ok]] = TUNNEL_BASE + lid
     return cls
+
+
+def _u16(head, at):
+    return (head[:, at].astype(np.uint16) << 8) | head[:, at + 1]
 
 
 def fields_from_key(key, cls):
