@@ -19,15 +19,15 @@ are a stable key:
 
 A key (a row of ``Groups.keys``) is the first 64 header bytes with every
 other byte zeroed, as 64-bit words, plus one word naming class and
-interface: fields stay at their frame offsets, so ``packet_from_key`` reads
-them back by class (``Groups.key(i)``).
+interface: fields stay at their frame offsets, so ``fields_from_key`` reads
+them back by class (``Groups.key_bytes``).
 
 Tunnel classes 4-15 (``_tunnel_layouts``): GTP-U (plain, or with one PDU
 Session Container) and VXLAN over IPv4 without options, untagged or tagged,
 carrying IPv4 (IHL 5) or IPv6 TCP/UDP. Their key adds the outer addresses
 and ports, the GTP flags and TEID or the VXLAN VNI and inner MACs, and the
-inner protocol, addresses and ports; ``packet_from_key`` rebuilds the inner
-packet with its tunnel layer, as the decoder would. They read a 112-byte
+inner protocol, addresses and ports; ``fields_from_key`` gives the inner
+packet's fields with its tunnel layer, as the decoder would. They read a 112-byte
 header (keys of 120 bytes), for those rows only.
 
 Rows are grouped by (class, interface, key): each header is read as 64-bit
@@ -45,7 +45,6 @@ import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
-from .model import Packet
 
 WIDTH = 64                    # header bytes looked at per frame
 # Port sets as 65,536-entry tables: one gather per row instead of np.isin's sort.
@@ -114,7 +113,7 @@ class Groups:
         self.width = keys.shape[1]    # 64-bit words per key (the class/interface word last)
         self.hashes = hashes          # uint64 hash of each key
         self.keys = keys              # (groups, width) uint64: exact direction keys
-        self.classes = classes        # each key's class (how to read it back: packet_from_key)
+        self.classes = classes        # each key's class (how to read it back: fields_from_key)
         self.first = first            # chunk row of each group's first packet
         self.count, self.octets = count, octets
         self.first_ts, self.last_ts = first_ts, last_ts
@@ -122,12 +121,12 @@ class Groups:
     def __len__(self):
         return len(self.hashes)
 
-    def key(self, i):
-        """Group ``i``'s key as bytes: the masked header, fields at their frame offsets."""
-        return self.keys[i, :-1].tobytes()
-
-    def interface(self, i):
-        return int(self.keys[i, -1]) >> 8
+    def key_bytes(self, rows):
+        """The keys of ``rows`` as bytes: masked headers, fields at their frame
+        offsets (what ``fields_from_key`` reads)."""
+        width = 8 * (self.width - 1)
+        blob = self.keys[rows, :-1].tobytes()
+        return [blob[k:k + width] for k in range(0, len(blob), width)]
 
 
 def split(chunk, ethernet_ifx, interfaces=None):
@@ -319,15 +318,6 @@ def _tunnel_fields(key, lid):
         proto, src, dst, ports = key[i + 9], key[i + 12:i + 16], key[i + 16:i + 20], key[i + 20:i + 24]
     return (vlan, proto, src, int.from_bytes(ports[:2], "big"), dst, int.from_bytes(ports[2:], "big"),
             src_mac, dst_mac, [(kind, key[o + 12:o + 16], key[o + 16:o + 20], ident)])
-
-
-def packet_from_key(key, cls):
-    """The ``Packet`` the decoder would return for a frame with this key."""
-    pkt = Packet()
-    pkt.vlan, pkt.proto, pkt.src, pkt.sport, pkt.dst, pkt.dport, pkt.src_mac, pkt.dst_mac, pkt.tunnels = \
-        fields_from_key(key, cls)
-    pkt.family = 4 if len(pkt.src) == 4 else 6
-    return pkt
 
 
 def _l4(head, proto_at, ports_at):

@@ -145,10 +145,8 @@ class Pipeline:
             if ok.any():
                 index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
             rest = np.flatnonzero(~ok)
-            width = 8 * (g.width - 1)
-            blob = g.keys[rest, :-1].tobytes()
-            keys = [blob[k:k + width] for k in range(0, len(blob), width)]
-            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), keys, g.classes[rest].tolist(),
+            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), g.key_bytes(rest),
+                           g.classes[rest].tolist(),
                            (g.keys[rest, -1] >> np.uint64(8)).tolist(), g.first_ts[rest].tolist(),
                            g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist(),
                            g.hashes[rest].tolist()))
