@@ -128,6 +128,10 @@ class Groups:
         blob = self.keys[rows, :-1].tobytes()
         return [blob[k:k + width] for k in range(0, len(blob), width)]
 
+    def interfaces(self, rows):
+        """The interface of ``rows``, from their class/interface word."""
+        return (self.keys[rows, -1] >> np.uint64(8)).tolist()
+
 
 def split(chunk, ethernet_ifx, interfaces=None):
     """(list of Groups, rows to decode as an int array in arrival order).

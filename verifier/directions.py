@@ -1,16 +1,13 @@
 """Fast-path counters per flow direction, held in numpy arrays.
 
 The batch fast path (batch.py) sums each chunk's frames per flow direction.
-A ``DirectionIndex`` finds each group's entry with one dict lookup on the
-group's hash, checks the exact key with one whole-array comparison and adds
-the sums with whole-array operations: a direction already known costs no
-Python step of its own beyond that lookup. New directions (and anything
-unsure) take the Python path through ``FlowTable.add`` and are then bound.
-
-Lookups go through an open-addressing hash table held in numpy arrays
-(linear probing, at most half full, tombstones for released entries), so a
-chunk's groups are found with a few whole-array passes rather than one dict
-lookup each; the exact key check then rules out hash collisions.
+A ``DirectionIndex`` finds the groups' entries through an open-addressing
+hash table held in numpy arrays (linear probing, at most half full,
+tombstones for released entries), checks their exact keys with one
+whole-array comparison and adds the sums with whole-array operations: a
+direction already known costs no Python step of its own. New directions (and
+anything unsure) take the Python path through ``FlowTable.add_direction`` and
+are then bound, a chunk's worth at once.
 
 An entry is one direction's exact key (masked header words plus the
 class/interface word), its hash, packet/byte counters, last timestamp and
@@ -45,9 +42,6 @@ class DirectionIndex:
         self.pos = np.zeros(0, np.int64)    # entry -> its position in the hash table
         self._grow(capacity)
         self._new_table(_MIN_TABLE)
-
-    def __len__(self):
-        return len(self.slots)
 
     def _grow(self, size):
         old = len(self.owner)
@@ -173,11 +167,7 @@ class DirectionIndex:
     def settle(self, entry):
         """Fold one entry's counters into its flow and release it."""
         flow, side = self.owner[entry]
-        flow.pkts[side] += int(self.pkts[entry])
-        flow.octets[side] += int(self.octets[entry])
-        last = float(self.last[entry])
-        if last > flow.last:
-            flow.last = last
+        _fold(flow, side, int(self.pkts[entry]), int(self.octets[entry]), float(self.last[entry]))
         self._release(entry)
 
     def _release(self, entry):
@@ -195,10 +185,7 @@ class DirectionIndex:
         for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
                                              self.last[live].tolist()):
             flow, side = self.owner[entry]
-            flow.pkts[side] += pkts
-            flow.octets[side] += octets
-            if last > flow.last:
-                flow.last = last
+            _fold(flow, side, pkts, octets, last)
             flow.entries = None
             self.owner[entry] = None
         self.slots.clear()
@@ -220,3 +207,10 @@ class DirectionIndex:
             if last > flow.last:
                 flow.last = last
         self.touched[moved] = False
+
+
+def _fold(flow, side, pkts, octets, last):
+    flow.pkts[side] += pkts
+    flow.octets[side] += octets
+    if last > flow.last:
+        flow.last = last

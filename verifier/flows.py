@@ -100,12 +100,7 @@ class FlowTable:
         flow.octets[side] += octets
         if last_ts > flow.last:
             flow.last = last_ts
-        flow.macs[side].add(src_mac)
-        flow.macs[1 - side].add(dst_mac)
-        if tunnels is not None:
-            if flow.tunnels is None:
-                flow.tunnels = set()
-            flow.tunnels.update(tunnels)
+        _learn(flow, side, src_mac, dst_mac, tunnels)
         return flow, side
 
     def _flow_for(self, ifindex, vlan, vlan2, proto, src, sport, dst, dport, ts):
@@ -140,14 +135,7 @@ class FlowTable:
         flow.octets[side] += wirelen
         if ts > flow.last:
             flow.last = ts
-        if pkt.src_mac:
-            flow.macs[side].add(pkt.src_mac)
-        if pkt.dst_mac:
-            flow.macs[1 - side].add(pkt.dst_mac)
-        if pkt.tunnels is not None:
-            if flow.tunnels is None:
-                flow.tunnels = set()
-            flow.tunnels.update(pkt.tunnels)
+        _learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)
 
     def _quoted_flow(self, pkt, ifindex):
         q = pkt.quote
@@ -208,3 +196,15 @@ class FlowTable:
     def _publish(self):
         for index in self._directions.values():
             index.publish()
+
+
+def _learn(flow, side, src_mac, dst_mac, tunnels):
+    """MACs adjacent to each side, and the tunnels the flow was carried in."""
+    if src_mac:
+        flow.macs[side].add(src_mac)
+    if dst_mac:
+        flow.macs[1 - side].add(dst_mac)
+    if tunnels is not None:
+        if flow.tunnels is None:
+            flow.tunnels = set()
+        flow.tunnels.update(tunnels)

@@ -147,7 +147,7 @@ class Pipeline:
             rest = np.flatnonzero(~ok)
             new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), g.key_bytes(rest),
                            g.classes[rest].tolist(),
-                           (g.keys[rest, -1] >> np.uint64(8)).tolist(), g.first_ts[rest].tolist(),
+                           g.interfaces(rest), g.first_ts[rest].tolist(),
                            g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist(),
                            g.hashes[rest].tolist()))
         if not new:
