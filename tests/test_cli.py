@@ -181,3 +181,19 @@ def test_progress_bar_moves_while_a_large_capture_is_read(monkeypatch, capsys):
                     datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc), progress=True)
     size = os.path.getsize(os.path.join(DEMO, "demo.pcap"))
     assert len(shown) > 5 and shown == sorted(shown) and shown[-1] == size
+
+
+@pytest.mark.parametrize("args, code", [(["audit", "--demo", "--now", NOW], 1),
+                                        (["audit", "/nonexistent.pcap", "--now", NOW], 2),
+                                        (["--version"], 0)])
+def test_the_console_script_leaves_with_every_byte_written_and_the_exit_code(tmp_path, args, code):
+    # The console script ends with os._exit (no heap teardown): its buffered
+    # stdout must still arrive whole, through a pipe, and the code be click's.
+    import subprocess
+    import sys
+    full = ["--data-dir", str(tmp_path), *args]
+    done = subprocess.run([sys.executable, "-m", "verifier", *full], capture_output=True, text=True, timeout=120)
+    assert done.returncode == code, done.stderr
+    expected = CliRunner().invoke(cli, full)
+    assert expected.exit_code == code
+    assert done.stdout == expected.stdout and done.stdout

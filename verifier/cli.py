@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, VerifierError
-from .runtime import quiet_start, tune_for_throughput
+from .runtime import leave, quiet_start, tune_for_throughput
 
 EXIT_USAGE = 2
 
@@ -408,5 +408,10 @@ def import_oui(app, csvs):
 
 
 def main():
+    """The console script: click always ends with ``SystemExit``; its code
+    becomes the process's without a heap teardown (runtime.leave)."""
     quiet_start()
-    cli(prog_name="verifier")
+    try:
+        cli(prog_name="verifier")
+    except SystemExit as done:
+        leave(done.code)

@@ -16,10 +16,17 @@ next piece; on a virtual machine first touches are dear (a third of the
 audit's page faults). Keeping blocks up to 32 MiB in the heap and not
 trimming it reuses the same pages piece after piece; peak memory is
 unchanged, since the pieces are the same size.
+
+When the command is done, the console script leaves without tearing the
+heap down (``leave``): freeing every flow, cache entry and module object one
+by one (and the final collection over them) took ~0.1 s after a 1M-packet
+audit, for memory the kernel reclaims at once anyway.
 """
 
 import ctypes
 import gc
+import os
+import sys
 
 GEN0, GEN1, GEN2 = 100_000, 20, 100
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3         # mallopt(3) parameters
@@ -57,3 +64,21 @@ def _keep_heap():
         return
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
+
+
+def leave(code):
+    """End the process with ``code`` (as ``SystemExit`` gives it) once stdout
+    and stderr are flushed, skipping the interpreter's teardown. For the
+    console script only: by then every output file is closed and the threads
+    left are daemons; tests call the click group in-process instead."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):          # a closed pipe (| head): nothing more to say
+            pass
+    os._exit(code)
