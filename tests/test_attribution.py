@@ -136,6 +136,26 @@ def test_special_purpose_addresses():
         assert not is_special(ip(text)), text
 
 
+def test_special_purpose_ranges_agree_with_ipaddress_at_their_edges_and_inside():
+    import ipaddress
+    import random
+    from verifier.attribution.special import _V4, _V6
+    nets = [ipaddress.ip_network(t) for t in _V4 + _V6]
+    rnd = random.Random(7)
+    addrs = []
+    for net in nets:
+        top = 2 ** net.max_prefixlen - 1
+        first, last = int(net.network_address), int(net.broadcast_address)
+        for value in (first, last, first - 1, last + 1, *(rnd.randint(first, last) for _ in range(50))):
+            if 0 <= value <= top:
+                addrs.append(ipaddress.ip_address(value) if net.version == 4 else ipaddress.IPv6Address(value))
+    addrs += [ipaddress.IPv4Address(rnd.getrandbits(32)) for _ in range(2000)]
+    addrs += [ipaddress.IPv6Address((0x2001 << 112) | rnd.getrandbits(112)) for _ in range(2000)]
+    for addr in addrs:
+        expected = any(addr in net for net in nets if net.version == addr.version)
+        assert is_special(addr.packed) == expected, addr
+
+
 def mmdblookup(db, address):
     out = subprocess.run(["mmdblookup", "--file", db, "--ip", address], capture_output=True, text=True).stdout
     number = re.search(r'"autonomous_system_number":\s*(\d+)', out)
