@@ -133,25 +133,34 @@ class DirectionIndex:
 
     def bind(self, owners, hashes, keys, last_ts):
         """Entries for directions the flow table has just opened: ``owners[i]``
-        is ``(flow, side)`` for ``hashes[i]`` and ``keys[i]``. A hash already
-        held is left alone (another key holds it: that direction keeps
-        taking the slow path)."""
+        is ``(flow, side)`` for ``hashes[i]`` and ``keys[i]``. Skipped: a flow
+        already ended (shed for capacity by a later add), and a hash already
+        held — by the same direction (it was quiet: its last time moves on),
+        or by another key (that direction keeps taking the slow path)."""
         slots, owner, free = self.slots, self.owner, self.free
-        picked, entries = [], []
+        picked, entries, again, again_rows = [], [], [], []
         for i, (h, who) in enumerate(zip(hashes.tolist(), owners)):
-            if h in slots:
+            flow = who[0]
+            if flow.end_reason is not None:
+                continue
+            entry = slots.get(h)
+            if entry is not None:
+                if owner[entry] == who:
+                    again.append(entry)
+                    again_rows.append(i)
                 continue
             if not free:
                 self._grow(2 * len(owner))
             entry = free.pop()
             slots[h] = entry
             owner[entry] = who
-            flow = who[0]
             if flow.entries is None:
                 flow.entries = []
             flow.entries.append((self, entry))
             picked.append(i)
             entries.append(entry)
+        if again:
+            self.last[again] = np.maximum(self.last[again], last_ts[again_rows])
         if not entries:
             return
         entries = np.array(entries, np.int64)

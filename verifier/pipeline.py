@@ -131,7 +131,7 @@ class Pipeline:
         with the fields of their key, then a counter entry of their own."""
         table = self.table
         idle = table.idle
-        new = []
+        new, opened = [], []
         for g in parts:
             index = table.directions(g.width)
             found = index.find(g.hashes, g.keys)
@@ -145,38 +145,29 @@ class Pipeline:
             if ok.any():
                 index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
             rest = np.flatnonzero(~ok)
-            new.extend(zip(g.first[rest].tolist(), rest.tolist(), [g] * len(rest), g.key_bytes(rest),
-                           g.classes[rest].tolist(),
-                           g.interfaces(rest), g.first_ts[rest].tolist(),
-                           g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist(),
-                           g.hashes[rest].tolist()))
+            new.extend(zip(g.first[rest].tolist(), [len(opened)] * len(rest), rest.tolist(), g.key_bytes(rest),
+                           g.classes[rest].tolist(), g.interfaces(rest), g.first_ts[rest].tolist(),
+                           g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist()))
+            opened.append((g, rest))
         if not new:
             return
-        if len(parts) > 1:
+        if len(opened) > 1:
             new.sort(key=_first_item)
         add_direction = table.add_direction
-        added = []
-        for _row, i, g, key, cls, ifx, first_ts, last_ts, count, octets, h in new:
-            flow, side = add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
-            added.append((g, i, h, flow, side))
-        # Then give each new direction its counters (no flow can end in this loop).
-        fresh = {}
-        for g, i, h, flow, side in added:
-            if flow.end_reason is not None:           # shed for capacity by a later add
-                continue
-            index = table.directions(g.width)
-            entry = index.slots.get(h)
-            if entry is None:
-                todo = fresh.get(id(g))
-                if todo is None:
-                    todo = fresh[id(g)] = (g, index, [], [])
-                todo[2].append((flow, side))
-                todo[3].append(i)
-            elif index.owner[entry] == (flow, side):  # known, was quiet: fresh again
-                index.last[entry] = max(index.last[entry], g.last_ts[i])
-        for g, index, owners, rows in fresh.values():
-            rows = np.asarray(rows, np.int64)
-            index.bind(owners, g.hashes[rows], g.keys[rows], g.last_ts[rows])
+        owners = [add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
+                  for _row, _g, _i, key, cls, ifx, first_ts, last_ts, count, octets in new]
+        # Then give each new direction its counters (no flow can end in between).
+        if len(opened) == 1:
+            g, rows = opened[0]
+            table.directions(g.width).bind(owners, g.hashes[rows], g.keys[rows], g.last_ts[rows])
+            return
+        which = np.fromiter((item[1] for item in new), np.int64, len(new))
+        at = np.fromiter((item[2] for item in new), np.int64, len(new))
+        for n, (g, _rest) in enumerate(opened):
+            picks = np.flatnonzero(which == n)
+            rows = at[picks]
+            table.directions(g.width).bind([owners[k] for k in picks.tolist()], g.hashes[rows], g.keys[rows],
+                                           g.last_ts[rows])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
