@@ -9,27 +9,31 @@ ones included, in bounded dicts. Databases are replaced by building a new
 """
 
 CACHE_LIMIT = 1_000_000
+_MISSING = object()
 
 
 class Attributor:
     def __init__(self, providers, inventory=None):
-        self.providers = list(providers)
+        self.providers = tuple(providers)
         self.inventory = inventory
         self._macs = {}
         self._ips = {}
+        self._mac_lookups = tuple(p.lookup_mac for p in self.providers)
+        self._ip_lookups = tuple(p.lookup_ip for p in self.providers)
 
     def mac(self, mac):
-        return self._first_answer(self._macs, "lookup_mac", mac)
+        answer = self._macs.get(mac, _MISSING)
+        return self._first_answer(self._macs, self._mac_lookups, mac) if answer is _MISSING else answer
 
     def ip(self, addr):
-        return self._first_answer(self._ips, "lookup_ip", addr)
+        answer = self._ips.get(addr, _MISSING)
+        return self._first_answer(self._ips, self._ip_lookups, addr) if answer is _MISSING else answer
 
-    def _first_answer(self, cache, method, query):
-        if query in cache:
-            return cache[query]
+    @staticmethod
+    def _first_answer(cache, lookups, query):
         answer = None
-        for provider in self.providers:
-            answer = getattr(provider, method)(query)
+        for lookup in lookups:
+            answer = lookup(query)
             if answer is not None:
                 break
         if len(cache) >= CACHE_LIMIT:
