@@ -100,9 +100,9 @@ def main():
         cmd = ["tshark", "-n", "-r", pcap, "-o", "ip.use_geoip:TRUE", "-T", "fields"]
         for field in TSHARK_FIELDS:
             cmd += ["-e", field]
-        tools.append(("tshark (same fields, OUI + MaxMind ASN)", cmd, dict(os.environ, WIRESHARK_CONFIG_DIR=config)))
-    argus = shutil.which("argus") or next((p for p in ("/usr/sbin/argus", "/sbin/argus") if os.access(p, os.X_OK)),
-                                          None)
+        env = dict(os.environ, WIRESHARK_CONFIG_DIR=config)
+        tools.append(("tshark (same fields, OUI + MaxMind ASN)", cmd, env))
+    argus = shutil.which("argus", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")   # a daemon: in sbin
     if argus:
         records = os.path.join(data_dir, "bench.argus")
         tools.append(("argus (flow records, no attribution)", [argus, "-r", pcap, "-w", records], None))

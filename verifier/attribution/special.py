@@ -33,8 +33,8 @@ for _text in _V4 + _V6:
         for _b in range(_packed[1], _packed[1] + (1 << (16 - _plen))):
             _second[_b] = True
     elif _second.get(_packed[1]) is not True:
-        _bits = len(_packed) * 8
-        _second[_packed[1]] = _second.get(_packed[1], ()) + ((_plen, int.from_bytes(_packed, "big") >> (_bits - _plen)),)
+        _prefix = int.from_bytes(_packed, "big") >> (len(_packed) * 8 - _plen)
+        _second[_packed[1]] = _second.get(_packed[1], ()) + ((_plen, _prefix),)
 
 
 def is_special(addr):
