@@ -78,6 +78,15 @@ def test_csv_has_one_row_per_flow_and_zone(tmp_path):
     assert all(r["community_id"].startswith("1:") for r in rows)
 
 
+def test_csv_dash_writes_the_rows_to_stdout_instead_of_the_summary(tmp_path):
+    out = tmp_path / "flows.csv"
+    run("audit", "--demo", "--now", NOW, "--csv", str(out), "-q")
+    result = run("audit", "--demo", "--now", NOW, "--csv", "-")
+    assert result.exit_code == 1
+    assert result.stdout_bytes == out.read_bytes()
+    assert not os.path.exists("-")
+
+
 def write_capture(path, src_mac, local="198.51.100.7", remote="8.8.8.8"):
     with PcapWriter(str(path)) as w:
         for i in range(3):

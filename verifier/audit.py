@@ -8,6 +8,7 @@ the digest costs no wall time on a 2-core machine.
 
 import hashlib
 import os
+import sys
 import threading
 
 from .attribution.discovery import SegmentDiscovery
@@ -37,7 +38,8 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     discovery = SegmentDiscovery(attributor, catalogue or VendorCatalogue.load())
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
                     progress=bar.advance if bar else None, discovery=discovery, control_plane=ControlPlane())
-    csv_fh = open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
+    to_stdout = csv_out == "-"
+    csv_fh = sys.stdout if to_stdout else open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
     if csv_fh:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))
     captures = []
@@ -46,7 +48,7 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
             captures.append(_audit_one(pipe, path, bar))
         pipe.finish()
     finally:
-        if csv_fh:
+        if csv_fh and not to_stdout:
             csv_fh.close()
         if bar is not None:
             bar.finish()

@@ -89,7 +89,8 @@ def _fail(exc):
               help="MaxMind-format ASN database, in precedence order (repeatable).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the JSON certificate.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the HTML report.")
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False), help="Write one CSV row per flow.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write one CSV row per flow and zone ('-': to stdout, instead of the summary).")
 @click.option("--demo", is_flag=True, help="Audit the demo capture with the demo inventory and ASN database.")
 @click.option("--idle-timeout", default=300.0, show_default=True, help="Seconds of silence that end a flow.")
 @click.option("--active-timeout", default=1800.0, show_default=True, help="Seconds after which a long flow is cut.")
@@ -140,7 +141,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     if html_out:
         from .sinks.html import render
         _write(html_out, render(cert))
-    if not quiet:
+    if not quiet and csv_out != "-":
         from .sinks.summary import render_summary
         click.echo(render_summary(cert))
     code = result.exit_code
