@@ -34,6 +34,20 @@ def _first_item(item):
     return item[0]
 
 
+def _by_group(new, owners, opened):
+    """(group, its owners, its rows) from the arrival-ordered new directions
+    (``new[k]`` = (chunk row, group number, group row, ...), ``owners[k]``)."""
+    if len(opened) == 1:                     # not reordered: the group's own order
+        g, rows = opened[0]
+        yield g, owners, rows
+        return
+    which = np.fromiter((item[1] for item in new), np.int64, len(new))
+    at = np.fromiter((item[2] for item in new), np.int64, len(new))
+    for n, (g, _rows) in enumerate(opened):
+        picks = np.flatnonzero(which == n)
+        yield g, [owners[k] for k in picks.tolist()], at[picks]
+
+
 class Stats:
     """Packet-level counters of one pipeline (audit.py takes per-file differences)."""
 
@@ -157,17 +171,8 @@ class Pipeline:
         owners = [add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
                   for _row, _g, _i, key, cls, ifx, first_ts, last_ts, count, octets in new]
         # Then give each new direction its counters (no flow can end in between).
-        if len(opened) == 1:
-            g, rows = opened[0]
-            table.directions(g.width).bind(owners, g.hashes[rows], g.keys[rows], g.last_ts[rows])
-            return
-        which = np.fromiter((item[1] for item in new), np.int64, len(new))
-        at = np.fromiter((item[2] for item in new), np.int64, len(new))
-        for n, (g, _rest) in enumerate(opened):
-            picks = np.flatnonzero(which == n)
-            rows = at[picks]
-            table.directions(g.width).bind([owners[k] for k in picks.tolist()], g.hashes[rows], g.keys[rows],
-                                           g.last_ts[rows])
+        for g, who, rows in _by_group(new, owners, opened):
+            table.directions(g.width).bind(who, g.hashes[rows], g.keys[rows], g.last_ts[rows])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.

@@ -41,10 +41,6 @@ class Trace:
     def reached(self):
         return bool(self.hops) and self.hops[-1].reached
 
-    def routers(self):
-        """Addresses that answered as routers (time exceeded), in order."""
-        return [h.address for h in self.hops if h.address and not h.reached]
-
 
 class TokenBucket:
     def __init__(self, rate, burst=None, clock=time.monotonic, sleep=time.sleep):

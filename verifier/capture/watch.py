@@ -41,7 +41,6 @@ class WatchDir:
         self.interfaces = []             # shared by every file: (name, linktype) -> index
         self._iface_index = {}
         self.done = self._load_state()
-        self.files_read = 0
         self.errors = []                 # (file, message)
         self.closed = False
         self._last_ts = None
@@ -139,7 +138,6 @@ class WatchDir:
                 yield chunk
         for err in capture.errors:
             self.errors.append((name, err))
-        self.files_read += 1
         self.done[name] = _identity(st)
         self._save_state()
 

@@ -25,7 +25,6 @@ from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
 from ..sinks.metrics import ANY, OTHER
 
-SOURCES = ("interface", "tshark", "watch-dir", "replay")
 RELOAD_RESULTS = ("success", "failure")
 
 
