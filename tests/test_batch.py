@@ -75,6 +75,19 @@ def test_key_rebuilds_what_the_decoder_finds(frame):
         assert ours[field] == getattr(theirs, field), field
 
 
+def test_fields_read_a_column_at_a_time_equal_one_key_at_a_time():
+    zeros = ether("00:00:00:00:00:00", A, ETH_IPV4, ipv4("203.0.113.0", "192.0.2.0", 6, tcp(0, 0)))   # NUL bytes stay
+    frames = FAST * 3 + FAST_TUNNELS + [zeros]
+    random.Random(7).shuffle(frames)
+    parts, slow = batch.split(chunk(frames), ETH)
+    assert len(parts) == 2 and len(slow) == 0
+    for groups in parts:
+        rows = np.arange(len(groups))[::-1]
+        one_by_one = [batch.fields_from_key(key, cls)
+                      for key, cls in zip(groups.key_bytes(rows), groups.classes[rows].tolist())]
+        assert batch.fields_of(groups, rows) == one_by_one
+
+
 def test_other_tunnel_frames_go_to_the_decoder():
     parts, slow = batch.split(chunk(FAST_TUNNELS + SLOW_TUNNELS), ETH)
     assert sum(len(g) for g in parts) == len(FAST_TUNNELS)

@@ -41,6 +41,8 @@ headers), GTP-C and PFCP, QinQ, MPLS, other link types, damaged headers — is r
 rows for the full decoder.
 """
 
+from itertools import repeat
+
 import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
@@ -304,6 +306,44 @@ def fields_from_key(key, cls):
         proto, src, dst, p = key[o + 9], key[o + 12:o + 16], key[o + 16:o + 20], o + 20
     return (vlan, proto, src, (key[p] << 8) | key[p + 1], dst, (key[p + 2] << 8) | key[p + 3],
             key[6:12], key[0:6], None)
+
+
+_PLAIN_LAYOUTS = ((14, False), (14, True), (18, False), (18, True))   # per plain class: IP offset, IPv6
+
+
+def fields_of(groups, rows):
+    """``fields_from_key`` of ``rows`` of ``groups``, a list of tuples. Plain
+    classes are read a column at a time (a class's rows at once), so a new
+    direction costs a few list items, not a Python call; tunnel classes one
+    key at a time."""
+    if groups.width != WIDTH // 8 + 1:
+        return [fields_from_key(key, cls) for key, cls in zip(groups.key_bytes(rows), groups.classes[rows].tolist())]
+    n = len(rows)
+    head = groups.keys[rows, :-1].view(np.uint8)
+    cls = groups.classes[rows]
+    vlan, proto = np.full(n, -1, np.int64), np.zeros(n, np.int64)
+    sport, dport = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    src, dst = np.empty(n, object), np.empty(n, object)
+    for c, (o, v6) in enumerate(_PLAIN_LAYOUTS):
+        at = np.flatnonzero(cls == c)
+        if not len(at):
+            continue
+        sub = np.take(head, at, axis=0)
+        if o == 18:
+            vlan[at] = _u16(sub, 14) & 0x0FFF
+        proto_at, addr_at, size, ports_at = (o + 6, o + 8, 16, o + 40) if v6 else (o + 9, o + 12, 4, o + 20)
+        proto[at] = sub[:, proto_at]
+        src[at] = _blobs(sub, addr_at, size)
+        dst[at] = _blobs(sub, addr_at + size, size)
+        sport[at] = _u16(sub, ports_at)
+        dport[at] = _u16(sub, ports_at + 2)
+    return list(zip(vlan.tolist(), proto.tolist(), src.tolist(), sport.tolist(), dst.tolist(), dport.tolist(),
+                    _blobs(head, 6, 6), _blobs(head, 0, 6), repeat(None, n)))
+
+
+def _blobs(head, at, size):
+    """Bytes ``at:at + size`` of every row, as a list of bytes objects."""
+    return np.ascontiguousarray(head[:, at:at + size]).view(np.dtype((np.void, size))).ravel().tolist()
 
 
 def _tunnel_fields(key, lid):

@@ -6,7 +6,7 @@ hash table held in numpy arrays (linear probing, at most half full,
 tombstones for released entries), checks their exact keys with one
 whole-array comparison and adds the sums with whole-array operations: a
 direction already known costs no Python step of its own. New directions (and
-anything unsure) take the Python path through ``FlowTable.add_direction`` and
+anything unsure) take the Python path through ``FlowTable.add_directions`` and
 are then bound, a chunk's worth at once.
 
 An entry is one direction's exact key (masked header words plus the

@@ -9,8 +9,9 @@ Per chunk (thousands of packets): ``batch.split`` groups the common frames
 UDP, GTP-U and VXLAN around them) by flow direction with numpy; a known
 direction costs one dict lookup in the flow table's direction index
 (directions.py) and its counters are added as whole arrays. A direction seen
-for the first time has its first packet rebuilt from its key and goes through
-``FlowTable.add`` (which learns its MACs); every other frame (ICMP,
+for the first time has its fields read back from its key (a column at a
+time) and goes through ``FlowTable.add_directions`` (which learns its
+MACs); every other frame (ICMP,
 fragments, other tunnels, other link types) is decoded one by one. A chunk that
 spans more than the idle timeout is decoded packet by packet so timeouts stay
 exact.
@@ -22,30 +23,12 @@ import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
-from .batch import fields_from_key, split
+from .batch import fields_of, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import evaluate
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
-
-
-def _first_item(item):
-    return item[0]
-
-
-def _by_group(new, owners, opened):
-    """(group, its owners, its rows) from the arrival-ordered new directions
-    (``new[k]`` = (chunk row, group number, group row, ...), ``owners[k]``)."""
-    if len(opened) == 1:                     # not reordered: the group's own order
-        g, rows = opened[0]
-        yield g, owners, rows
-        return
-    which = np.fromiter((item[1] for item in new), np.int64, len(new))
-    at = np.fromiter((item[2] for item in new), np.int64, len(new))
-    for n, (g, _rows) in enumerate(opened):
-        picks = np.flatnonzero(which == n)
-        yield g, [owners[k] for k in picks.tolist()], at[picks]
 
 
 class Stats:
@@ -141,11 +124,11 @@ class Pipeline:
 
     def _account_groups(self, chunk, parts):
         """Known directions: whole-array adds to their fast-path counters.
-        New or unsure ones, in arrival order: ``FlowTable.add_direction``
-        with the fields of their key, then a counter entry of their own."""
+        New or unsure ones, in arrival order: ``FlowTable.add_directions``
+        with the fields of their keys, then a counter entry of their own."""
         table = self.table
         idle = table.idle
-        new, opened = [], []
+        items, firsts, opened = [], [], []
         for g in parts:
             index = table.directions(g.width)
             found = index.find(g.hashes, g.keys)
@@ -159,20 +142,28 @@ class Pipeline:
             if ok.any():
                 index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
             rest = np.flatnonzero(~ok)
-            new.extend(zip(g.first[rest].tolist(), [len(opened)] * len(rest), rest.tolist(), g.key_bytes(rest),
-                           g.classes[rest].tolist(), g.interfaces(rest), g.first_ts[rest].tolist(),
-                           g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist()))
+            items.extend(zip(g.interfaces(rest), fields_of(g, rest), g.first_ts[rest].tolist(),
+                             g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist()))
+            firsts.append(g.first[rest])
             opened.append((g, rest))
-        if not new:
+        if not items:
             return
-        if len(opened) > 1:
-            new.sort(key=_first_item)
-        add_direction = table.add_direction
-        owners = [add_direction(ifx, fields_from_key(key, cls), first_ts, last_ts, count, octets)
-                  for _row, _g, _i, key, cls, ifx, first_ts, last_ts, count, octets in new]
+        if len(opened) == 1:
+            owners = table.add_directions(items)
+            (g, rest), = opened
+            table.directions(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
+            return
+        # Several groups (plain and tunnel keys): their new directions in arrival order.
+        order = np.argsort(np.concatenate(firsts), kind="stable")
+        owners = table.add_directions([items[k] for k in order.tolist()])
+        at = np.empty_like(order)
+        at[order] = np.arange(len(order))          # item -> its place in arrival order
+        start = 0
         # Then give each new direction its counters (no flow can end in between).
-        for g, who, rows in _by_group(new, owners, opened):
-            table.directions(g.width).bind(who, g.hashes[rows], g.keys[rows], g.last_ts[rows])
+        for g, rest in opened:
+            mine = at[start:start + len(rest)].tolist()
+            start += len(rest)
+            table.directions(g.width).bind([owners[k] for k in mine], g.hashes[rest], g.keys[rest], g.last_ts[rest])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
