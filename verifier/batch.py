@@ -155,9 +155,9 @@ def split(chunk, ethernet_ifx, interfaces=None):
     cand = np.flatnonzero(ethernet_ifx[chunk.ifx])
     head = _headers(buf, chunk.off[cand], WIDTH)
     incl = chunk.incl[cand]
-    et = (head[:, 12].astype(np.uint16) << 8) | head[:, 13]
+    et = _u16(head, 12)
     tagged = et == 0x8100
-    inner = (head[:, 16].astype(np.uint16) << 8) | head[:, 17]
+    inner = _u16(head, 16)
     cls = np.full(len(cand), -1, np.int64)
     cls[~tagged & (et == 0x0800) & (head[:, 14] == 0x45) & _l4(head, 23, 34) & _unfragmented(head, 20)
         & _ports_inside(head, 16) & (incl >= 38)] = 0
@@ -174,9 +174,12 @@ def split(chunk, ethernet_ifx, interfaces=None):
             return [], every                    # a hash collision: decode this chunk row by row
         parts.append(part)
         slow[cand[fast]] = False
-    # UDP to or from a GTP-U or VXLAN port, outer IPv4 without options: the tunnel classes.
-    tun = np.flatnonzero((cls < 0) & (((et == 0x0800) & (head[:, 14] == 0x45) & (head[:, 23] == 17))
-                                      | (tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & (head[:, 27] == 17))))
+    # UDP to or from a tunnel port, outer IPv4 without options: candidates for the tunnel classes
+    # (a chunk without any skips their dozen layout tests).
+    tun = np.flatnonzero((cls < 0) & (((et == 0x0800) & (head[:, 14] == 0x45) & (head[:, 23] == 17)
+                                       & _tunnel_port(head, 34))
+                                      | (tagged & (inner == 0x0800) & (head[:, 18] == 0x45) & (head[:, 27] == 17)
+                                         & _tunnel_port(head, 38))))
     if len(tun):
         rows = cand[tun]
         theads = _headers(buf, chunk.off[rows], TUNNEL_WIDTH)
@@ -204,7 +207,7 @@ def _group(chunk, ifx, rows, cls, head, wordmask, mult):
     """Group rows by (class, interface, key bytes) into ``Groups`` in arrival
     order, or None when two different keys share a hash."""
     base = TUNNEL_BASE if wordmask is _TUNNEL_WORDMASK else 0
-    words = head.view("<u8") & wordmask[cls - base]
+    words = head.view("<u8") & np.take(wordmask, cls - base, axis=0)     # take: a row gather, not fancy indexing
     tag = cls.astype(np.uint64) | (ifx[rows].astype(np.uint64) << np.uint64(8))
     # class and interface take part in hash and check
     h = words @ mult + tag * _TAG_MULT
@@ -215,7 +218,9 @@ def _group(chunk, ifx, rows, cls, head, wordmask, mult):
     tg = tag[order]
     same_hash = hs[1:] == hs[:-1]
     # Exact: rows that share a hash must share every key byte, class and interface.
-    differ = (ws[1:] != ws[:-1]).any(axis=1) | (tg[1:] != tg[:-1])
+    differ = tg[1:] != tg[:-1]
+    for k in range(ws.shape[1]):              # column by column: cheaper than a 2-D compare and any()
+        differ |= ws[1:, k] != ws[:-1, k]
     if (differ & same_hash).any():
         return None
     starts = np.flatnonzero(np.concatenate(([True], ~same_hash)))
@@ -241,7 +246,7 @@ def _tunnel_classes(h, incl):
     inner version), so each test narrows the rows the next one looks at:
     outer headers once per tag layout, the tunnel header once per variant."""
     cls = np.full(len(h), -1, np.int64)
-    tagged = ((h[:, 12].astype(np.uint16) << 8) | h[:, 13]) == 0x8100
+    tagged = _u16(h, 12) == 0x8100
     outer, tunnel = {}, {}
     for lid, (o, variant, v6, i, _ranges) in enumerate(_LAYOUTS):
         if o not in outer:
@@ -282,6 +287,11 @@ def _tunnel_classes(h, incl):
 
 
 def _u16(head, at):
+    """The big-endian 16-bit field at byte ``at`` of every row, as uint16.
+    At an even offset of contiguous rows it is one column of a big-endian
+    view (half the cost of assembling it from two byte columns)."""
+    if not at & 1 and head.flags.c_contiguous:
+        return head.view(">u2")[:, at >> 1].astype(np.uint16)
     return (head[:, at].astype(np.uint16) << 8) | head[:, at + 1]
 
 
@@ -368,15 +378,19 @@ def _l4(head, proto_at, ports_at):
     """TCP, or UDP that is neither a tunnel (the decoder finds the inner flow)
     nor GTP-C/PFCP (the control-plane reader needs each message)."""
     proto = head[:, proto_at]
-    sport = (head[:, ports_at].astype(np.uint16) << 8) | head[:, ports_at + 1]
-    dport = (head[:, ports_at + 2].astype(np.uint16) << 8) | head[:, ports_at + 3]
+    sport, dport = _u16(head, ports_at), _u16(head, ports_at + 2)
     decoder = _DECODER_PORTS[sport] | _DECODER_PORTS[dport]
     return (proto == 6) | ((proto == 17) & ~decoder)
 
 
+def _tunnel_port(head, ports_at):
+    """Source or destination port is one the decoder reads a tunnel behind."""
+    return _TUNNEL_PORTS[_u16(head, ports_at)] | _TUNNEL_PORTS[_u16(head, ports_at + 2)]
+
+
 def _ports_inside(head, at):
     """IPv4 total length covers the header and the ports (the decoder's rule)."""
-    return ((head[:, at].astype(np.uint16) << 8) | head[:, at + 1]) >= 24
+    return _u16(head, at) >= 24
 
 
 def _unfragmented(head, at):
