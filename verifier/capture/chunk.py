@@ -44,9 +44,10 @@ def gather_u32(buf, offsets, fields, order):
         return np.zeros((0, fields), np.int64)
     raw = np.frombuffer(buf, np.uint8)
     width = 4 * fields
-    window = np.lib.stride_tricks.sliding_window_view(raw, width)
-    rows = np.ascontiguousarray(window[offsets])
-    return rows.view(order + "u4").reshape(len(offsets), fields).astype(np.int64)
+    # One ``width``-byte record at every byte offset: gathering records is a
+    # copy per row, ~2x cheaper than fancy-indexing a sliding window's rows.
+    records = np.ndarray((len(raw) - width + 1,), np.dtype((np.void, width)), buffer=raw, strides=(1,))
+    return records[offsets].view(order + "u4").reshape(len(offsets), fields).astype(np.int64)
 
 
 def from_frames(frames):
