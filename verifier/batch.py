@@ -290,7 +290,7 @@ def _u16(head, at):
     """The big-endian 16-bit field at byte ``at`` of every row, as uint16.
     At an even offset of contiguous rows it is one column of a big-endian
     view (half the cost of assembling it from two byte columns)."""
-    if not at & 1 and head.flags.c_contiguous:
+    if not (at | head.shape[1]) & 1 and head.flags.c_contiguous:
         return head.view(">u2")[:, at >> 1].astype(np.uint16)
     return (head[:, at].astype(np.uint16) << 8) | head[:, at + 1]
 
@@ -319,6 +319,7 @@ def fields_from_key(key, cls):
 
 
 _PLAIN_LAYOUTS = ((14, False), (14, True), (18, False), (18, True))   # per plain class: IP offset, IPv6
+_PLAIN_KEY_WORDS = WIDTH // 8 + 1          # a plain class's key: header words and the class/interface word
 
 
 def fields_of(groups, rows):
@@ -326,7 +327,7 @@ def fields_of(groups, rows):
     classes are read a column at a time (a class's rows at once), so a new
     direction costs a few list items, not a Python call; tunnel classes one
     key at a time."""
-    if groups.width != WIDTH // 8 + 1:
+    if groups.width != _PLAIN_KEY_WORDS:
         return [fields_from_key(key, cls) for key, cls in zip(groups.key_bytes(rows), groups.classes[rows].tolist())]
     n = len(rows)
     head = groups.keys[rows, :-1].view(np.uint8)
