@@ -148,22 +148,19 @@ class Pipeline:
             opened.append((g, rest))
         if not items:
             return
-        if len(opened) == 1:
-            owners = table.add_directions(items)
-            (g, rest), = opened
-            table.directions(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
-            return
-        # Several groups (plain and tunnel keys): their new directions in arrival order.
-        order = np.argsort(np.concatenate(firsts), kind="stable")
-        owners = table.add_directions([items[k] for k in order.tolist()])
-        at = np.empty_like(order)
-        at[order] = np.arange(len(order))          # item -> its place in arrival order
-        start = 0
+        place = np.arange(len(items))              # item -> its place in arrival order
+        if len(opened) > 1:                        # plain and tunnel keys: merge by first frame
+            order = np.argsort(np.concatenate(firsts), kind="stable")
+            items = [items[k] for k in order.tolist()]
+            place[order] = np.arange(len(order))
+        owners = table.add_directions(items)
         # Then give each new direction its counters (no flow can end in between).
+        start = 0
         for g, rest in opened:
-            mine = at[start:start + len(rest)].tolist()
+            mine = place[start:start + len(rest)].tolist()
             start += len(rest)
-            table.directions(g.width).bind([owners[k] for k in mine], g.hashes[rest], g.keys[rest], g.last_ts[rest])
+            index = table.directions(g.width)
+            index.bind([owners[k] for k in mine], g.hashes[rest], g.keys[rest], g.last_ts[rest])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
