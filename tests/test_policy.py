@@ -183,3 +183,30 @@ def test_roles_limit_a_deny_rule_to_those_devices(write, catalogue):
     assert evaluate(p, flow, "ue", 0, [router], TODAY).verdict == CLEAN
     j = evaluate(p, flow, "ue", 0, [router, gnb], TODAY)
     assert j.verdict == VIOLATION and j.reasons == [("no-huawei-radio", 1, "segment-device g1 is huawei equipment")]
+
+
+def test_remembered_outcomes_give_each_flow_its_own_reasons(policy):
+    """``Verdicts`` reuses one outcome per path shape; every judgement must
+    still equal a fresh evaluation, with reason texts naming its own elements."""
+    import random
+    from verifier.policy.evaluate import Verdicts
+    rnd = random.Random(7)
+    verdicts = Verdicts(policy)
+    shapes = [(L2_NEIGHBOR, TRUSTED, "cisco", None), (L2_NEIGHBOR, UNTRUSTED, "huawei", None),
+              (L2_NEIGHBOR, UNKNOWN, None, None), (SEGMENT_DEVICE, UNKNOWN, None, None),
+              (REMOTE_NETWORK, TRUSTED, None, 15169), (REMOTE_NETWORK, UNTRUSTED, None, 4134)]
+    flows = [lan_flow(), lan_flow("192.0.2.10", 53, 17), lan_flow("192.0.2.10", 80, 6)]
+    reused = 0
+    for n in range(400):
+        path = [PathElement(kind, f"el{n}-{i}", vendor, None, asn, trust, Evidence("oui", None, None, None))
+                for i, (kind, trust, vendor, asn) in enumerate(rnd.choices(shapes, k=rnd.randint(1, 3)))]
+        flow, zone = rnd.choice(flows), rnd.choice(["lan", "wifi", None])
+        side = 0 if zone else None
+        before = len(verdicts._memo)
+        got = verdicts.judge(flow, zone, side, path, TODAY)
+        reused += len(verdicts._memo) == before
+        fresh = evaluate(policy, flow, zone, side, path, TODAY)
+        assert (got.verdict, got.rules, got.reasons, got.excepted, got.attributed, got.vendors) == \
+               (fresh.verdict, fresh.rules, fresh.reasons, fresh.excepted, fresh.attributed, fresh.vendors)
+        assert all(f"el{n}-{index}" in text for _rule, index, text in got.reasons)
+    assert reused > 100                      # shapes repeat: many judgements reuse an outcome

@@ -109,10 +109,15 @@ class Answer:
 
 
 class PathElement:
-    """One piece of equipment or network a flow is known to cross."""
+    """One piece of equipment or network a flow is known to cross.
+
+    ``cls`` is a small int shared by every element with the same kind, trust,
+    vendor, ASN and role: all a policy looks at but the subject. Paths whose
+    elements have the same classes in the same order get the same verdict
+    (policy/evaluate.py's ``Verdicts`` keys on it)."""
 
     __slots__ = ("kind", "subject", "vendor", "organization", "asn", "trust", "evidence", "role", "known",
-                 "equipment", "_dict")
+                 "equipment", "cls", "_dict")
 
     def __init__(self, kind, subject, vendor, organization, asn, trust, evidence, role=None):
         self.kind, self.subject = kind, subject
@@ -122,6 +127,7 @@ class PathElement:
         self.known = trust != UNKNOWN and trust != UNATTRIBUTABLE      # some source attributed it
         # The zone x vendor matrix counts equipment, not carriers: its column, or None for a network.
         self.equipment = (vendor or "unattributed") if asn is None or vendor else None
+        self.cls = _ELEMENT_CLASSES.setdefault((kind, trust, vendor, asn, role), len(_ELEMENT_CLASSES))
         self._dict = None
 
     def as_dict(self):
@@ -139,23 +145,55 @@ class PathElement:
         return self._dict
 
 
+_ELEMENT_CLASSES = {}     # (kind, trust, vendor, asn, role) -> PathElement.cls; as many as vendors x kinds
+
+
 class Judgement:
-    """A flow's verdict for one zone: the path, the deciding rules, the reasons."""
+    """A flow's verdict for one zone: the path, the deciding rules, the reasons.
 
-    __slots__ = ("zone", "verdict", "rules", "path", "reasons", "excepted")
+    ``reasons`` are (rule, element index or None, text). A judgement made by
+    ``policy.evaluate`` shares its ``outcome`` (verdict, rules, reason
+    templates, vendors) with every flow whose path has the same element
+    classes; its reason texts, which name the flow's own elements, are made
+    when first read. ``rules`` may be shared: do not modify it."""
 
-    def __init__(self, zone, verdict, rules, path, reasons, excepted=()):
+    __slots__ = ("zone", "verdict", "rules", "path", "excepted", "outcome", "_reasons")
+
+    def __init__(self, zone, verdict, rules, path, reasons, excepted=(), outcome=None):
         self.zone, self.verdict, self.rules = zone, verdict, rules
-        self.path, self.reasons, self.excepted = path, reasons, excepted
+        self.path, self._reasons, self.excepted = path, reasons, excepted
+        self.outcome = outcome
+
+    @property
+    def reasons(self):
+        if self._reasons is None:
+            self._reasons = self.outcome.reasons_for(self.path)
+        return self._reasons
 
     @property
     def attributed(self):
         """Every element attributed, and no required role left unidentified
         (a reason without an element index)."""
-        for el in self.path:
-            if not el.known:
-                return False
-        for _rule, index, _text in self.reasons:
-            if index is None:
-                return False
-        return True
+        if self.outcome is not None:
+            return self.outcome.attributed
+        return attributed(self.path, self.reasons)
+
+    @property
+    def vendors(self):
+        """The equipment columns of the zone x vendor matrix this path counts in."""
+        return self.outcome.vendors if self.outcome is not None else equipment(self.path)
+
+
+def attributed(path, reasons):
+    for el in path:
+        if not el.known:
+            return False
+    for _rule, index, _text in reasons:
+        if index is None:
+            return False
+    return True
+
+
+def equipment(path):
+    """Distinct ``equipment`` of a path's elements (carriers have none), in path order."""
+    return tuple(dict.fromkeys(el.equipment for el in path if el.equipment is not None))

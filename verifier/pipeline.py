@@ -26,7 +26,7 @@ from .attribution.path import PathBuilder, ip_text
 from .batch import fields_of, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
-from .policy.evaluate import evaluate
+from .policy.evaluate import Verdicts
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
 
@@ -49,6 +49,7 @@ class Pipeline:
         self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
         self.control_plane = control_plane   # ControlPlane: GTP-C/PFCP teach tunnel endpoints' roles
         self.paths = PathBuilder(attributor, policy.trust, discovery, control_plane)
+        self.verdicts = Verdicts(policy)
         self.sinks = list(sinks)
         self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
         self.today = today or datetime.date.today()
@@ -206,14 +207,14 @@ class Pipeline:
             places = ((None, None),) if policy.rules_for[None] else ()
         judgements = []
         probes = self.probes
-        build, today = self.paths.build, self.today
+        build, verdict, today = self.paths.build, self.verdicts.judge, self.today
         for zone, side in places:
             path = build(flow, side, iface)
             if probes is not None and side is not None and zone in probes.zones:
                 trace = probes.lookup(ip_text(flow.endpoint(1 - side)[0]))
                 if trace is not None:
                     path = path + self.paths.probe_hops(trace)
-            judgements.append(evaluate(policy, flow, zone, side, path, today))
+            judgements.append(verdict(flow, zone, side, path, today))
         for sink in self.sinks:
             sink.flow(flow, judgements)
 

@@ -12,21 +12,75 @@ A rule with ``roles`` looks only at elements whose inventory role is listed
 kinds treats the absence like an unattributed element (``on_unattributed``):
 a radio node nobody can name is not a trusted one. Such a reason has no
 element index (``None``).
+
+A verdict depends on the flow only through the exceptions that waive rules
+for it; the rest depends on the zone and the path's element classes
+(``PathElement.cls``: kind, trust, vendor, ASN, role). ``Verdicts`` keeps one
+``Outcome`` per (zone, waivers, classes) and reuses it for every flow whose
+path has that shape, so a busy capture's flows cost a dict lookup each, and
+the reason texts (which name the flow's own elements) are made only for
+judgements someone reads the reasons of.
 """
 
-from ..model import CLEAN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement
+from ..model import CLEAN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement, equipment
 from .model import CLEAN_PATH
+
+MEMO_LIMIT = 100_000          # outcomes kept; a daemon's distinct path shapes rarely come near
 
 
 def evaluate(policy, flow, zone, local_side, path, today):
-    broken, unverified, reasons, excepted = [], [], [], []
-    waivable = policy.waivable
-    for rule in policy.rules_for[zone]:
-        if rule.name in waivable:
-            waiver = _waiver(policy, rule, flow, local_side, today)
+    """The judgement of one flow's path in ``zone`` (``local_side``: the
+    flow side inside the zone, None when the flow has no zone)."""
+    return Verdicts(policy).judge(flow, zone, local_side, path, today)
+
+
+class Verdicts:
+    """``evaluate`` for one policy, remembering outcomes by path shape."""
+
+    def __init__(self, policy):
+        self.policy = policy
+        self._waivable = {zone: [r for r in rules if r.name in policy.waivable]
+                          for zone, rules in policy.rules_for.items()}
+        self._memo = {}
+
+    def judge(self, flow, zone, local_side, path, today):
+        excepted = []
+        for rule in self._waivable[zone]:
+            waiver = _waiver(self.policy, rule, flow, local_side, today)
             if waiver is not None:
                 excepted.append((rule.name, waiver.reason))
-                continue
+        key = (zone, tuple(excepted), tuple([el.cls for el in path]))
+        outcome = self._memo.get(key)
+        if outcome is None:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            outcome = self._memo[key] = _outcome(self.policy, zone, {name for name, _ in excepted}, path)
+        return Judgement(zone, outcome.verdict, outcome.rules, path, None, excepted, outcome)
+
+
+class Outcome:
+    """What the policy decides for one path shape: verdict, deciding rules,
+    reason templates (rule, element index, the text after the element's
+    kind and subject; index None: the whole text), whether every element
+    was attributed, and the path's equipment columns."""
+
+    __slots__ = ("verdict", "rules", "templates", "attributed", "vendors")
+
+    def __init__(self, verdict, rules, templates, path):
+        self.verdict, self.rules, self.templates = verdict, rules, templates
+        self.attributed = all(el.known for el in path) and all(i is not None for _r, i, _t in templates)
+        self.vendors = equipment(path)
+
+    def reasons_for(self, path):
+        return [(rule, index, f"{path[index].kind} {path[index].subject} {text}" if index is not None else text)
+                for rule, index, text in self.templates]
+
+
+def _outcome(policy, zone, waived, path):
+    broken, unverified, reasons = [], [], []
+    for rule in policy.rules_for[zone]:
+        if rule.name in waived:
+            continue
         hit = unsure = found = False
         roles, kinds = rule.roles, rule.kinds
         clean_path = rule.require == CLEAN_PATH
@@ -40,19 +94,19 @@ def evaluate(policy, flow, zone, local_side, path, today):
                 trust = el.trust
                 if trust == UNTRUSTED:
                     hit = True
-                    reasons.append((rule.name, index, f"{el.kind} {el.subject} is untrusted"))
+                    reasons.append((rule.name, index, "is untrusted"))
                 elif not el.known and on_unattributed != "ignore":
-                    reasons.append((rule.name, index, f"{el.kind} {el.subject} is {trust}"))
+                    reasons.append((rule.name, index, f"is {trust}"))
                     if on_unattributed == "violation":
                         hit = True
                     else:
                         unsure = True
             if deny_vendors and el.vendor is not None and el.vendor in deny_vendors:
                 hit = True
-                reasons.append((rule.name, index, f"{el.kind} {el.subject} is {el.vendor} equipment"))
+                reasons.append((rule.name, index, f"is {el.vendor} equipment"))
             if deny_asns and el.asn is not None and el.asn in deny_asns:
                 hit = True
-                reasons.append((rule.name, index, f"{el.kind} {el.subject} is in denied AS{el.asn}"))
+                reasons.append((rule.name, index, f"is in denied AS{el.asn}"))
         if roles and clean_path and not found and on_unattributed != "ignore":
             reasons.append((rule.name, None, f"no {' or '.join(sorted(roles))} ({', '.join(sorted(kinds))}) "
                                              "identified on the path"))
@@ -65,10 +119,10 @@ def evaluate(policy, flow, zone, local_side, path, today):
         elif unsure:
             unverified.append(rule.name)
     if broken:
-        return Judgement(zone, VIOLATION, broken, path, reasons, excepted)
+        return Outcome(VIOLATION, broken, reasons, path)
     if unverified:
-        return Judgement(zone, UNVERIFIED, unverified, path, reasons, excepted)
-    return Judgement(zone, CLEAN, [], path, [], excepted)
+        return Outcome(UNVERIFIED, unverified, reasons, path)
+    return Outcome(CLEAN, [], [], path)
 
 
 def _waiver(policy, rule, flow, local_side, today):

@@ -28,7 +28,7 @@ def _iso(ts):
 
 
 class ZoneTally:
-    __slots__ = ("flows", "octets", "attributed_flows", "attributed_octets", "vendors")
+    __slots__ = ("flows", "octets", "attributed_flows", "attributed_octets", "vendors", "shapes")
 
     def __init__(self):
         self.flows = dict.fromkeys(VERDICTS, 0)
@@ -36,6 +36,7 @@ class ZoneTally:
         self.attributed_flows = 0
         self.attributed_octets = 0
         self.vendors = {}             # vendor id (or "unattributed") -> flows
+        self.shapes = {}              # a path's equipment columns (tuple) -> flows; folded into vendors when read
 
 
 class ReportSink:
@@ -58,14 +59,11 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            vendors = {el.equipment for el in j.path}
-            vendors.discard(None)                         # carriers are not equipment
             if j.attributed:
                 tally.attributed_flows += 1
                 tally.attributed_octets += octets
-            counts = tally.vendors
-            for vendor in vendors:
-                counts[vendor] = counts.get(vendor, 0) + 1
+            shapes, vendors = tally.shapes, j.vendors
+            shapes[vendors] = shapes.get(vendors, 0) + 1
             for rule, reason in j.excepted:
                 self.excepted[(rule, reason)] = self.excepted.get((rule, reason), 0) + 1
             if j.verdict == VIOLATION:
@@ -76,6 +74,10 @@ class ReportSink:
     def zone_entries(self):
         out = []
         for name, t in self.zones.items():
+            for vendors, flows in t.shapes.items():
+                for vendor in vendors:
+                    t.vendors[vendor] = t.vendors.get(vendor, 0) + flows
+            t.shapes.clear()
             total = sum(t.flows.values())
             total_octets = sum(t.octets.values())
             if total == 0:
