@@ -1,7 +1,7 @@
 """Flow -> ordered path elements, as seen from one zone's side.
 
 Runs once per flow (at expiry), never per packet; finished elements are
-cached per (kind, address). The local side is the endpoint inside the zone;
+cached per kind and address. The local side is the endpoint inside the zone;
 with no zone (``local_side`` None) both sides are treated as remote, so
 ``zone: any`` rules still see every MAC and network.
 
@@ -12,8 +12,8 @@ router hops, remote network: from the zone outwards.
 import socket
 
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
-from ..model import (ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE, TUNNEL_ENDPOINT,
-                     Evidence, PathElement)
+from ..model import (ENDPOINT_DEVICE, KINDS, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
+                     TUNNEL_ENDPOINT, Evidence, PathElement)
 from .special import is_special
 
 
@@ -45,7 +45,8 @@ class PathBuilder:
         self.trust = trust
         self.discovery = discovery
         self.control_plane = control_plane
-        self._elements = {}
+        self._caches = {kind: {} for kind in KINDS}    # kind -> address -> element (or None)
+        self._elements = {}                            # composite keys: learned and restated elements
         inventory = attributor.inventory
         self._segments = bool(inventory and inventory.has_segment_devices())
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
@@ -54,12 +55,14 @@ class PathBuilder:
     def build(self, flow, local_side, interface):
         elements = []
         add = elements.append
-        element = self._element
         macs = flow.macs
+        caches = self._caches
         if local_side is not None:
+            cache = caches[ENDPOINT_DEVICE]
             for mac in _ordered(macs[local_side]):
                 if not mac[0] & 0x01:                     # group addresses are not equipment
-                    add(element(ENDPOINT_DEVICE, mac))
+                    el = cache.get(mac)
+                    add(el if el is not None else self._new(ENDPOINT_DEVICE, mac))
         if self._segments:
             for dev in self.attributor.segment_devices(interface, flow.vlan if flow.vlan >= 0 else None):
                 add(self._segment_device(dev))
@@ -68,28 +71,37 @@ class PathBuilder:
             for dev in discovery.devices_for(flow.ifindex, flow.vlan, flow.first, flow.last):
                 add(self._learned_device(dev))
         remote_sides = (0, 1) if local_side is None else (1 - local_side,)
+        cache = caches[L2_NEIGHBOR]
         for side in remote_sides:
             for mac in _ordered(macs[side]):
                 if not mac[0] & 0x01:
-                    add(element(L2_NEIGHBOR, mac))
+                    el = cache.get(mac)
+                    add(el if el is not None else self._new(L2_NEIGHBOR, mac))
         if flow.tunnels:
             elements.extend(self._tunnel_endpoints(flow.tunnels, flow.ifindex, flow.vlan))
         if flow.hops:
             for hop in sorted(flow.hops):
-                add(element(ROUTER_HOP, hop))
+                add(self._element(ROUTER_HOP, hop))
+        cache = caches[REMOTE_NETWORK]
         for side in remote_sides:
-            el = element(REMOTE_NETWORK, flow.b if side else flow.a)
+            addr = flow.b if side else flow.a
+            el = cache.get(addr, _MISSING)
+            if el is _MISSING:
+                el = self._new(REMOTE_NETWORK, addr)
             if el is not None:
                 add(el)
         return elements
 
     def _element(self, kind, raw):
-        key = (kind, raw)
-        el = self._elements.get(key, _MISSING)
-        if el is _MISSING:
-            if len(self._elements) >= self.CACHE_LIMIT:
-                self._elements.clear()
-            el = self._elements[key] = self._make(kind, raw)     # None (no element) is cached too
+        el = self._caches[kind].get(raw, _MISSING)
+        return self._new(kind, raw) if el is _MISSING else el
+
+    def _new(self, kind, raw):
+        """Attribute and cache the element of ``raw`` (None, no element, is cached too)."""
+        cache = self._caches[kind]
+        if len(cache) >= self.CACHE_LIMIT:
+            cache.clear()
+        el = cache[raw] = self._make(kind, raw)
         return el
 
     def _make(self, kind, raw):
@@ -150,8 +162,7 @@ class PathBuilder:
             if node.teids:
                 detail["role_teids"] = sorted(node.teids)
             el = _restated(el, role=node.role, **detail)
-        self._elements[key] = el
-        return el
+        return self._remember(key, el)
 
     def remote_network(self, addr):
         """The ``remote-network`` element of one address (None for special-purpose ranges)."""
@@ -184,7 +195,7 @@ class PathBuilder:
                 el = PathElement(SEGMENT_DEVICE, dev.subject, None, None, None, self.trust(None), evidence)
             else:
                 el = self._from_answer(SEGMENT_DEVICE, dev.subject, answer, dev.protocol)
-            self._elements[key] = el
+            self._remember(key, el)
         return el
 
     def _segment_device(self, dev):
@@ -192,7 +203,13 @@ class PathBuilder:
         el = self._elements.get(key)
         if el is None:
             answer = self.attributor.inventory.answer(dev)
-            el = self._elements[key] = self._from_answer(SEGMENT_DEVICE, dev.name, answer, "inventory")
+            el = self._remember(key, self._from_answer(SEGMENT_DEVICE, dev.name, answer, "inventory"))
+        return el
+
+    def _remember(self, key, el):
+        if len(self._elements) >= self.CACHE_LIMIT:
+            self._elements.clear()
+        self._elements[key] = el
         return el
 
     def _from_answer(self, kind, subject, answer, searched):
