@@ -89,6 +89,8 @@ def test_zone_matching_uses_prefix_and_vlan(policy):
     assert policy.zone_of(ip("198.51.100.7"), 30, -1, None) is None
     assert policy.zone_of(ip("203.0.113.5"), -1, -1, "eth9") == "wifi"
     assert policy.zone_of(ip("203.0.113.200"), -1, -1, None) is None
+    assert policy.zones_of(ip("198.51.100.7"), ip("203.0.113.5"), 20, -1, "eth9") == ("lan", "wifi")
+    assert policy.zones_of(ip("203.0.113.5"), ip("198.51.100.7"), 30, -1, None) == ("wifi", None)
 
 
 def test_trust_classes(policy):

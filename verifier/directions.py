@@ -191,12 +191,16 @@ class DirectionIndex:
     def settle_all(self):
         """Fold and release every entry (end of input): one pass over lists."""
         live = list(self.slots.values())
+        owner = self.owner
         for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
                                              self.last[live].tolist()):
-            flow, side = self.owner[entry]
-            _fold(flow, side, pkts, octets, last)
+            flow, side = owner[entry]
+            flow.pkts[side] += pkts                  # _fold, inline: once per entry
+            flow.octets[side] += octets
+            if last > flow.last:
+                flow.last = last
             flow.entries = None
-            self.owner[entry] = None
+            owner[entry] = None
         self.slots.clear()
         self._new_table(_MIN_TABLE)
         self.pkts[:] = self.octets[:] = 0

@@ -59,6 +59,8 @@ class FlowTable:
             hit = self._quoted_flow(pkt, ifindex)
             if hit is not None:
                 hit.icmp_errors += 1
+                if hit.hops is None:
+                    hit.hops = set()
                 hit.hops.add(pkt.src)
                 if ts > hit.last:
                     hit.last = ts

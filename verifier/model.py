@@ -66,7 +66,7 @@ class Flow:
         self.octets = [0, 0]
         self.macs = (set(), set())
         self.icmp_errors = 0
-        self.hops = set()          # router addresses that sent ICMP errors quoting this flow
+        self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
         self.origin = 0            # the side that sent the first packet seen
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
@@ -130,6 +130,16 @@ class PathElement:
         self.cls = _ELEMENT_CLASSES.setdefault((kind, trust, vendor, asn, role), len(_ELEMENT_CLASSES))
         self._dict = None
 
+    def about(self, subject):
+        """The same attribution about another subject (another MAC of the same
+        vendor block): a copy without recomputing what derives from it."""
+        el = _new_element(PathElement)
+        el.kind, el.subject, el.vendor, el.organization, el.asn = \
+            self.kind, subject, self.vendor, self.organization, self.asn
+        el.trust, el.evidence, el.role, el.known = self.trust, self.evidence, self.role, self.known
+        el.equipment, el.cls, el._dict = self.equipment, self.cls, None
+        return el
+
     def as_dict(self):
         """Plain form for reports; elements are shared between flows, so it is
         built once and must not be modified by callers."""
@@ -146,6 +156,7 @@ class PathElement:
 
 
 _ELEMENT_CLASSES = {}     # (kind, trust, vendor, asn, role) -> PathElement.cls; as many as vendors x kinds
+_new_element = object.__new__
 
 
 class Judgement:

@@ -197,8 +197,7 @@ class Pipeline:
         """Zones -> path -> verdict for one ended flow; feed every sink."""
         policy = self.policy
         iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
-        za = policy.zone_of(flow.a, flow.vlan, flow.vlan2, iface)
-        zb = policy.zone_of(flow.b, flow.vlan, flow.vlan2, iface)
+        za, zb = policy.zones_of(flow.a, flow.b, flow.vlan, flow.vlan2, iface)
         if za is not None:
             places = ((za, 0),) if zb is None or zb == za else ((za, 0), (zb, 1))
         elif zb is not None:

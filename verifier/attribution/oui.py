@@ -85,6 +85,11 @@ class OuiRegistry:
         for plen in (48, 36, 28):
             self._carved.update((tables[plen].keys >> np.uint64(plen - 24)).tolist())
         self._by24 = {}
+        self._blocks = {}         # (prefix length, prefix) -> answer, for blocks inside carved /24s
+        self._group = Answer(None, "group address", Evidence("oui", self.database, self.version, None),
+                             unattributable=True)
+        self._local = Answer(None, "locally administered address",
+                             Evidence("oui", self.database, self.version, None), unattributable=True)
 
     @classmethod
     def load(cls, catalogue, data_dir=None):
@@ -141,8 +146,7 @@ class OuiRegistry:
     def lookup_mac(self, mac):
         """``mac``: 6 bytes. Answer, or None when no registry entry covers it."""
         if mac[0] & 0x03:
-            why = "group address" if mac[0] & 0x01 else "locally administered address"
-            return Answer(None, why, Evidence("oui", self.database, self.version, None), unattributable=True)
+            return self._group if mac[0] & 0x01 else self._local
         value = int.from_bytes(mac, "big")
         top = value >> 24
         if top not in self._carved:
@@ -154,10 +158,15 @@ class OuiRegistry:
             self._by24[top] = answer
             return answer
         for plen in PREFIX_LENGTHS:
-            org = self.tables[plen].get(value >> (48 - plen))
+            block = (plen, value >> (48 - plen))
+            answer = self._blocks.get(block)
+            if answer is not None:
+                return answer
+            org = self.tables[plen].get(block[1])
             if org is not None:
-                return Answer(self.catalogue.match(org), org,
-                              Evidence("oui", self.database, self.version, plen))
+                answer = self._blocks[block] = Answer(self.catalogue.match(org), org,
+                                                      Evidence("oui", self.database, self.version, plen))
+                return answer
         return None
 
     def lookup_ip(self, addr):

@@ -133,18 +133,35 @@ class Policy:
         self._zone_cache = {}
 
     def zone_of(self, addr, vlan, vlan2, interface):
-        key = (addr, vlan, vlan2, interface)
-        hit = self._zone_cache.get(key, False)
-        if hit is False:
-            vlans = {vlan, vlan2}
-            hit = None
-            for zone in self.zones.values():
-                if zone.holds(addr, vlans, interface):
-                    hit = zone.name
-                    break
-            if len(self._zone_cache) > 1_000_000:
+        return self.zones_of(addr, addr, vlan, vlan2, interface)[0]
+
+    def zones_of(self, a, b, vlan, vlan2, interface):
+        """(zone of ``a``, zone of ``b``) for a flow's two ends: cached per
+        (VLANs, interface), then per address."""
+        where = (vlan, vlan2, interface)
+        cache = self._zone_cache.get(where)
+        if cache is None:
+            if len(self._zone_cache) > 10_000:
                 self._zone_cache.clear()
-            self._zone_cache[key] = hit
+            cache = self._zone_cache[where] = {}
+        za = cache.get(a, False)
+        if za is False:
+            za = self._place(cache, a, vlan, vlan2, interface)
+        zb = cache.get(b, False)
+        if zb is False:
+            zb = self._place(cache, b, vlan, vlan2, interface)
+        return za, zb
+
+    def _place(self, cache, addr, vlan, vlan2, interface):
+        vlans = {vlan, vlan2}
+        hit = None
+        for zone in self.zones.values():
+            if zone.holds(addr, vlans, interface):
+                hit = zone.name
+                break
+        if len(cache) > 1_000_000:
+            cache.clear()
+        cache[addr] = hit
         return hit
 
     def requires_attribution(self, zone):
