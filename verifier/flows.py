@@ -200,8 +200,13 @@ class FlowTable:
             self._release(*self.pending.popitem(last=False))
         for index in self._directions.values():
             index.settle_all()
-        for flow in list(self.flows.values()):
-            self._end(flow, reason)
+        ending = list(self.flows.values())
+        self.flows.clear()
+        self.evictions[reason] += len(ending)
+        on_expire = self.on_expire
+        for flow in ending:                 # ``_end`` without its per-flow bookkeeping
+            flow.end_reason = reason
+            on_expire(flow)
         self.frags.clear()
 
     def _shed(self):
