@@ -63,15 +63,16 @@ def test_random_and_group_macs_are_unattributable_not_unknown(oui, text, why):
 
 
 def test_elements_made_from_a_shared_answer_equal_fresh_ones(oui, catalogue):
-    """MACs of one OUI block share an answer and the path builder copies the
+    """MACs of one OUI block (addresses of one AS prefix) share an answer and the path builder copies the
     first element made from it (``PathElement.about``): every copy must equal
     an element built from scratch, subject aside."""
     from verifier.attribution.path import PathBuilder
-    from verifier.model import ENDPOINT_DEVICE, L2_NEIGHBOR, PathElement
+    from verifier.model import ENDPOINT_DEVICE, L2_NEIGHBOR, REMOTE_NETWORK, PathElement
     from verifier.policy.load import load_policy
     policy = load_policy([os.path.join(os.path.dirname(__file__), "..", "verifier", "demo", "policy.yaml")],
                          catalogue)
-    builder = PathBuilder(Attributor([oui]), policy.trust)
+    asn = AsnDatabase(os.path.join(os.path.dirname(__file__), "..", "verifier", "demo", "demo-asn.mmdb"))
+    builder = PathBuilder(Attributor([oui, asn]), policy.trust)
     texts = ["00:18:82:00:00:01", "00:18:82:00:00:02", "8c:1f:64:00:00:01", "8c:1f:64:00:00:02",
              "02:11:22:33:44:55", "06:aa:bb:cc:dd:ee", "00:00:0c:01:02:03", "3c:22:fb:00:00:07"]
     slots = [s for s in PathElement.__slots__ if s not in ("subject", "_dict")]
@@ -85,6 +86,12 @@ def test_elements_made_from_a_shared_answer_equal_fresh_ones(oui, catalogue):
             assert got.as_dict() == fresh.as_dict()
     assert oui.lookup_mac(mac(texts[2])) is oui.lookup_mac(mac(texts[3]))       # one /36 block, one answer
     assert oui.lookup_mac(mac(texts[4])) is oui.lookup_mac(mac(texts[5]))       # randomised: one answer
+    for text in ("8.8.8.8", "8.8.8.9", "202.97.33.5", "202.97.33.6"):
+        got = builder._element(REMOTE_NETWORK, ip(text))
+        fresh = builder._from_answer(REMOTE_NETWORK, text, asn.lookup_ip(ip(text)), "asn")
+        assert got.subject == text and got.asn is not None
+        assert [getattr(got, s) for s in slots] == [getattr(fresh, s) for s in slots]
+    assert asn.lookup_ip(ip("8.8.8.8")) is asn.lookup_ip(ip("8.8.8.9"))           # one AS and prefix: one answer
 
 
 def test_ieee_import_gives_ma_m_and_ma_s_blocks(tmp_path, catalogue):

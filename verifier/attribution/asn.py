@@ -9,7 +9,9 @@ Two record shapes are understood, told apart per record so mixed sources work:
 
 Readers are opened with ``MODE_MMAP_EXT`` (the C extension, ~20x faster than
 the pure-Python modes); if the extension is missing we fall back and say so in
-``describe()``. Special-purpose addresses are never looked up.
+``describe()``. Special-purpose addresses are never looked up. Equal answers
+(same AS, organization and matched prefix length) are one shared object, so
+the path builder makes their elements from one model (attribution/path.py).
 """
 
 import datetime
@@ -42,6 +44,7 @@ class AsnDatabase:
             .strftime("%Y-%m-%dT%H:%M:%SZ")
         self.version = f"{os.path.basename(path)} built {self.build_date}"
         self.ip_version = meta.ip_version
+        self._answers = {}        # (asn, organization, prefix length) -> the one answer with them
 
     @staticmethod
     def _open_fallback(path):
@@ -68,7 +71,14 @@ class AsnDatabase:
         asn, org = parse_record(record)
         if asn is None:
             return None
-        return Answer(None, org, Evidence("asn", self.database, self.version, plen), asn=asn)
+        key = (asn, org, plen)
+        answer = self._answers.get(key)
+        if answer is None:
+            if len(self._answers) >= 100_000:
+                self._answers.clear()
+            answer = self._answers[key] = Answer(None, org, Evidence("asn", self.database, self.version, plen),
+                                                 asn=asn)
+        return answer
 
     def describe(self):
         return {"source": "asn", "path": self.path, "version": self.database,

@@ -47,7 +47,7 @@ class PathBuilder:
         self.control_plane = control_plane
         self._caches = {kind: {} for kind in KINDS}    # kind -> address -> element (or None)
         self._elements = {}                            # composite keys: learned and restated elements
-        self._models = {kind: {} for kind in KINDS}    # kind -> MAC answer -> an element made from it
+        self._models = {kind: {} for kind in KINDS}    # kind -> answer -> an element made from it
         inventory = attributor.inventory
         self._segments = bool(inventory and inventory.has_segment_devices())
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
@@ -107,22 +107,22 @@ class PathBuilder:
 
     def _make(self, kind, raw):
         if len(raw) == 6:
-            return self._mac_element(kind, raw)
+            return self._modelled(kind, mac_text(raw), self.attributor.mac(raw), self._mac_sources)
         answer = self.attributor.ip(raw)
         if answer is None and kind == REMOTE_NETWORK and is_special(raw):
             return None                                     # local or reserved: no carrier to judge
-        return self._from_answer(kind, ip_text(raw), answer, self._ip_sources)
+        return self._modelled(kind, ip_text(raw), answer, self._ip_sources)
 
-    def _mac_element(self, kind, mac):
-        """MAC answers are shared (one per OUI block, inventory device or kind of
+    def _modelled(self, kind, subject, answer, searched):
+        """The element of ``subject`` given its ``answer``. Answers are shared
+        (one per OUI block, AS and prefix length, inventory device, kind of
         unattributable address), so the first element made from an answer is
-        the model for the next MACs with it."""
-        answer = self.attributor.mac(mac)
+        the model the next subjects with it are copied from."""
         models = self._models[kind]
         model = models.get(answer) if answer is not None else None
         if model is not None:
-            return model.about(mac_text(mac))
-        el = self._from_answer(kind, mac_text(mac), answer, self._mac_sources)
+            return model.about(subject)
+        el = self._from_answer(kind, subject, answer, searched)
         if answer is not None:
             if len(models) >= self.CACHE_LIMIT:
                 models.clear()
