@@ -132,7 +132,8 @@ class PathElement:
 
     def about(self, subject):
         """The same attribution about another subject (another MAC of the same
-        vendor block): a copy without recomputing what derives from it."""
+        OUI block, address of the same AS prefix): a copy without recomputing
+        what derives from it."""
         el = _new_element(PathElement)
         el.kind, el.subject, el.vendor, el.organization, el.asn = \
             self.kind, subject, self.vendor, self.organization, self.asn

@@ -22,7 +22,7 @@ the reason texts (which name the flow's own elements) are made only for
 judgements someone reads the reasons of.
 """
 
-from ..model import CLEAN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement, equipment
+from ..model import CLEAN, UNTRUSTED, UNVERIFIED, VIOLATION, Judgement, attributed, equipment
 from .model import CLEAN_PATH
 
 MEMO_LIMIT = 100_000          # outcomes kept; a daemon's distinct path shapes rarely come near
@@ -68,7 +68,7 @@ class Outcome:
 
     def __init__(self, verdict, rules, templates, path):
         self.verdict, self.rules, self.templates = verdict, rules, templates
-        self.attributed = all(el.known for el in path) and all(i is not None for _r, i, _t in templates)
+        self.attributed = attributed(path, templates)          # templates index elements as reasons do
         self.vendors = equipment(path)
 
     def reasons_for(self, path):
