@@ -447,3 +447,32 @@ def test_stop_judges_open_flows_into_the_metrics(tmp_path, catalogue):
     assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="CLEAN") == 1
     assert value(text, "cleanpath_violations_total", zone="embassy-lan", rule="embassy-clean-path", vendor="huawei",
                  kind="l2-neighbor") == 3
+
+
+def test_a_reload_judges_with_the_new_policy_at_once(tmp_path, catalogue):
+    """``Pipeline.use`` (the daemon's reload) replaces everything that
+    remembers the old policy's answers: the next flows of the same path shape
+    get the new verdict."""
+    from verifier.capture import open_capture
+    from verifier.cli import App
+    from verifier.pipeline import Pipeline
+    verdicts = []
+
+    class Sink:
+        def flow(self, flow, judgements):
+            verdicts.extend(j.verdict for j in judgements)
+
+    app = App(str(tmp_path / "data"))
+    attributor = app.attributor(None, [])
+    strict = load_policy_text(LAB_POLICY, catalogue)
+    trusting = load_policy_text(LAB_POLICY.replace("trusted: [cisco]", "trusted: [cisco, huawei]")
+                                .replace("untrusted: [huawei, zte]", "untrusted: [zte]")
+                                .replace("deny_vendors: [huawei, zte]", "deny_vendors: [zte]"), catalogue)
+    pipe = Pipeline(strict, attributor, [Sink()])
+    for name, policy, port in (("a.pcap", None, 40000), ("b.pcap", trusting, 41000)):
+        if policy is not None:
+            pipe.use(policy, attributor)
+        write_capture(str(tmp_path / name), [(port, 443)])
+        pipe.ingest(open_capture(str(tmp_path / name)))
+        pipe.finish()
+    assert verdicts == ["VIOLATION", "CLEAN"]

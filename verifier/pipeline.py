@@ -44,12 +44,9 @@ class Stats:
 class Pipeline:
     def __init__(self, policy, attributor, sinks, idle_timeout=300.0, active_timeout=1800.0,
                  capacity=500_000, today=None, progress=None, discovery=None, control_plane=None):
-        self.policy = policy
-        self.attributor = attributor
         self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
         self.control_plane = control_plane   # ControlPlane: GTP-C/PFCP teach tunnel endpoints' roles
-        self.paths = PathBuilder(attributor, policy.trust, discovery, control_plane)
-        self.verdicts = Verdicts(policy)
+        self.use(policy, attributor)
         self.sinks = list(sinks)
         self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
         self.today = today or datetime.date.today()
@@ -62,6 +59,14 @@ class Pipeline:
         # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
         self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
+
+    def use(self, policy, attributor):
+        """Judge with ``policy`` and ``attributor`` from now on (start-up, and a
+        daemon's reload): what caches their answers (paths, verdicts) is built
+        new, then swapped in."""
+        paths = PathBuilder(attributor, policy.trust, self.discovery, self.control_plane)
+        verdicts = Verdicts(policy)
+        self.policy, self.attributor, self.paths, self.verdicts = policy, attributor, paths, verdicts
 
     # --- per packet ---------------------------------------------------------
 

@@ -24,7 +24,6 @@ import time
 
 from ..attribution.discovery import SegmentDiscovery
 from ..attribution.mobile import ControlPlane
-from ..attribution.path import PathBuilder
 from ..errors import VerifierError
 from ..pipeline import Pipeline
 from ..sinks.events import EventSink
@@ -189,9 +188,8 @@ class Daemon:
                 self.log(f"reload failed, keeping policy {self.pipeline.policy.sha256[:12]}: {line}")
             return False
         pipe = self.pipeline
-        pipe.policy, pipe.attributor = policy, attributor
         self.discovery.reattribute(attributor)
-        pipe.paths = PathBuilder(attributor, policy.trust, self.discovery, pipe.control_plane)
+        pipe.use(policy, attributor)
         self.metrics.set_policy(policy)
         if pipe.probes is not None:
             pipe.probes.zones = frozenset(protected_zones(policy))
