@@ -90,8 +90,10 @@ def main():
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "verifier")],
                    stdout=subprocess.DEVNULL, check=False)
     subprocess.run(audit, stdout=subprocess.DEVNULL)        # warm the page cache and the OUI table cache
+    engine = subprocess.run([sys.executable, "-c", "import verifier.batch as b; print(b.ENGINE)"],
+                            capture_output=True, text=True).stdout.strip()   # compiled per-frame passes, or numpy
     results = {"packets": args.packets, "flows": args.flows, "tunnelled": args.tunnelled, "capture": pcap,
-               "runs": {}}
+               "engine": engine, "runs": {}}
     tools = [("verifier audit", audit, None)]
     if not args.no_tshark and shutil.which("tshark"):
         config = tempfile.mkdtemp(prefix="ws-config-")
@@ -115,7 +117,7 @@ def main():
         sys.exit(f"verifier audit failed: {runs['verifier audit'][0][3]}")
     for name, measured in runs.items():
         results["runs"][name.split()[0]] = [{"seconds": w, "max_rss_mib": r} for w, r, _c, _e in measured]
-    print(f"{args.packets:,} packets, {args.flows:,} flows, {args.runs} round(s), median:")
+    print(f"{args.packets:,} packets, {args.flows:,} flows, {args.runs} round(s), {engine} per-frame passes, median:")
     medians = {}
     for name, measured in runs.items():
         wall = statistics.median(w for w, _r, _c, _e in measured)

@@ -4,7 +4,10 @@
 #     engine), mmdb-bin (mmdblookup, the ASN cross-check), prometheus,
 #     prometheus-pushgateway and prometheus-alertmanager (the lab scrapes the
 #     daemon with a real Prometheus; promtool/amtool check deploy/), openssl
-#     (TLS test) and iproute2 (network namespaces). Skipped when apt-get is
+#     (TLS test) and iproute2 (network namespaces); gcc and, for Debian's own
+#     python3, python3-dev, so the install builds the compiled per-frame module
+#     (verifier/_fastpath.c; tests/test_fastpath.py compares it with the numpy
+#     passes and skips without it). Skipped when apt-get is
 #     unavailable or we are not root; the tests that need them then skip
 #     with a reason.
 #   - Python: the package with its [test] extras, in .venv unless a virtual
@@ -21,6 +24,9 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || missing+=(iproute2)
+  command -v cc >/dev/null || missing+=(gcc libc6-dev)
+  python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || missing+=(python3-dev)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null

@@ -41,3 +41,17 @@ def write(tmp_path):
         path.write_text(text)
         return str(path)
     return _write
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def engine(request, monkeypatch):
+    """Run a test with each per-frame engine: the compiled module
+    (verifier._fastpath; skipped when the install could not build it) and
+    the numpy passes it stands in for."""
+    from verifier import batch
+    if request.param == "compiled":
+        if batch._fastpath is None:
+            pytest.skip("verifier._fastpath is not built (no C compiler or Python headers at install)")
+    else:
+        monkeypatch.setattr(batch, "_fastpath", None)
+    return request.param

@@ -10,6 +10,9 @@ from verifier.capture.chunk import from_frames
 from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, gtpu, icmp, ipv4, ipv6, tcp, udp, vxlan
 from verifier.pipeline import Pipeline
 
+# Every test runs with the compiled per-frame engine and with numpy (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
+
 A, B = "d4:be:d9:00:00:01", "00:00:0c:00:00:02"
 ETH = np.array([True])
 

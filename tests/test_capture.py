@@ -12,6 +12,9 @@ from verifier.errors import CaptureError
 
 from conftest import corpus_path
 
+# Every test runs with the compiled per-frame engine and with numpy (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
+
 FRAME = ether("02:00:00:00:00:02", "02:00:00:00:00:01", ETH_IPV4,
               ipv4("192.0.2.1", "192.0.2.2", 17, udp(1000, 53, b"q" * 10)))
 

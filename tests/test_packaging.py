@@ -22,3 +22,25 @@ def test_data_files_are_declared():
     assert "verifier.rules = *.yaml" in cfg
     for pattern in ("*.pcap", "*.mmdb", "*.yaml"):
         assert pattern in cfg.split("verifier.demo =")[1].split("\n")[0]
+
+
+def test_a_wheel_carries_the_compiled_module(tmp_path):
+    """``pip install .`` (the README's first command) builds verifier/_fastpath.c
+    into the wheel where a C compiler and Python headers exist."""
+    import shutil
+    import subprocess
+    import sys
+    import sysconfig
+    import zipfile
+
+    import pytest
+
+    if shutil.which("cc") is None or not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+        pytest.skip("needs a C compiler and Python headers (installed by .ci/run)")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                            "-w", str(tmp_path), ROOT], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert any(n.startswith("verifier/_fastpath") and n.endswith(".so") for n in names), names
+    assert "verifier/batch.py" in names and "verifier/demo/policy.yaml" in names

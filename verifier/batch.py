@@ -48,6 +48,12 @@ import numpy as np
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
 
+try:
+    from . import _fastpath      # the same passes in C (setup.py builds it when it can)
+except ImportError:
+    _fastpath = None
+ENGINE = "numpy" if _fastpath is None else "compiled"     # which one an install runs (the bench reports it)
+
 WIDTH = 64                    # header bytes looked at per frame
 # Port sets as 65,536-entry tables: one gather per row instead of np.isin's sort.
 _TUNNEL_PORTS = np.zeros(1 << 16, bool)
@@ -141,7 +147,51 @@ def split(chunk, ethernet_ifx, interfaces=None):
     ``ethernet_ifx``: boolean array, True for source interfaces whose link
     type is Ethernet. ``interfaces``: int array mapping the source's
     interface indexes to the ones keys should carry (default: the same).
+
+    The compiled module's pass when it was built, else the numpy one: same
+    result (tests/test_fastpath.py).
     """
+    if _fastpath is None:
+        return split_numpy(chunk, ethernet_ifx, interfaces)
+    return split_compiled(chunk, ethernet_ifx, interfaces)
+
+
+def split_compiled(chunk, ethernet_ifx, interfaces=None):
+    """``split`` by ``verifier._fastpath``: one pass over the frames, grouped
+    through a hash table (no sort). The tables it works from — key masks,
+    multipliers, port sets — are this module's."""
+    n = len(chunk)
+    if n == 0:
+        return [], np.arange(0)
+    ethernet = np.ascontiguousarray(ethernet_ifx, np.uint8)
+    if interfaces is None:
+        interfaces = np.arange(len(ethernet))
+    out = _fastpath.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
+                          np.ascontiguousarray(chunk.ts, np.float64), _int64(chunk.ifx), ethernet,
+                          _int64(interfaces), _WORDMASK, _MULT, _TUNNEL_WORDMASK, _TUNNEL_MULT, int(_TAG_MULT),
+                          _DECODER_PORTS, _TUNNEL_PORTS)
+    if out is None:
+        return [], np.arange(n)                  # a hash collision: decode this chunk row by row
+    plain, tunnel, slow = out
+    parts = [_groups_from(part, width) for part, width in ((plain, WIDTH // 8 + 1), (tunnel, TUNNEL_WIDTH // 8 + 1))
+             if part is not None]
+    return parts, np.frombuffer(slow, np.int64)
+
+
+def _int64(values):
+    return np.ascontiguousarray(values, np.int64)
+
+
+def _groups_from(part, width):
+    hashes, keys, classes, first, count, octets, first_ts, last_ts = part
+    i64 = lambda raw: np.frombuffer(raw, np.int64)  # noqa: E731
+    return Groups(np.frombuffer(hashes, np.uint64), np.frombuffer(keys, np.uint64).reshape(-1, width), i64(classes),
+                  i64(first), i64(count), i64(octets), np.frombuffer(first_ts), np.frombuffer(last_ts))
+
+
+def split_numpy(chunk, ethernet_ifx, interfaces=None):
+    """``split`` as whole-chunk numpy passes (the reference, and the path
+    when the compiled module is absent)."""
     n = len(chunk)
     every = np.arange(n)
     if n == 0:

@@ -6,7 +6,8 @@ both build a ``Pipeline`` and differ only in sources and sinks.
 
 Per chunk (thousands of packets): ``batch.split`` groups the common frames
 (Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
-UDP, GTP-U and VXLAN around them) by flow direction with numpy; a known
+UDP, GTP-U and VXLAN around them) by flow direction (in C, or with numpy
+where the compiled module is not built); a known
 direction costs one dict lookup in the flow table's direction index
 (directions.py) and its counters are added as whole arrays. A direction seen
 for the first time has its fields read back from its key (a column at a

@@ -12,8 +12,9 @@ later in the file (oversize record, truncated tail, bad block) ends the walk and
 is appended to ``errors`` with its byte offset, keeping every frame before it.
 
 Files are read in 4 MiB pieces, not memory-mapped, so peak memory stays flat
-however large the capture is. Where pcap records start is found for a whole
-piece at once (walk.py); pcapng blocks are walked one by one.
+however large the capture is. A piece's pcap records are walked in C when
+the compiled module is built (verifier/_fastpath.c), else found for the whole
+piece at once with numpy (walk.py); pcapng blocks are walked one by one.
 """
 
 import gzip
@@ -21,6 +22,7 @@ import struct
 
 import numpy as np
 
+from .. import batch
 from ..errors import CaptureError
 from .chunk import Chunk, gather_u32
 from .walk import Scratch, record_starts
@@ -146,14 +148,29 @@ class PcapFile(CaptureFile):
         scratch = Scratch()
         for more in self._pieces(24):
             buf = rest + more if rest else more
-            starts, off, oversize = record_starts(buf, self._order, MAX_RECORD, scratch)
-            if len(starts):
-                yield self._chunk(buf, starts)
+            if batch._fastpath is not None:
+                chunk, off, oversize = self._walked(buf)
+            else:
+                starts, off, oversize = record_starts(buf, self._order, MAX_RECORD, scratch)
+                chunk = self._chunk(buf, starts) if len(starts) else None
+            if chunk is not None:
+                yield chunk
             if oversize:
                 incl = struct.unpack_from(self._order + "I", buf, off + 8)[0]
                 self._fail(self.position + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
                 return
             rest = self._carry(buf, off, more, "record")
+
+    def _walked(self, buf):
+        """(Chunk or None, stop, oversize) by the compiled walk: same records, same timestamps."""
+        walk = batch._fastpath.pcap_records
+        off, ts, incl, orig, stop, oversize = walk(buf, self._order == ">", self._tick, MAX_RECORD)
+        if not off:
+            return None, stop, oversize
+        off = np.frombuffer(off, np.int64)
+        chunk = Chunk(buf, np.frombuffer(ts), np.zeros(len(off), np.int64), off, np.frombuffer(incl, np.int64),
+                      np.frombuffer(orig, np.int64))
+        return chunk, stop, bool(oversize)
 
     def _chunk(self, buf, starts):
         starts = np.asarray(starts, np.int64)

@@ -1,0 +1,130 @@
+"""The compiled per-frame passes (verifier/_fastpath.c) give what the numpy
+passes give, to the bit: groups (hashes, keys, classes, first rows, sums,
+times) and rows left to the decoder; record offsets, timestamps, lengths and
+where the walk stops."""
+
+import glob
+import os
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from verifier import batch
+from verifier.capture import open_capture
+from verifier.capture.chunk import from_frames
+from verifier.capture.files import MAX_RECORD
+from verifier.capture.walk import _plain
+from verifier.errors import CaptureError
+
+from conftest import corpus_path
+from test_batch import FAST, FAST_TUNNELS, SLOW, SLOW_TUNNELS, random_frames
+from test_capture import _records
+from test_corpus import corpus_files
+
+pytestmark = pytest.mark.skipif(batch._fastpath is None,
+                                reason="verifier._fastpath is not built (no C compiler or Python headers at install)")
+
+
+GROUP_ARRAYS = ("hashes", "keys", "classes", "first", "count", "octets", "first_ts", "last_ts")
+
+
+def assert_same_split(chunk, ethernet=np.array([True]), interfaces=None):
+    want_parts, want_slow = batch.split_numpy(chunk, ethernet, interfaces)
+    got_parts, got_slow = batch.split_compiled(chunk, ethernet, interfaces)
+    assert got_slow.tolist() == want_slow.tolist()
+    assert len(got_parts) == len(want_parts)
+    for got, want in zip(got_parts, want_parts):
+        assert got.width == want.width
+        for name in GROUP_ARRAYS:
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), name
+    return want_parts, want_slow
+
+
+def damaged(frames, rnd, n):
+    """``n`` frames made from ``frames``: bytes of the first 112 flipped, tails cut."""
+    out = []
+    for _ in range(n):
+        frame = bytearray(rnd.choice(frames))
+        for _ in range(rnd.randrange(1, 4)):
+            at = rnd.randrange(min(len(frame), 112))
+            frame[at] = rnd.choice((0, 0xFF, 0x45, 0x08, 0x11, 0x06, 0x81, 0x86, 0x30, 0x34, rnd.randrange(256)))
+        if rnd.random() < 0.3:
+            frame = frame[:rnd.randrange(len(frame) + 1)]
+        out.append(bytes(frame))
+    return out
+
+
+def test_crafted_frames_every_class():
+    frames = (FAST + SLOW + FAST_TUNNELS + SLOW_TUNNELS) * 3
+    parts, slow = assert_same_split(from_frames((float(i % 7), 0, len(f) + i, f) for i, f in enumerate(frames)))
+    assert len(parts) == 2 and len(slow) == 3 * (len(SLOW) + len(SLOW_TUNNELS))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_and_damaged_frames(seed):
+    rnd = random.Random(seed)
+    frames = random_frames(seed, 2000) + damaged(FAST + FAST_TUNNELS + SLOW, rnd, 3000)
+    rnd.shuffle(frames)
+    ts = [rnd.uniform(0, 50) for _ in frames]               # out of order: first/last times are min/max
+    assert_same_split(from_frames((t, 0, len(f) + rnd.randrange(3), f) for t, f in zip(ts, frames)))
+
+
+def test_frames_ending_at_the_buffer_end():
+    for cut in range(0, 120, 7):                     # the last frame's header runs past the buffer
+        frames = FAST + [FAST_TUNNELS[-1][:len(FAST_TUNNELS[-1]) - cut]]
+        assert_same_split(from_frames((0.0, 0, len(f), f) for f in frames))
+
+
+def test_interfaces_and_link_types():
+    frames = FAST + FAST_TUNNELS
+    chunk = from_frames((0.0, i % 3, len(f), f) for i, f in enumerate(frames * 2))
+    assert_same_split(chunk, np.array([True, False, True]), np.array([5, 6, 7]))
+    assert_same_split(chunk, np.array([True, True, True]))
+
+
+def test_a_collision_hands_the_chunk_back(monkeypatch):
+    monkeypatch.setattr(batch, "_MULT", np.zeros(8, np.uint64))
+    monkeypatch.setattr(batch, "_TAG_MULT", np.uint64(0))
+    parts, slow = batch.split_compiled(from_frames((0.0, 0, len(f), f) for f in FAST), np.array([True]))
+    assert parts == [] and slow.tolist() == list(range(len(FAST)))
+
+
+def test_corpus_captures_chunk_by_chunk():
+    paths = corpus_files() + sorted(glob.glob(os.path.join(corpus_path("malformed-tcpdump"), "*")))
+    grouped = 0
+    for path in paths:
+        try:
+            cap = open_capture(path)
+        except CaptureError:
+            continue
+        for chunk in cap.chunks():
+            ethernet = np.array([i.linktype == 1 for i in cap.interfaces], bool)
+            parts, _slow = assert_same_split(chunk, ethernet)
+            grouped += sum(int(g.count.sum()) for g in parts)
+    assert grouped > 1000
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("case", ["plain", "eras", "tail", "oversize"])
+def test_compiled_walk_equals_the_plain_walk(order, case):
+    rng = np.random.default_rng(11)
+    for trial in range(20):
+        n = int(rng.integers(0, 2000))
+        buf = _records(rng, order, n, 1 << 26 if case == "eras" else 2, False)
+        if case == "tail" and buf:
+            buf = buf[:len(buf) - int(rng.integers(1, min(len(buf), 400)))]
+        if case == "oversize" and n:
+            cut = _plain(buf, 0, len(buf), order, MAX_RECORD)[0][n // 2]
+            buf = buf[:cut + 8] + struct.pack(order + "I", MAX_RECORD + 1) + buf[cut + 12:]
+        starts, stop, oversize = _plain(buf, 0, len(buf), order, MAX_RECORD)
+        off, ts, incl, orig, got_stop, got_over = batch._fastpath.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
+        assert np.frombuffer(off, np.int64).tolist() == [s + 16 for s in starts], (case, trial)
+        assert (got_stop, bool(got_over)) == (stop, oversize)
+        heads = [struct.unpack_from(order + "IIII", buf, s) for s in starts]
+        assert np.frombuffer(ts).tolist() == (np.array([h[0] for h in heads], np.int64)
+                                              + np.array([h[1] for h in heads], np.int64) * 1e-6).tolist()
+        assert np.frombuffer(incl, np.int64).tolist() == [h[2] for h in heads]
+        assert np.frombuffer(orig, np.int64).tolist() == [h[3] for h in heads]

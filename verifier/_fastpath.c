@@ -1,0 +1,408 @@
+/* The per-frame passes in C: what batch.py and capture/walk.py do with numpy,
+ * one frame at a time, with the same results to the bit.
+ *
+ * Why: every other step of an audit runs per flow direction or per flow;
+ * these two run per frame. Done as whole-array numpy passes they cost about
+ * a third of an audit of the benchmark capture (sorting a chunk's rows by
+ * key hash to group them, gathering record headers); one pass in C with a
+ * hash table costs a few percent. The numpy code stays the reference and the
+ * fallback: setup.py builds this module as optional, so an install without a
+ * compiler runs the same audit, slower. tests/test_fastpath.py holds the two
+ * to equal output on crafted, random, damaged and corpus frames.
+ *
+ * pcap_records(buf, big_endian, tick, max_record)
+ *     -> (off, ts, incl, orig, stop, oversize)
+ *     The record walk of walk._plain: offsets of frame data, timestamps
+ *     (seconds + fraction * tick), captured and wire lengths, as bytes of
+ *     int64 / float64; where the walk stopped and whether at an oversize record.
+ *
+ * split(buf, off, incl, orig, ts, ifx, ethernet, interfaces, plain_mask,
+ *       plain_mult, tunnel_mask, tunnel_mult, tag_mult, decoder_ports,
+ *       tunnel_ports)
+ *     -> None on a hash collision, else (plain, tunnel, slow)
+ *     batch.split: rows classified as in batch.py's docstring, keys masked
+ *     with the given word masks, hashed with the given multipliers, grouped
+ *     in first-seen order. plain and tunnel are None or a tuple of bytes
+ *     (hashes, keys, classes, first, count, octets, first_ts, last_ts);
+ *     slow is the bytes of the int64 rows left to the decoder.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define WIDTH 64                 /* header bytes of a plain class */
+#define TUNNEL_WIDTH 112         /* header bytes of a tunnel class */
+#define PLAIN_CLASSES 4
+#define TUNNEL_CLASSES 12
+#define FIB 0x9E3779B97F4A7C15ULL
+
+static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+
+static inline uint32_t u32(const uint8_t *p, int big)
+{
+    if (big)
+        return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+static inline uint64_t le64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* ---- pcap records ------------------------------------------------------ */
+
+static PyObject *new_bytes(Py_ssize_t n, void **data)
+{
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL)
+        *data = PyBytes_AS_STRING(out);
+    return out;
+}
+
+static PyObject *pcap_records(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    int big;
+    double tick;
+    Py_ssize_t max_record;
+    if (!PyArg_ParseTuple(args, "y*pdn", &view, &big, &tick, &max_record))
+        return NULL;
+    const uint8_t *b = view.buf;
+    Py_ssize_t end = view.len, off = 0, n = 0;
+    int oversize = 0;
+    while (off + 16 <= end) {
+        Py_ssize_t incl = (Py_ssize_t)u32(b + off + 8, big);
+        if (incl > max_record) {
+            oversize = 1;
+            break;
+        }
+        if (off + 16 + incl > end)
+            break;
+        n++;
+        off += 16 + incl;
+    }
+    Py_ssize_t stop = off;
+    int64_t *o_off = NULL, *o_incl = NULL, *o_orig = NULL;
+    double *o_ts = NULL;
+    PyObject *offs = new_bytes(8 * n, (void **)&o_off), *ts = new_bytes(8 * n, (void **)&o_ts);
+    PyObject *incls = new_bytes(8 * n, (void **)&o_incl), *origs = new_bytes(8 * n, (void **)&o_orig);
+    if (!offs || !ts || !incls || !origs) {
+        Py_XDECREF(offs); Py_XDECREF(ts); Py_XDECREF(incls); Py_XDECREF(origs);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    off = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *h = b + off;
+        uint32_t incl = u32(h + 8, big);
+        o_off[i] = off + 16;
+        /* two statements, and -ffp-contract=off: no fused multiply-add, as numpy */
+        double frac = (double)u32(h + 4, big) * tick;
+        o_ts[i] = (double)u32(h, big) + frac;
+        o_incl[i] = incl;
+        o_orig[i] = u32(h + 12, big);
+        off += 16 + incl;
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("NNNNni", offs, ts, incls, origs, stop, oversize);
+}
+
+/* ---- classification (batch.py's rules, frame by frame) ----------------- */
+
+typedef struct {
+    const uint8_t *decoder;      /* 65,536 flags: UDP ports the decoder must see */
+    const uint8_t *tunnel;       /* 65,536 flags: UDP ports a tunnel may sit behind */
+} Ports;
+
+static inline int l4(const uint8_t *h, int proto_at, int ports_at, const Ports *ports)
+{
+    uint8_t proto = h[proto_at];
+    if (proto == 6)
+        return 1;
+    return proto == 17 && !ports->decoder[be16(h + ports_at)] && !ports->decoder[be16(h + ports_at + 2)];
+}
+
+static inline int unfragmented(const uint8_t *h, int at) { return (h[at] & 0x3F) == 0 && h[at + 1] == 0; }
+
+/* Plain class 0-3, or -1 (batch.split's four class tests). */
+static int plain_class(const uint8_t *h, int64_t incl, const Ports *p)
+{
+    uint16_t et = be16(h + 12);
+    if (et == 0x0800)
+        return h[14] == 0x45 && l4(h, 23, 34, p) && unfragmented(h, 20) && be16(h + 16) >= 24 && incl >= 38 ? 0 : -1;
+    if (et == 0x86DD)
+        return l4(h, 20, 54, p) && incl >= 58 ? 1 : -1;
+    if (et != 0x8100)
+        return -1;
+    uint16_t inner = be16(h + 16);
+    if (inner == 0x0800)
+        return h[18] == 0x45 && l4(h, 27, 38, p) && unfragmented(h, 24) && be16(h + 20) >= 24 && incl >= 42 ? 2 : -1;
+    if (inner == 0x86DD)
+        return l4(h, 24, 58, p) && incl >= 62 ? 3 : -1;
+    return -1;
+}
+
+static inline int vxlan_port(uint16_t port) { return port == 4789 || port == 8472; }
+
+/* Tunnel layout 0-11, or -1 (batch._tunnel_classes): layouts are numbered
+ * as batch._tunnel_layouts lists them — outer IP at 14 then 18, GTP-U, GTP-U
+ * with a PDU Session Container, VXLAN, inner IPv4 then IPv6. */
+static int tunnel_layout(const uint8_t *h, int64_t incl, const Ports *ports)
+{
+    int tagged = be16(h + 12) == 0x8100;
+    int o = tagged ? 18 : 14, oi = tagged ? 1 : 0;
+    if (h[o - 2] != 0x08 || h[o - 1] != 0x00 || h[o] != 0x45 || h[o + 9] != 17 || !unfragmented(h, o + 6))
+        return -1;
+    uint16_t sport = be16(h + o + 20), dport = be16(h + o + 22);
+    int by_dport = ports->tunnel[dport];
+    int p = o + 28, variant, i;
+    if ((by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF && h[p] == 0x30) {
+        variant = 0, i = p + 8;
+    } else if ((by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF && h[p] == 0x34 && h[p + 11] == 0x85
+               && h[p + 12] == 1 && h[p + 15] == 0) {
+        variant = 1, i = p + 16;
+    } else if ((by_dport ? vxlan_port(dport) : vxlan_port(sport)) && (h[p] & 0x08)) {
+        variant = 2, i = p + 22;
+    } else {
+        return -1;
+    }
+    int v6 = (h[i] >> 4) == 6, need;
+    if (variant == 2 && be16(h + o + 48) != (v6 ? 0x86DD : 0x0800))
+        return -1;
+    if (v6) {
+        if (!l4(h, i + 6, i + 40, ports))
+            return -1;
+        need = i + 44;
+    } else {
+        if (h[i] != 0x45 || !l4(h, i + 9, i + 20, ports) || !unfragmented(h, i + 6) || be16(h + i + 2) < 24)
+            return -1;
+        need = i + 24;
+    }
+    if (incl < need || be16(h + o + 2) < need - o)
+        return -1;
+    return (oi * 3 + variant) * 2 + v6;
+}
+
+/* ---- grouping ------------------------------------------------------------ */
+
+typedef struct {
+    int width;                   /* key words before the class/interface word */
+    int base;                    /* class id of mask row 0 */
+    const uint64_t *mask;        /* [class - base][width] */
+    const uint64_t *mult;        /* [width] */
+    uint64_t tag_mult;
+    Py_ssize_t n, cap;           /* groups, room */
+    uint64_t *hashes, *keys;     /* keys: [group][width + 1] */
+    int64_t *cls, *first, *count, *octets;
+    double *first_ts, *last_ts;
+    int32_t *table;              /* open addressing: group or -1 */
+    int bits;
+} Groups;
+
+static void groups_free(Groups *g)
+{
+    PyMem_Free(g->hashes); PyMem_Free(g->keys); PyMem_Free(g->cls); PyMem_Free(g->first);
+    PyMem_Free(g->count); PyMem_Free(g->octets); PyMem_Free(g->first_ts); PyMem_Free(g->last_ts);
+    PyMem_Free(g->table);
+}
+
+static int groups_init(Groups *g, int width, int base, const uint64_t *mask, const uint64_t *mult,
+                       uint64_t tag_mult, Py_ssize_t cap)
+{
+    memset(g, 0, sizeof *g);
+    g->width = width, g->base = base, g->mask = mask, g->mult = mult, g->tag_mult = tag_mult, g->cap = cap;
+    g->bits = 4;
+    while (((Py_ssize_t)1 << g->bits) < 2 * cap)
+        g->bits++;
+    g->hashes = PyMem_Malloc(cap * 8);
+    g->keys = PyMem_Malloc(cap * 8 * (width + 1));
+    g->cls = PyMem_Malloc(cap * 8), g->first = PyMem_Malloc(cap * 8);
+    g->count = PyMem_Malloc(cap * 8), g->octets = PyMem_Malloc(cap * 8);
+    g->first_ts = PyMem_Malloc(cap * 8), g->last_ts = PyMem_Malloc(cap * 8);
+    g->table = PyMem_Malloc(((size_t)1 << g->bits) * sizeof(int32_t));
+    if (!g->hashes || !g->keys || !g->cls || !g->first || !g->count || !g->octets || !g->first_ts || !g->last_ts
+        || !g->table) {
+        groups_free(g);
+        return -1;
+    }
+    memset(g->table, 0xFF, ((size_t)1 << g->bits) * sizeof(int32_t));
+    return 0;
+}
+
+/* Count row ``row`` into its group. 0, or -1 when another key has the same hash. */
+static int groups_add(Groups *g, const uint8_t *h, int cls, int64_t gifx, Py_ssize_t row, int64_t orig, double ts)
+{
+    int width = g->width;
+    uint64_t words[TUNNEL_WIDTH / 8 + 1];
+    const uint64_t *mask = g->mask + (size_t)(cls - g->base) * width;
+    uint64_t hash = 0;
+    for (int k = 0; k < width; k++) {
+        words[k] = le64(h + 8 * k) & mask[k];
+        hash += words[k] * g->mult[k];
+    }
+    uint64_t tag = (uint64_t)cls | ((uint64_t)gifx << 8);
+    words[width] = tag;
+    hash += tag * g->tag_mult;
+    hash ^= hash >> 29;
+    size_t slots = (size_t)1 << g->bits, at = (size_t)((hash * FIB) >> (64 - g->bits));
+    for (;; at = (at + 1) & (slots - 1)) {
+        int32_t grp = g->table[at];
+        if (grp < 0)
+            break;
+        if (g->hashes[grp] != hash)
+            continue;
+        if (memcmp(g->keys + (size_t)grp * (width + 1), words, 8 * (width + 1)) != 0)
+            return -1;
+        g->count[grp]++;
+        g->octets[grp] += orig;
+        if (ts < g->first_ts[grp])
+            g->first_ts[grp] = ts;
+        if (ts > g->last_ts[grp])
+            g->last_ts[grp] = ts;
+        return 0;
+    }
+    Py_ssize_t grp = g->n++;
+    g->table[at] = (int32_t)grp;
+    g->hashes[grp] = hash;
+    memcpy(g->keys + (size_t)grp * (width + 1), words, 8 * (width + 1));
+    g->cls[grp] = cls, g->first[grp] = row, g->count[grp] = 1, g->octets[grp] = orig;
+    g->first_ts[grp] = g->last_ts[grp] = ts;
+    return 0;
+}
+
+static PyObject *groups_out(Groups *g)
+{
+    if (g->n == 0)
+        Py_RETURN_NONE;
+    Py_ssize_t n = g->n;
+    return Py_BuildValue("y#y#y#y#y#y#y#y#", (char *)g->hashes, n * 8, (char *)g->keys, n * 8 * (g->width + 1),
+                         (char *)g->cls, n * 8, (char *)g->first, n * 8, (char *)g->count, n * 8,
+                         (char *)g->octets, n * 8, (char *)g->first_ts, n * 8, (char *)g->last_ts, n * 8);
+}
+
+static int need(Py_buffer *v, Py_ssize_t bytes, const char *what)
+{
+    if (v->len < bytes) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zd", what, v->len, bytes);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *split(PyObject *self, PyObject *args)
+{
+    Py_buffer buf, off, incl, orig, ts, ifx, eth, ifaces, pmask, pmult, tmask, tmult, dports, tports;
+    unsigned long long tag_mult;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*Ky*y*", &buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces,
+                          &pmask, &pmult, &tmask, &tmult, &tag_mult, &dports, &tports))
+        return NULL;
+    PyObject *result = NULL;
+    Groups plain, tunnel;
+    int have_groups = 0;
+    uint8_t *slow = NULL;
+    Py_ssize_t n = off.len / 8;
+    if (need(&incl, 8 * n, "incl") || need(&orig, 8 * n, "orig") || need(&ts, 8 * n, "ts") || need(&ifx, 8 * n, "ifx")
+        || need(&ifaces, 8 * eth.len, "interfaces") || need(&pmask, 8 * PLAIN_CLASSES * WIDTH / 8, "plain mask")
+        || need(&pmult, WIDTH, "plain multipliers") || need(&tmask, TUNNEL_CLASSES * TUNNEL_WIDTH, "tunnel mask")
+        || need(&tmult, TUNNEL_WIDTH, "tunnel multipliers") || need(&dports, 65536, "decoder ports")
+        || need(&tports, 65536, "tunnel ports"))
+        goto done;
+    if (groups_init(&plain, WIDTH / 8, 0, pmask.buf, pmult.buf, tag_mult, n) < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (groups_init(&tunnel, TUNNEL_WIDTH / 8, PLAIN_CLASSES, tmask.buf, tmult.buf, tag_mult, n) < 0) {
+        groups_free(&plain);
+        PyErr_NoMemory();
+        goto done;
+    }
+    have_groups = 1;
+    slow = PyMem_Malloc(n ? n : 1);
+    if (slow == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const Ports ports = {dports.buf, tports.buf};
+    const uint8_t *b = buf.buf, *ethernet = eth.buf;
+    const int64_t *offs = off.buf, *incls = incl.buf, *origs = orig.buf, *ifxs = ifx.buf, *gmap = ifaces.buf;
+    const double *times = ts.buf;
+    Py_ssize_t blen = buf.len, nslow = 0;
+    uint8_t pad[TUNNEL_WIDTH];
+    int collided = 0;
+    for (Py_ssize_t r = 0; r < n && !collided; r++) {
+        int64_t at = offs[r], i = ifxs[r];
+        slow[r] = 1;
+        if (i < 0 || i >= eth.len || !ethernet[i])
+            continue;
+        const uint8_t *h;
+        if (at >= 0 && at <= blen - TUNNEL_WIDTH) {
+            h = b + at;
+        } else {
+            /* as batch.split: bytes past the buffer read as zeros (the length checks keep keys inside the frame) */
+            memset(pad, 0, sizeof pad);
+            if (at >= 0 && at < blen)
+                memcpy(pad, b + at, (size_t)(blen - at));
+            h = pad;
+        }
+        int cls = plain_class(h, incls[r], &ports);
+        Groups *g = &plain;
+        if (cls < 0) {
+            cls = tunnel_layout(h, incls[r], &ports);
+            if (cls < 0)
+                continue;
+            cls += PLAIN_CLASSES;
+            g = &tunnel;
+        }
+        if (groups_add(g, h, cls, gmap[i], r, origs[r], times[r]) < 0)
+            collided = 1;
+        slow[r] = 0;
+    }
+    if (collided) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < n; r++)
+        nslow += slow[r];
+    int64_t *rows = NULL;
+    PyObject *slow_rows = new_bytes(8 * nslow, (void **)&rows);
+    if (slow_rows == NULL)
+        goto done;
+    for (Py_ssize_t r = 0, k = 0; r < n; r++)
+        if (slow[r])
+            rows[k++] = r;
+    PyObject *p = groups_out(&plain), *t = p ? groups_out(&tunnel) : NULL;
+    if (p && t)
+        result = Py_BuildValue("NNN", p, t, slow_rows);
+    else {
+        Py_XDECREF(p); Py_XDECREF(t); Py_DECREF(slow_rows);
+    }
+done:
+    if (have_groups) {
+        groups_free(&plain);
+        groups_free(&tunnel);
+    }
+    PyMem_Free(slow);
+    Py_buffer *views[] = {&buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces, &pmask, &pmult, &tmask, &tmult,
+                          &dports, &tports};
+    for (size_t k = 0; k < sizeof views / sizeof *views; k++)
+        PyBuffer_Release(views[k]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
+    {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "The per-frame passes in C.", -1, methods};
+
+PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
