@@ -373,12 +373,11 @@ _PLAIN_KEY_WORDS = WIDTH // 8 + 1          # a plain class's key: header words a
 
 
 def fields_of(groups, rows):
-    """``fields_from_key`` of ``rows`` of ``groups``, a list of tuples. Plain
-    classes are read a column at a time (a class's rows at once), so a new
-    direction costs a few list items, not a Python call; tunnel classes one
-    key at a time."""
+    """``fields_from_key`` of ``rows`` of ``groups``, a list of tuples, read
+    a column at a time (a layout's rows at once), so a new direction costs a
+    few list items, not a Python call."""
     if groups.width != _PLAIN_KEY_WORDS:
-        return [fields_from_key(key, cls) for key, cls in zip(groups.key_bytes(rows), groups.classes[rows].tolist())]
+        return _tunnel_fields_of(groups, rows)
     n = len(rows)
     head = groups.keys[rows, :-1].view(np.uint8)
     cls = groups.classes[rows]
@@ -400,6 +399,36 @@ def fields_of(groups, rows):
         dport[at] = _u16(sub, ports_at + 2)
     return list(zip(vlan.tolist(), proto.tolist(), src.tolist(), sport.tolist(), dst.tolist(), dport.tolist(),
                     _blobs(head, 6, 6), _blobs(head, 0, 6), repeat(None, n)))
+
+
+def _tunnel_fields_of(groups, rows):
+    """``fields_of`` for tunnel keys: per layout, the inner packet's fields
+    and its one tunnel layer (as ``_tunnel_fields``)."""
+    n = len(rows)
+    head = groups.keys[rows, :-1].view(np.uint8)
+    lids = groups.classes[rows] - TUNNEL_BASE
+    out = [None] * n
+    for lid, (o, variant, v6, i, _ranges) in enumerate(_LAYOUTS):
+        at = np.flatnonzero(lids == lid)
+        if not len(at):
+            continue
+        sub = np.take(head, at, axis=0)
+        p = o + 28
+        if variant == VXLAN:
+            kind, macs = VXLAN, (_blobs(sub, p + 14, 6), _blobs(sub, p + 8, 6))
+            ident = (sub[:, p + 4].astype(np.int64) << 16) | (_u16(sub, p + 5).astype(np.int64))
+        else:
+            kind, macs = GTPU, (_blobs(sub, 6, 6), _blobs(sub, 0, 6))
+            ident = (_u16(sub, p + 4).astype(np.int64) << 16) | _u16(sub, p + 6)
+        vlan = (_u16(sub, 14) & 0x0FFF).tolist() if o == 18 else repeat(-1)
+        proto_at, addr_at, size, ports_at = (i + 6, i + 8, 16, i + 40) if v6 else (i + 9, i + 12, 4, i + 20)
+        tunnels = [[(kind, a, b, k)] for a, b, k in zip(_blobs(sub, o + 12, 4), _blobs(sub, o + 16, 4), ident.tolist())]
+        rows_fields = zip(vlan, sub[:, proto_at].tolist(), _blobs(sub, addr_at, size), _u16(sub, ports_at).tolist(),
+                          _blobs(sub, addr_at + size, size), _u16(sub, ports_at + 2).tolist(), macs[0], macs[1],
+                          tunnels)
+        for k, fields in zip(at.tolist(), rows_fields):
+            out[k] = fields
+    return out
 
 
 def _blobs(head, at, size):
