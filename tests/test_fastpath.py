@@ -128,3 +128,45 @@ def test_compiled_walk_equals_the_plain_walk(order, case):
                                               + np.array([h[1] for h in heads], np.int64) * 1e-6).tolist()
         assert np.frombuffer(incl, np.int64).tolist() == [h[2] for h in heads]
         assert np.frombuffer(orig, np.int64).tolist() == [h[3] for h in heads]
+
+
+def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
+    """DirectionIndex.account: same rows handed back, same counters, times and
+    touched flags, over an index with tombstones (released entries), a
+    rebuilt table, known, unknown, quiet and same-hash-other-key groups."""
+    from verifier import directions
+    from verifier.directions import DirectionIndex
+    from test_directions import _flow
+    monkeypatch.setattr(directions, "_MIN_TABLE", 64)
+    rnd = random.Random(5)
+    index = DirectionIndex(3, capacity=16)
+    held = {}                                            # hash -> key
+    for step in range(30):
+        hashes = list(dict.fromkeys(rnd.choice((rnd.getrandbits(64), rnd.randrange(8))) for _ in range(200)))
+        keys = [[rnd.getrandbits(63) for _ in range(3)] for _ in hashes]
+        index.bind([(_flow(i), 0) for i in range(len(hashes))], np.array(hashes, np.uint64),
+                   np.array(keys, np.uint64), np.full(len(hashes), float(step)))
+        held.update((h, k) for h, k in zip(hashes, keys) if h not in held)
+        for h in rnd.sample(sorted(held), len(held) // 3):
+            index.settle(index.slots[h])
+            del held[h]
+        known = sorted(held)
+        queries = known + [rnd.getrandbits(64) for _ in range(40)]
+        qkeys = [held.get(h, [1, 2, 3]) for h in queries]
+        qkeys[:4] = [[9, 9, 9]] * min(4, len(qkeys))     # right hash, other key
+        n = len(queries)
+        first = np.array([rnd.choice((step, step + 400.0, step + 0.5)) for _ in range(n)])   # some quiet past 300 s
+        groups = batch.Groups(np.array(queries, np.uint64), np.array(qkeys, np.uint64), np.zeros(n, np.int64),
+                              np.zeros(n, np.int64), np.array([rnd.randrange(1, 9) for _ in range(n)]),
+                              np.array([rnd.randrange(60, 9000) for _ in range(n)]), first, first + 1.0)
+        state = [getattr(index, a).copy() for a in ("pkts", "octets", "last", "touched")]
+        got = index.account(groups, 300.0).tolist()
+        after = [getattr(index, a).copy() for a in ("pkts", "octets", "last", "touched")]
+        for a, arr in zip(("pkts", "octets", "last", "touched"), state):
+            setattr(index, a, arr)
+        with monkeypatch.context() as m:
+            m.setattr(batch, "_fastpath", None)
+            want = index.account(groups, 300.0).tolist()
+        assert got == want and 0 < len(want) < n
+        for a, arr in zip(("pkts", "octets", "last", "touched"), after):
+            assert np.array_equal(getattr(index, a), arr), a

@@ -25,6 +25,13 @@
  *     in first-seen order. plain and tunnel are None or a tuple of bytes
  *     (hashes, keys, classes, first, count, octets, first_ts, last_ts);
  *     slow is the bytes of the int64 rows left to the decoder.
+ *
+ * account(table_h, table_e, keys, last, pkts, octets, touched, bits,
+ *         hashes, group_keys, first_ts, last_ts, count, group_octets, idle)
+ *     -> bytes of the int64 groups not added
+ *     directions.DirectionIndex.account: each group whose direction the
+ *     index holds (same hash, same key) and that was not quiet past the idle
+ *     timeout has its sums added to its entry, in place; the rest are returned.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -397,9 +404,77 @@ done:
     return result;
 }
 
+/* ---- known directions (directions.DirectionIndex.account) --------------- */
+
+static PyObject *account(PyObject *self, PyObject *args)
+{
+    Py_buffer table_h, table_e, keys, last, pkts, octets, touched, g_hashes, g_keys, g_first, g_last, g_count,
+        g_octets;
+    int bits;
+    double idle;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*w*iy*y*y*y*y*y*d", &table_h, &table_e, &keys, &last, &pkts, &octets,
+                          &touched, &bits, &g_hashes, &g_keys, &g_first, &g_last, &g_count, &g_octets, &idle))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = g_hashes.len / 8, entries = last.len / 8, width = n ? g_keys.len / 8 / n : 0;
+    size_t slots = (size_t)1 << bits;
+    if (need(&table_h, 8 * (Py_ssize_t)slots, "table hashes") || need(&table_e, 8 * (Py_ssize_t)slots, "table entries")
+        || need(&keys, 8 * width * entries, "keys") || need(&pkts, 8 * entries, "packets")
+        || need(&octets, 8 * entries, "octets") || need(&touched, entries, "touched")
+        || need(&g_keys, 8 * width * n, "group keys") || need(&g_first, 8 * n, "group first times")
+        || need(&g_last, 8 * n, "group last times") || need(&g_count, 8 * n, "group counts")
+        || need(&g_octets, 8 * n, "group octets"))
+        goto done;
+    const uint64_t *th = table_h.buf, *hashes = g_hashes.buf, *gkeys = g_keys.buf, *ekeys = keys.buf;
+    const int64_t *te = table_e.buf, *count = g_count.buf, *gocts = g_octets.buf;
+    const double *first_ts = g_first.buf, *last_ts = g_last.buf;
+    double *elast = last.buf;
+    int64_t *epkts = pkts.buf, *eocts = octets.buf;
+    uint8_t *etouched = touched.buf;
+    int64_t *rest = PyMem_Malloc(8 * (n ? n : 1));
+    if (rest == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t nrest = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t hash = hashes[i];
+        int64_t entry = -1;
+        for (size_t at = (size_t)((hash * FIB) >> (64 - bits));; at = (at + 1) & (slots - 1)) {
+            int64_t held = te[at];
+            if (held == -1)                          /* empty: absent (-2, a tombstone, probes on) */
+                break;
+            if (held >= 0 && th[at] == hash) {
+                entry = held;
+                break;
+            }
+        }
+        /* known, the same key, and not quiet past the idle timeout (the flow table decides those) */
+        if (entry < 0 || entry >= entries || memcmp(ekeys + entry * width, gkeys + i * width, 8 * width) != 0
+            || !(first_ts[i] - elast[entry] <= idle)) {
+            rest[nrest++] = i;
+            continue;
+        }
+        epkts[entry] += count[i];
+        eocts[entry] += gocts[i];
+        if (last_ts[i] > elast[entry])
+            elast[entry] = last_ts[i];
+        etouched[entry] = 1;
+    }
+    result = PyBytes_FromStringAndSize((const char *)rest, 8 * nrest);
+    PyMem_Free(rest);
+done:;
+    Py_buffer *views[] = {&table_h, &table_e, &keys, &last, &pkts, &octets, &touched, &g_hashes, &g_keys, &g_first,
+                          &g_last, &g_count, &g_octets};
+    for (size_t k = 0; k < sizeof views / sizeof *views; k++)
+        PyBuffer_Release(views[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
     {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
+    {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 

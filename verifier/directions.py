@@ -20,6 +20,8 @@ so entries live exactly as long as their flow, and refreshes ``Flow.last``
 
 import numpy as np
 
+from . import batch
+
 _EMPTY, _TOMB = -1, -2               # table entry values of free slots (live slots hold entry >= 0)
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
 _MIN_TABLE = 1 << 13
@@ -123,6 +125,25 @@ class DirectionIndex:
             same = (np.take(self.keys, entries[known], axis=0) == keys[known]).all(axis=1)
             entries[known[~same]] = -1
         return entries
+
+    def account(self, groups, idle):
+        """Add the sums of the ``groups`` (batch.Groups) whose direction this
+        index holds, unless the direction was quiet for longer than ``idle``
+        (its flow may have ended, which the flow table decides; the other
+        side may not be quiet). Returns the rows of the groups not added
+        (int64 array): new directions and those to decide. One C pass when
+        the compiled module is built, else whole-array numpy."""
+        if batch._fastpath is not None:
+            rest = batch._fastpath.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
+                                           self.touched, self._bits, groups.hashes, groups.keys, groups.first_ts,
+                                           groups.last_ts, groups.count, groups.octets, float(idle))
+            return np.frombuffer(rest, np.int64)
+        found = self.find(groups.hashes, groups.keys)
+        ok = found >= 0
+        ok[ok] = groups.first_ts[ok] - self.last[found[ok]] <= idle
+        if ok.any():
+            self.add(found[ok], groups.count[ok], groups.octets[ok], groups.last_ts[ok])
+        return np.flatnonzero(~ok)
 
     def add(self, entries, counts, octets, last_ts):
         """Add one chunk's sums; ``entries`` are distinct."""

@@ -137,18 +137,9 @@ class Pipeline:
         idle = table.idle
         items, firsts, opened = [], [], []
         for g in parts:
-            index = table.directions(g.width)
-            found = index.find(g.hashes, g.keys)
-            ok = found >= 0
-            # A direction quiet for longer than the idle timeout: its flow may
-            # have ended, which the flow table decides (the other side may not be quiet).
-            ok[ok] = g.first_ts[ok] - index.last[found[ok]] <= idle
-            if ok.all():
-                index.add(found, g.count, g.octets, g.last_ts)
+            rest = table.directions(g.width).account(g, idle)
+            if not len(rest):
                 continue
-            if ok.any():
-                index.add(found[ok], g.count[ok], g.octets[ok], g.last_ts[ok])
-            rest = np.flatnonzero(~ok)
             items.extend(zip(g.interfaces(rest), fields_of(g, rest), g.first_ts[rest].tolist(),
                              g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist()))
             firsts.append(g.first[rest])
