@@ -2,6 +2,10 @@
 
 Pure: numpy in, numpy out; no flow state. The pipeline looks each group up
 once (not each packet) in the flow table's direction index (directions.py).
+``split`` is one C pass (verifier/_fastpath.c, hashing rows into groups)
+where setup.py could build that module, else ``split_numpy``'s whole-chunk
+passes described here (hashing, then sorting by hash); the results are equal
+to the bit, and the numpy code is the reference.
 
 Fast rows are Ethernet frames carrying IPv4 (IHL 5, not a fragment, total
 length covering the ports) or IPv6 (next header TCP/UDP directly), untagged

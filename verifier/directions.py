@@ -4,8 +4,10 @@ The batch fast path (batch.py) sums each chunk's frames per flow direction.
 A ``DirectionIndex`` finds the groups' entries through an open-addressing
 hash table held in numpy arrays (linear probing, at most half full,
 tombstones for released entries), checks their exact keys with one
-whole-array comparison and adds the sums with whole-array operations: a
-direction already known costs no Python step of its own. New directions (and
+whole-array comparison and adds the sums with whole-array operations — or
+does the same in one C pass over the same arrays (``account``, when
+verifier/_fastpath.c is built): a direction already known costs no Python
+step of its own. New directions (and
 anything unsure) take the Python path through ``FlowTable.add_directions`` and
 are then bound, a chunk's worth at once.
 
