@@ -146,22 +146,34 @@ def _records(rng, order, n, ts_step, lookalikes):
     return b"".join(out)
 
 
-@pytest.mark.parametrize("order", ["<", ">"])
-@pytest.mark.parametrize("case", ["plain", "lookalikes", "eras", "tail", "oversize"])
-def test_vectorised_walk_equals_the_plain_walk(order, case):
+def walk_cases(seed, order, case, trials=20):
+    """(trial, buffer) pairs for one walk case: plain records, look-alike
+    headers in payloads, timestamps of other eras, a cut tail, an oversize record."""
+    import struct as st
     from verifier.capture.files import MAX_RECORD
-    from verifier.capture.walk import Scratch, _plain, record_starts
-    rng = np.random.default_rng(7)
-    scratch = Scratch()
-    for trial in range(20):
+    from verifier.capture.walk import _plain
+    rng = np.random.default_rng(seed)
+    for trial in range(trials):
         n = int(rng.integers(0, 3000))
         buf = _records(rng, order, n, 1 << 26 if case == "eras" else 2, case == "lookalikes")
         if case == "tail" and buf:
             buf = buf[:len(buf) - int(rng.integers(1, min(len(buf), 400)))]
         if case == "oversize" and n:
-            import struct as st
             cut = _plain(buf, 0, len(buf), order, MAX_RECORD)[0][n // 2]
             buf = buf[:cut + 8] + st.pack(order + "I", MAX_RECORD + 1) + buf[cut + 12:]
+        yield trial, buf
+
+
+WALK_CASES = ["plain", "lookalikes", "eras", "tail", "oversize"]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("case", WALK_CASES)
+def test_vectorised_walk_equals_the_plain_walk(order, case):
+    from verifier.capture.files import MAX_RECORD
+    from verifier.capture.walk import Scratch, _plain, record_starts
+    scratch = Scratch()
+    for trial, buf in walk_cases(7, order, case):
         want, want_stop, want_over = _plain(buf, 0, len(buf), order, MAX_RECORD)
         got, stop, over = record_starts(buf, order, MAX_RECORD, scratch)
         assert got.tolist() == want and (stop, over) == (want_stop, want_over), (case, trial)

@@ -20,7 +20,7 @@ from verifier.errors import CaptureError
 
 from conftest import corpus_path
 from test_batch import FAST, FAST_TUNNELS, SLOW, SLOW_TUNNELS, random_frames
-from test_capture import _records
+from test_capture import WALK_CASES, walk_cases
 from test_corpus import corpus_files
 
 pytestmark = pytest.mark.skipif(batch._fastpath is None,
@@ -108,17 +108,9 @@ def test_corpus_captures_chunk_by_chunk():
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
-@pytest.mark.parametrize("case", ["plain", "eras", "tail", "oversize"])
+@pytest.mark.parametrize("case", WALK_CASES)
 def test_compiled_walk_equals_the_plain_walk(order, case):
-    rng = np.random.default_rng(11)
-    for trial in range(20):
-        n = int(rng.integers(0, 2000))
-        buf = _records(rng, order, n, 1 << 26 if case == "eras" else 2, False)
-        if case == "tail" and buf:
-            buf = buf[:len(buf) - int(rng.integers(1, min(len(buf), 400)))]
-        if case == "oversize" and n:
-            cut = _plain(buf, 0, len(buf), order, MAX_RECORD)[0][n // 2]
-            buf = buf[:cut + 8] + struct.pack(order + "I", MAX_RECORD + 1) + buf[cut + 12:]
+    for trial, buf in walk_cases(11, order, case):
         starts, stop, oversize = _plain(buf, 0, len(buf), order, MAX_RECORD)
         off, ts, incl, orig, got_stop, got_over = batch._fastpath.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
         assert np.frombuffer(off, np.int64).tolist() == [s + 16 for s in starts], (case, trial)
