@@ -170,10 +170,10 @@ static int tunnel_layout(const uint8_t *h, int64_t incl, const Ports *ports)
     uint16_t sport = be16(h + o + 20), dport = be16(h + o + 22);
     int by_dport = ports->tunnel[dport];
     int p = o + 28, variant, i;
-    if ((by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF && h[p] == 0x30) {
+    int gtpu = (by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF;    /* G-PDU */
+    if (gtpu && h[p] == 0x30) {
         variant = 0, i = p + 8;
-    } else if ((by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF && h[p] == 0x34 && h[p + 11] == 0x85
-               && h[p + 12] == 1 && h[p + 15] == 0) {
+    } else if (gtpu && h[p] == 0x34 && h[p + 11] == 0x85 && h[p + 12] == 1 && h[p + 15] == 0) {
         variant = 1, i = p + 16;
     } else if ((by_dport ? vxlan_port(dport) : vxlan_port(sport)) && (h[p] & 0x08)) {
         variant = 2, i = p + 22;
