@@ -90,7 +90,7 @@ def main():
     subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "verifier")],
                    stdout=subprocess.DEVNULL, check=False)
     subprocess.run(audit, stdout=subprocess.DEVNULL)        # warm the page cache and the OUI table cache
-    engine = subprocess.run([sys.executable, "-c", "import verifier.batch as b; print(b.ENGINE)"],
+    engine = subprocess.run([sys.executable, "-c", "import verifier.engine as e; print(e.name())"],
                             capture_output=True, text=True).stdout.strip()   # compiled per-frame passes, or numpy
     results = {"packets": args.packets, "flows": args.flows, "tunnelled": args.tunnelled, "capture": pcap,
                "engine": engine, "runs": {}}

@@ -48,10 +48,10 @@ def engine(request, monkeypatch):
     """Run a test with each per-frame engine: the compiled module
     (verifier._fastpath; skipped when the install could not build it) and
     the numpy passes it stands in for."""
-    from verifier import batch
+    from verifier import engine
     if request.param == "compiled":
-        if batch._fastpath is None:
+        if engine.compiled is None:
             pytest.skip("verifier._fastpath is not built (no C compiler or Python headers at install)")
     else:
-        monkeypatch.setattr(batch, "_fastpath", None)
+        monkeypatch.setattr(engine, "compiled", None)
     return request.param

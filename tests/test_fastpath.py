@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from verifier import batch
+from verifier import batch, engine
 from verifier.capture import open_capture
 from verifier.capture.chunk import from_frames
 from verifier.capture.files import MAX_RECORD
@@ -23,7 +23,7 @@ from test_batch import FAST, FAST_TUNNELS, SLOW, SLOW_TUNNELS, random_frames
 from test_capture import WALK_CASES, walk_cases
 from test_corpus import corpus_files
 
-pytestmark = pytest.mark.skipif(batch._fastpath is None,
+pytestmark = pytest.mark.skipif(engine.compiled is None,
                                 reason="verifier._fastpath is not built (no C compiler or Python headers at install)")
 
 
@@ -112,7 +112,7 @@ def test_corpus_captures_chunk_by_chunk():
 def test_compiled_walk_equals_the_plain_walk(order, case):
     for trial, buf in walk_cases(11, order, case):
         starts, stop, oversize = _plain(buf, 0, len(buf), order, MAX_RECORD)
-        off, ts, incl, orig, got_stop, got_over = batch._fastpath.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
+        off, ts, incl, orig, got_stop, got_over = engine.compiled.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
         assert np.frombuffer(off, np.int64).tolist() == [s + 16 for s in starts], (case, trial)
         assert (got_stop, bool(got_over)) == (stop, oversize)
         heads = [struct.unpack_from(order + "IIII", buf, s) for s in starts]
@@ -157,7 +157,7 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
         for a, arr in zip(("pkts", "octets", "last", "touched"), state):
             setattr(index, a, arr)
         with monkeypatch.context() as m:
-            m.setattr(batch, "_fastpath", None)
+            m.setattr(engine, "compiled", None)
             want = index.account(groups, 300.0).tolist()
         assert got == want and 0 < len(want) < n
         for a, arr in zip(("pkts", "octets", "last", "touched"), after):

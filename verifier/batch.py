@@ -49,14 +49,9 @@ from itertools import repeat
 
 import numpy as np
 
+from . import engine
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
-
-try:
-    from . import _fastpath      # the same passes in C (setup.py builds it when it can)
-except ImportError:
-    _fastpath = None
-ENGINE = "numpy" if _fastpath is None else "compiled"     # which one an install runs (the bench reports it)
 
 WIDTH = 64                    # header bytes looked at per frame
 # Port sets as 65,536-entry tables: one gather per row instead of np.isin's sort.
@@ -155,13 +150,13 @@ def split(chunk, ethernet_ifx, interfaces=None):
     The compiled module's pass when it was built, else the numpy one: same
     result (tests/test_fastpath.py).
     """
-    if _fastpath is None:
+    if engine.compiled is None:
         return split_numpy(chunk, ethernet_ifx, interfaces)
     return split_compiled(chunk, ethernet_ifx, interfaces)
 
 
 def split_compiled(chunk, ethernet_ifx, interfaces=None):
-    """``split`` by ``verifier._fastpath``: one pass over the frames, grouped
+    """``split`` by the compiled module: one pass over the frames, grouped
     through a hash table (no sort). The tables it works from — key masks,
     multipliers, port sets — are this module's."""
     n = len(chunk)
@@ -170,10 +165,10 @@ def split_compiled(chunk, ethernet_ifx, interfaces=None):
     ethernet = np.ascontiguousarray(ethernet_ifx, np.uint8)
     if interfaces is None:
         interfaces = np.arange(len(ethernet))
-    out = _fastpath.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
-                          np.ascontiguousarray(chunk.ts, np.float64), _int64(chunk.ifx), ethernet,
-                          _int64(interfaces), _WORDMASK, _MULT, _TUNNEL_WORDMASK, _TUNNEL_MULT, int(_TAG_MULT),
-                          _DECODER_PORTS, _TUNNEL_PORTS)
+    out = engine.compiled.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
+                                np.ascontiguousarray(chunk.ts, np.float64), _int64(chunk.ifx), ethernet,
+                                _int64(interfaces), _WORDMASK, _MULT, _TUNNEL_WORDMASK, _TUNNEL_MULT,
+                                int(_TAG_MULT), _DECODER_PORTS, _TUNNEL_PORTS)
     if out is None:
         return [], np.arange(n)                  # a hash collision: decode this chunk row by row
     plain, tunnel, slow = out

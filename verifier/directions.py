@@ -22,7 +22,7 @@ so entries live exactly as long as their flow, and refreshes ``Flow.last``
 
 import numpy as np
 
-from . import batch
+from . import engine
 
 _EMPTY, _TOMB = -1, -2               # table entry values of free slots (live slots hold entry >= 0)
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
@@ -135,8 +135,8 @@ class DirectionIndex:
         side may not be quiet). Returns the rows of the groups not added
         (int64 array): new directions and those to decide. One C pass when
         the compiled module is built, else whole-array numpy."""
-        if batch._fastpath is not None:
-            rest = batch._fastpath.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
+        if engine.compiled is not None:
+            rest = engine.compiled.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
                                            self.touched, self._bits, groups.hashes, groups.keys, groups.first_ts,
                                            groups.last_ts, groups.count, groups.octets, float(idle))
             return np.frombuffer(rest, np.int64)

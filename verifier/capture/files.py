@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-from .. import batch
+from .. import engine
 from ..errors import CaptureError
 from .chunk import Chunk, gather_u32
 from .walk import Scratch, record_starts
@@ -148,7 +148,7 @@ class PcapFile(CaptureFile):
         scratch = Scratch()
         for more in self._pieces(24):
             buf = rest + more if rest else more
-            if batch._fastpath is not None:
+            if engine.compiled is not None:
                 chunk, off, oversize = self._walked(buf)
             else:
                 starts, off, oversize = record_starts(buf, self._order, MAX_RECORD, scratch)
@@ -163,7 +163,7 @@ class PcapFile(CaptureFile):
 
     def _walked(self, buf):
         """(Chunk or None, stop, oversize) by the compiled walk: same records, same timestamps."""
-        walk = batch._fastpath.pcap_records
+        walk = engine.compiled.pcap_records
         off, ts, incl, orig, stop, oversize = walk(buf, self._order == ">", self._tick, MAX_RECORD)
         if not off:
             return None, stop, oversize
