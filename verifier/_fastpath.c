@@ -1,14 +1,17 @@
-/* The per-frame passes in C: what batch.py and capture/walk.py do with numpy,
- * one frame at a time, with the same results to the bit.
+/* The per-frame passes in C: what capture/walk.py, batch.py and
+ * directions.py do with numpy, one frame (or group) at a time, with the same
+ * results to the bit.
  *
  * Why: every other step of an audit runs per flow direction or per flow;
- * these two run per frame. Done as whole-array numpy passes they cost about
- * a third of an audit of the benchmark capture (sorting a chunk's rows by
- * key hash to group them, gathering record headers); one pass in C with a
- * hash table costs a few percent. The numpy code stays the reference and the
- * fallback: setup.py builds this module as optional, so an install without a
- * compiler runs the same audit, slower. tests/test_fastpath.py holds the two
- * to equal output on crafted, random, damaged and corpus frames.
+ * these run per frame, or per group of a chunk. As whole-array numpy passes
+ * they were about a third of an audit of the benchmark capture (sorting a
+ * chunk's rows by key hash to group them, gathering record headers, probing
+ * the direction index in rounds); one pass in C with a hash table costs a
+ * few percent. The numpy code stays the reference and the fallback:
+ * setup.py builds this module as optional, so an install without a compiler
+ * runs the same audit, slower (verifier/engine.py says which runs).
+ * tests/test_fastpath.py holds the two to equal output on crafted, random,
+ * damaged and corpus frames.
  *
  * pcap_records(buf, big_endian, tick, max_record)
  *     -> (off, ts, incl, orig, stop, oversize)
