@@ -130,7 +130,8 @@ class Groups:
 
     def key_bytes(self, rows):
         """The keys of ``rows`` as bytes: masked headers, fields at their frame
-        offsets (what ``fields_from_key`` reads)."""
+        offsets (what ``fields_from_key`` reads; the pipeline reads keys a
+        column at a time with ``fields_of``)."""
         width = 8 * (self.width - 1)
         blob = self.keys[rows, :-1].tobytes()
         return [blob[k:k + width] for k in range(0, len(blob), width)]
@@ -353,6 +354,10 @@ def fields_from_key(key, cls):
     layout, so the key holds all the decoder would find: MACs, VLAN,
     protocol, addresses, ports (and for tunnel classes the outer addresses
     and the TEID or VNI).
+
+    One key at a time, spelled out field by field: the definition that
+    ``fields_of`` (what the pipeline calls, a layout's rows at once) is
+    tested against, not a second path the pipeline takes.
     """
     if cls >= TUNNEL_BASE:
         return _tunnel_fields(key, cls - TUNNEL_BASE)
