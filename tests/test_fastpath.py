@@ -16,6 +16,7 @@ from verifier.capture import open_capture
 from verifier.capture.chunk import from_frames
 from verifier.capture.files import MAX_RECORD
 from verifier.capture.walk import _plain
+from verifier.craft import ETH_IPV4, ether, ipv4, udp
 from verifier.errors import CaptureError
 
 from conftest import corpus_path
@@ -162,3 +163,59 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
         assert got == want and 0 < len(want) < n
         for a, arr in zip(("pkts", "octets", "last", "touched"), after):
             assert np.array_equal(getattr(index, a), arr), a
+
+
+def _flow_state(flow):
+    return (flow.key, flow.first, flow.last, flow.pkts, flow.octets, [sorted(m) for m in flow.macs],
+            sorted(flow.tunnels) if flow.tunnels is not None else None, flow.origin, flow.end_reason)
+
+
+def _open_rounds(rounds, capacity):
+    """Open every group of each round's chunk in one flow table: owners per
+    round, flows still held, flows ended (idle renewals and shedding)."""
+    from verifier.flows import FlowTable
+    ended = []
+    table = FlowTable(ended.append, idle_timeout=300.0, capacity=capacity)
+    owners = []
+    for chunk, pick in rounds:
+        parts, _slow = batch.split_numpy(chunk, np.array([True]))
+        opened = [(g, pick(len(g))) for g in parts]
+        got = batch.open_directions(table, [(g, rows) for g, rows in opened if len(rows)])
+        owners.append([[(flow.key, side) for flow, side in part] for part in got])
+    return owners, [_flow_state(f) for f in table.flows.values()], [_flow_state(f) for f in ended]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_new_directions_open_flows_as_the_flow_table_does(seed, monkeypatch):
+    """batch.open_directions: the compiled loop opens the same flows (keys,
+    sides, counts, times, MACs, tunnels, origin) in the same order as
+    fields_of + FlowTable.add_directions, across rounds that renew idle
+    flows, reopen live ones and overflow the table's capacity."""
+    rnd = random.Random(seed)
+    same_host = [ether("00:00:0c:00:00:02", "d4:be:d9:00:00:01", ETH_IPV4, ipv4("192.0.2.9", "192.0.2.9", 17, udp(s, d))) for s, d in
+                 ((5000, 53), (53, 5000), (7, 7))]                 # the ports order the flow's two sides
+    frames = FAST + FAST_TUNNELS + same_host * 20 + random_frames(seed, 1500) + damaged(FAST + FAST_TUNNELS, rnd, 1500)
+    rounds = []
+    for start in (0.0, 100.0, 100.5, 700.0):                 # 700: past the idle timeout of 300 s
+        sample = rnd.sample(frames, 1200)
+        chunk = from_frames((start + rnd.uniform(0, 5), 0, len(f) + rnd.randrange(3), f) for f in sample)
+        some = np.array(sorted(rnd.sample(range(10_000), 5000)), np.int64)
+        rounds.append((chunk, (lambda n: np.arange(n)) if start != 100.5 else (lambda n, s=some: s[s < n])))
+    got = _open_rounds(rounds, capacity=300)
+    monkeypatch.setattr(engine, "compiled", None)
+    want = _open_rounds(rounds, capacity=300)
+    assert got[0] == want[0] and got[1] == want[1] and got[2] == want[2]
+    assert len(want[2]) > 100 and any(state[6] for state in want[1])       # shed or renewed; tunnels held
+
+
+def test_open_directions_refuses_fields_outside_the_key():
+    chunk = from_frames((0.0, 0, len(f), f) for f in FAST)
+    (g,) = batch.split_numpy(chunk, np.array([True]))[0]
+    from verifier.flows import FlowTable
+    table = FlowTable(lambda flow: None)
+    bad = batch.FIELDS.copy()
+    bad[:, 2] = 60                                           # addresses past a plain key's 64 bytes
+    parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
+    with pytest.raises(ValueError, match="no fields inside its key"):
+        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts)
+    assert not table.flows

@@ -3,7 +3,8 @@
  * results to the bit.
  *
  * Why: every other step of an audit runs per flow direction or per flow;
- * these run per frame, or per group of a chunk. As whole-array numpy passes
+ * these run per frame, or per group of a chunk (and open_directions per new
+ * direction, the flow table's busiest loop). As whole-array numpy passes
  * they were about a third of an audit of the benchmark capture (sorting a
  * chunk's rows by key hash to group them, gathering record headers, probing
  * the direction index in rounds); one pass in C with a hash table costs a
@@ -35,6 +36,19 @@
  *     directions.DirectionIndex.account: each group whose direction the
  *     index holds (same hash, same key) and that was not quiet past the idle
  *     timeout has its sums added to its entry, in place; the rest are returned.
+ *
+ * open_directions(flows, renew, idle, kinds, fields, parts)
+ *     -> per part, the list of (flow, side) owners of its rows
+ *     batch.open_directions: the rows account() handed back, every part's
+ *     merged by first frame (arrival order), go through the steps of
+ *     flows.FlowTable.add_directions: fields read from the key where
+ *     batch.FIELDS says they are, the flow's key, the live flow or
+ *     renew(flow or None, key, side, first_ts) (FlowTable.renew, which may end
+ *     flows), counters, last time, MACs, tunnels. A part is (keys, width,
+ *     classes, rows, first, first_ts, last_ts, count, octets).
+ *
+ * pcap_records and split release the GIL while they walk the frames, so a
+ * daemon's other threads (metrics, prober, capture reader) run meanwhile.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -87,6 +101,7 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
     const uint8_t *b = view.buf;
     Py_ssize_t end = view.len, off = 0, n = 0;
     int oversize = 0;
+    Py_BEGIN_ALLOW_THREADS
     while (off + 16 <= end) {
         Py_ssize_t incl = (Py_ssize_t)u32(b + off + 8, big);
         if (incl > max_record) {
@@ -98,6 +113,7 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
         n++;
         off += 16 + incl;
     }
+    Py_END_ALLOW_THREADS
     Py_ssize_t stop = off;
     int64_t *o_off = NULL, *o_incl = NULL, *o_orig = NULL;
     double *o_ts = NULL;
@@ -109,6 +125,7 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
         return NULL;
     }
     off = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         const uint8_t *h = b + off;
         uint32_t incl = u32(h + 8, big);
@@ -120,6 +137,7 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
         o_orig[i] = u32(h + 12, big);
         off += 16 + incl;
     }
+    Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return Py_BuildValue("NNNNni", offs, ts, incls, origs, stop, oversize);
 }
@@ -346,6 +364,7 @@ static PyObject *split(PyObject *self, PyObject *args)
     Py_ssize_t blen = buf.len, nslow = 0;
     uint8_t pad[TUNNEL_WIDTH];
     int collided = 0;
+    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n && !collided; r++) {
         int64_t at = offs[r], i = ifxs[r];
         slow[r] = 1;
@@ -374,6 +393,7 @@ static PyObject *split(PyObject *self, PyObject *args)
             collided = 1;
         slow[r] = 0;
     }
+    Py_END_ALLOW_THREADS
     if (collided) {
         result = Py_None;
         Py_INCREF(result);
@@ -474,13 +494,273 @@ done:;
     return result;
 }
 
+/* ---- new directions (flows.FlowTable.add_directions) -------------------- */
+
+/* Columns of batch.FIELDS: where a class's fields sit in its key (-1: absent). */
+enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUTER, F_IDENT, F_IDSIZE, F_COLUMNS };
+
+static PyObject *s_last, *s_pkts, *s_octets, *s_macs, *s_tunnels;
+
+typedef struct {
+    Py_buffer keys, classes, rows, first, first_ts, last_ts, count, octets;
+    Py_ssize_t width, n, next;           /* key words; rows to open; the next of them */
+    int held;                            /* buffers to release */
+    PyObject *owners;
+} Part;
+
+static void part_release(Part *p)
+{
+    if (p->held) {
+        Py_buffer *views[] = {&p->keys, &p->classes, &p->rows, &p->first, &p->first_ts, &p->last_ts, &p->count,
+                              &p->octets};
+        for (size_t k = 0; k < sizeof views / sizeof *views; k++)
+            PyBuffer_Release(views[k]);
+        p->held = 0;
+    }
+    Py_CLEAR(p->owners);
+}
+
+/* A key's fields lie inside its header bytes (a damaged table must not read past them). */
+static int fields_fit(const int64_t *f, Py_ssize_t bytes, Py_ssize_t kinds)
+{
+    int64_t size = f[F_SIZE];
+    if (f[F_PROTO] < 0 || f[F_PROTO] + 1 > bytes || f[F_ADDR] < 0 || (size != 4 && size != 16)
+        || f[F_ADDR] + 2 * size > bytes || f[F_PORTS] < 0 || f[F_PORTS] + 4 > bytes || f[F_SMAC] < 0
+        || f[F_SMAC] + 6 > bytes || f[F_DMAC] < 0 || f[F_DMAC] + 6 > bytes || f[F_VLAN] < -1 || f[F_VLAN] + 2 > bytes)
+        return 0;
+    if (f[F_TUNNEL] >= 0)
+        return f[F_TUNNEL] < kinds && f[F_OUTER] >= 0 && f[F_OUTER] + 8 <= bytes && f[F_IDENT] >= 0
+               && f[F_IDSIZE] >= 1 && f[F_IDSIZE] <= 4 && f[F_IDENT] + f[F_IDSIZE] <= bytes;
+    return 1;
+}
+
+/* list[i] += value */
+static int add_to(PyObject *list, Py_ssize_t i, int64_t value)
+{
+    PyObject *old = PySequence_GetItem(list, i);
+    if (old == NULL)
+        return -1;
+    PyObject *v = PyLong_FromLongLong(value), *sum = v ? PyNumber_Add(old, v) : NULL;
+    Py_DECREF(old);
+    Py_XDECREF(v);
+    if (sum == NULL)
+        return -1;
+    int rc = PySequence_SetItem(list, i, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+/* getattr(obj, name) as a double; -1 with an exception set on failure. */
+static int double_attr(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* set_or_tuple[i].add(item) */
+static int add_to_set(PyObject *sets, Py_ssize_t i, PyObject *item)
+{
+    PyObject *set = PySequence_GetItem(sets, i);
+    if (set == NULL)
+        return -1;
+    int rc = PySet_Add(set, item);
+    Py_DECREF(set);
+    return rc;
+}
+
+/* One new direction: add_directions' loop body. Returns the new owner (flow, side), or NULL. */
+static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, const int64_t *f,
+                          const uint8_t *h, uint64_t tag, double first_ts, double last_ts, int64_t count,
+                          int64_t octets)
+{
+    long ifindex = (long)(tag >> 8);
+    int vlan = f[F_VLAN] >= 0 ? (be16(h + f[F_VLAN]) & 0x0FFF) : -1, proto = h[f[F_PROTO]];
+    Py_ssize_t size = (Py_ssize_t)f[F_SIZE];
+    const uint8_t *src = h + f[F_ADDR], *dst = src + size;
+    int sport = be16(h + f[F_PORTS]), dport = be16(h + f[F_PORTS] + 2);
+    int order = memcmp(src, dst, (size_t)size);
+    int side = !(order < 0 || (order == 0 && sport <= dport));
+    PyObject *key = side ? Py_BuildValue("(liiiy#iy#i)", ifindex, vlan, -1, proto, dst, size, dport, src, size, sport)
+                         : Py_BuildValue("(liiiy#iy#i)", ifindex, vlan, -1, proto, src, size, sport, dst, size, dport);
+    if (key == NULL)
+        return NULL;
+    PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL, *macs = NULL, *mac = NULL, *list = NULL;
+    double last;
+    Py_XINCREF(flow);
+    if (flow == NULL && PyErr_Occurred())
+        goto done;
+    if (flow != NULL && double_attr(flow, s_last, &last) < 0)
+        goto done;
+    if (flow == NULL || first_ts - last > idle) {
+        PyObject *renewed = PyObject_CallFunction(renew, "OOid", flow ? flow : Py_None, key, side, first_ts);
+        Py_XDECREF(flow);
+        flow = renewed;
+        if (flow == NULL)
+            goto done;
+    }
+    if ((list = PyObject_GetAttr(flow, s_pkts)) == NULL || add_to(list, side, count) < 0)
+        goto done;
+    Py_DECREF(list);
+    if ((list = PyObject_GetAttr(flow, s_octets)) == NULL || add_to(list, side, octets) < 0)
+        goto done;
+    Py_CLEAR(list);
+    if (double_attr(flow, s_last, &last) < 0)
+        goto done;
+    if (last_ts > last) {
+        PyObject *v = PyFloat_FromDouble(last_ts);
+        int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
+        Py_XDECREF(v);
+        if (rc < 0)
+            goto done;
+    }
+    if ((macs = PyObject_GetAttr(flow, s_macs)) == NULL)
+        goto done;
+    if ((mac = PyBytes_FromStringAndSize((const char *)h + f[F_SMAC], 6)) == NULL || add_to_set(macs, side, mac) < 0)
+        goto done;
+    Py_DECREF(mac);
+    if ((mac = PyBytes_FromStringAndSize((const char *)h + f[F_DMAC], 6)) == NULL
+        || add_to_set(macs, 1 - side, mac) < 0)
+        goto done;
+    Py_CLEAR(mac);
+    if (f[F_TUNNEL] >= 0) {
+        unsigned long ident = 0;
+        for (int64_t k = 0; k < f[F_IDSIZE]; k++)
+            ident = (ident << 8) | h[f[F_IDENT] + k];
+        const uint8_t *outer = h + f[F_OUTER];
+        PyObject *tunnel = Py_BuildValue("(Oy#y#k)", PyTuple_GET_ITEM(kinds, f[F_TUNNEL]), outer, (Py_ssize_t)4,
+                                         outer + 4, (Py_ssize_t)4, ident);
+        if (tunnel == NULL)
+            goto done;
+        PyObject *held = PyObject_GetAttr(flow, s_tunnels);
+        if (held == Py_None) {                     /* the flow's first: _carried's new set */
+            Py_DECREF(held);
+            held = PySet_New(NULL);
+            if (held != NULL && PyObject_SetAttr(flow, s_tunnels, held) < 0)
+                Py_CLEAR(held);
+        }
+        int rc = held ? PySet_Add(held, tunnel) : -1;
+        Py_XDECREF(held);
+        Py_DECREF(tunnel);
+        if (rc < 0)
+            goto done;
+    }
+    result = Py_BuildValue("(Oi)", flow, side);
+done:
+    Py_XDECREF(list);
+    Py_XDECREF(mac);
+    Py_XDECREF(macs);
+    Py_XDECREF(flow);
+    Py_DECREF(key);
+    return result;
+}
+
+static PyObject *open_directions(PyObject *self, PyObject *args)
+{
+    PyObject *flows, *renew, *kinds, *part_list;
+    double idle;
+    Py_buffer fields;
+    if (!PyArg_ParseTuple(args, "O!OdO!y*O!", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds, &fields,
+                          &PyList_Type, &part_list))
+        return NULL;
+    Py_ssize_t nparts = PyList_GET_SIZE(part_list), nclasses = fields.len / (8 * F_COLUMNS);
+    Part *parts = PyMem_Calloc(nparts ? nparts : 1, sizeof(Part));
+    PyObject *result = NULL;
+    if (parts == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < nparts; k++) {
+        Part *p = &parts[k];
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(part_list, k), "y*ny*y*y*y*y*y*y*;a part", &p->keys, &p->width,
+                              &p->classes, &p->rows, &p->first, &p->first_ts, &p->last_ts, &p->count, &p->octets))
+            goto done;
+        p->held = 1;
+        Py_ssize_t groups = p->classes.len / 8;
+        p->n = p->rows.len / 8;
+        if (p->width < 2 || need(&p->keys, 8 * p->width * groups, "keys") || need(&p->first, 8 * groups, "first")
+            || need(&p->first_ts, 8 * groups, "first times") || need(&p->last_ts, 8 * groups, "last times")
+            || need(&p->count, 8 * groups, "counts") || need(&p->octets, 8 * groups, "octets"))
+            goto done;
+        const int64_t *rows = p->rows.buf;
+        for (Py_ssize_t i = 0; i < p->n; i++)
+            if (rows[i] < 0 || rows[i] >= groups) {
+                PyErr_SetString(PyExc_IndexError, "open_directions: row out of range");
+                goto done;
+            }
+        if ((p->owners = PyList_New(0)) == NULL)
+            goto done;
+    }
+    for (;;) {                          /* the parts' rows merged by first frame: arrival order */
+        Part *p = NULL;
+        int64_t best = 0;
+        for (Py_ssize_t k = 0; k < nparts; k++) {
+            Part *q = &parts[k];
+            if (q->next < q->n) {
+                int64_t first = ((const int64_t *)q->first.buf)[((const int64_t *)q->rows.buf)[q->next]];
+                if (p == NULL || first < best)
+                    p = q, best = first;
+            }
+        }
+        if (p == NULL)
+            break;
+        int64_t row = ((const int64_t *)p->rows.buf)[p->next++];
+        int64_t cls = ((const int64_t *)p->classes.buf)[row];
+        const uint64_t *key = (const uint64_t *)p->keys.buf + row * p->width;
+        if (cls < 0 || cls >= nclasses
+            || !fields_fit((const int64_t *)fields.buf + cls * F_COLUMNS, 8 * (p->width - 1), PyTuple_GET_SIZE(kinds))) {
+            PyErr_Format(PyExc_ValueError, "open_directions: class %lld has no fields inside its key", (long long)cls);
+            goto done;
+        }
+        const int64_t *f = (const int64_t *)fields.buf + cls * F_COLUMNS;
+        /* header bytes first (as split stored them), the class/interface word last */
+        PyObject *owner = open_one(flows, renew, idle, kinds, f, (const uint8_t *)key, key[p->width - 1],
+                                   ((const double *)p->first_ts.buf)[row], ((const double *)p->last_ts.buf)[row],
+                                   ((const int64_t *)p->count.buf)[row], ((const int64_t *)p->octets.buf)[row]);
+        if (owner == NULL)
+            goto done;
+        int rc = PyList_Append(p->owners, owner);
+        Py_DECREF(owner);
+        if (rc < 0)
+            goto done;
+    }
+    if ((result = PyList_New(nparts)) == NULL)
+        goto done;
+    for (Py_ssize_t k = 0; k < nparts; k++) {
+        PyList_SET_ITEM(result, k, parts[k].owners);
+        parts[k].owners = NULL;
+    }
+done:
+    if (parts != NULL) {
+        for (Py_ssize_t k = 0; k < nparts; k++)
+            part_release(&parts[k]);
+        PyMem_Free(parts);
+    }
+    PyBuffer_Release(&fields);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
     {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
+    {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "The per-frame passes in C.", -1, methods};
 
-PyMODINIT_FUNC PyInit__fastpath(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__fastpath(void)
+{
+    s_last = PyUnicode_InternFromString("last");
+    s_pkts = PyUnicode_InternFromString("pkts");
+    s_octets = PyUnicode_InternFromString("octets");
+    s_macs = PyUnicode_InternFromString("macs");
+    s_tunnels = PyUnicode_InternFromString("tunnels");
+    if (!s_last || !s_pkts || !s_octets || !s_macs || !s_tunnels)
+        return NULL;
+    return PyModule_Create(&module);
+}

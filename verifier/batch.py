@@ -372,66 +372,93 @@ def fields_from_key(key, cls):
             key[6:12], key[0:6], None)
 
 
-_PLAIN_LAYOUTS = ((14, False), (14, True), (18, False), (18, True))   # per plain class: IP offset, IPv6
-_PLAIN_KEY_WORDS = WIDTH // 8 + 1          # a plain class's key: header words and the class/interface word
+TUNNEL_KINDS = (GTPU, VXLAN)      # the tunnel column of FIELDS: an index into this
+
+
+def _field_table():
+    """Where ``fields_from_key``'s fields sit in a key, per class (a row of
+    ``FIELD_COLUMNS``; -1: absent). One table for both readers of keys a
+    chunk at a time: ``fields_of`` (numpy) and the compiled module's
+    ``open_directions``."""
+    rows = []
+    for lay in [(14, None, False, 14), (14, None, True, 14), (18, None, False, 18), (18, None, True, 18)] + \
+            [lay[:4] for lay in _LAYOUTS]:
+        o, variant, v6, i = lay
+        vlan = 14 if o == 18 else -1
+        l3 = [i + 6, i + 8, 16, i + 40] if v6 else [i + 9, i + 12, 4, i + 20]
+        p = o + 28
+        if variant is None:
+            rest = [6, 0, -1, -1, -1, 0]
+        elif variant == VXLAN:                     # the inner frame's MACs; a 24-bit VNI
+            rest = [p + 14, p + 8, TUNNEL_KINDS.index(VXLAN), o + 12, p + 4, 3]
+        else:                                      # GTP-U carries IP: the outer MACs; a 32-bit TEID
+            rest = [6, 0, TUNNEL_KINDS.index(GTPU), o + 12, p + 4, 4]
+        rows.append([vlan] + l3 + rest)
+    return np.array(rows, np.int64)
+
+
+FIELD_COLUMNS = ("vlan", "proto", "addr", "addr_size", "ports", "src_mac", "dst_mac", "tunnel", "outer", "ident",
+                 "ident_size")
+FIELDS = _field_table()
 
 
 def fields_of(groups, rows):
     """``fields_from_key`` of ``rows`` of ``groups``, a list of tuples, read
-    a column at a time (a layout's rows at once), so a new direction costs a
-    few list items, not a Python call."""
-    if groups.width != _PLAIN_KEY_WORDS:
-        return _tunnel_fields_of(groups, rows)
+    a column at a time (a class's rows at once, by ``FIELDS``): the numpy
+    reader, for when the compiled module is not built."""
     n = len(rows)
     head = groups.keys[rows, :-1].view(np.uint8)
     cls = groups.classes[rows]
-    vlan, proto = np.full(n, -1, np.int64), np.zeros(n, np.int64)
-    sport, dport = np.zeros(n, np.int64), np.zeros(n, np.int64)
-    src, dst = np.empty(n, object), np.empty(n, object)
-    for c, (o, v6) in enumerate(_PLAIN_LAYOUTS):
-        at = np.flatnonzero(cls == c)
-        if not len(at):
-            continue
-        sub = np.take(head, at, axis=0)
-        if o == 18:
-            vlan[at] = _u16(sub, 14) & 0x0FFF
-        proto_at, addr_at, size, ports_at = (o + 6, o + 8, 16, o + 40) if v6 else (o + 9, o + 12, 4, o + 20)
-        proto[at] = sub[:, proto_at]
-        src[at] = _blobs(sub, addr_at, size)
-        dst[at] = _blobs(sub, addr_at + size, size)
-        sport[at] = _u16(sub, ports_at)
-        dport[at] = _u16(sub, ports_at + 2)
-    return list(zip(vlan.tolist(), proto.tolist(), src.tolist(), sport.tolist(), dst.tolist(), dport.tolist(),
-                    _blobs(head, 6, 6), _blobs(head, 0, 6), repeat(None, n)))
-
-
-def _tunnel_fields_of(groups, rows):
-    """``fields_of`` for tunnel keys: per layout, the inner packet's fields
-    and its one tunnel layer (as ``_tunnel_fields``)."""
-    n = len(rows)
-    head = groups.keys[rows, :-1].view(np.uint8)
-    lids = groups.classes[rows] - TUNNEL_BASE
     out = [None] * n
-    for lid, (o, variant, v6, i, _ranges) in enumerate(_LAYOUTS):
-        at = np.flatnonzero(lids == lid)
-        if not len(at):
-            continue
+    for c in np.unique(cls).tolist():
+        vlan_at, proto_at, addr_at, size, ports_at, smac, dmac, tunnel, outer, ident_at, ident_size = \
+            FIELDS[c].tolist()
+        at = np.flatnonzero(cls == c)
         sub = np.take(head, at, axis=0)
-        p = o + 28
-        if variant == VXLAN:
-            kind, macs = VXLAN, (_blobs(sub, p + 14, 6), _blobs(sub, p + 8, 6))
-            ident = (sub[:, p + 4].astype(np.int64) << 16) | (_u16(sub, p + 5).astype(np.int64))
+        vlan = (_u16(sub, vlan_at) & 0x0FFF).tolist() if vlan_at >= 0 else repeat(-1)
+        if tunnel >= 0:
+            ident = np.zeros(len(at), np.int64)
+            for k in range(ident_size):
+                ident = (ident << 8) | sub[:, ident_at + k]
+            kind = TUNNEL_KINDS[tunnel]
+            tunnels = [[(kind, a, b, t)] for a, b, t in
+                       zip(_blobs(sub, outer, 4), _blobs(sub, outer + 4, 4), ident.tolist())]
         else:
-            kind, macs = GTPU, (_blobs(sub, 6, 6), _blobs(sub, 0, 6))
-            ident = (_u16(sub, p + 4).astype(np.int64) << 16) | _u16(sub, p + 6)
-        vlan = (_u16(sub, 14) & 0x0FFF).tolist() if o == 18 else repeat(-1)
-        proto_at, addr_at, size, ports_at = (i + 6, i + 8, 16, i + 40) if v6 else (i + 9, i + 12, 4, i + 20)
-        tunnels = [[(kind, a, b, k)] for a, b, k in zip(_blobs(sub, o + 12, 4), _blobs(sub, o + 16, 4), ident.tolist())]
-        rows_fields = zip(vlan, sub[:, proto_at].tolist(), _blobs(sub, addr_at, size), _u16(sub, ports_at).tolist(),
-                          _blobs(sub, addr_at + size, size), _u16(sub, ports_at + 2).tolist(), macs[0], macs[1],
-                          tunnels)
-        for k, fields in zip(at.tolist(), rows_fields):
-            out[k] = fields
+            tunnels = repeat(None)
+        fields = zip(vlan, sub[:, proto_at].tolist(), _blobs(sub, addr_at, size), _u16(sub, ports_at).tolist(),
+                     _blobs(sub, addr_at + size, size), _u16(sub, ports_at + 2).tolist(), _blobs(sub, smac, 6),
+                     _blobs(sub, dmac, 6), tunnels)
+        for k, row in zip(at.tolist(), fields):
+            out[k] = row
+    return out
+
+
+def open_directions(table, opened):
+    """Open in ``table`` (flows.FlowTable) the directions ``account`` left
+    new, ``opened`` as [(Groups, rows)], in arrival order (by first frame,
+    across the parts). Returns per part the ``(flow, side)`` owners of its
+    rows. The compiled module reads the keys by ``FIELDS`` and takes
+    ``FlowTable.add_directions``' steps itself; without it, ``fields_of``
+    and ``add_directions`` do.
+    """
+    if engine.compiled is not None:
+        parts = [(np.ascontiguousarray(g.keys, np.uint64), g.width, _int64(g.classes), _int64(rows), _int64(g.first),
+                  np.ascontiguousarray(g.first_ts, np.float64), np.ascontiguousarray(g.last_ts, np.float64),
+                  _int64(g.count), _int64(g.octets)) for g, rows in opened]
+        return engine.compiled.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts)
+    items, firsts = [], []
+    for g, rows in opened:
+        items.extend(zip(g.interfaces(rows), fields_of(g, rows), g.first_ts[rows].tolist(),
+                         g.last_ts[rows].tolist(), g.count[rows].tolist(), g.octets[rows].tolist()))
+        firsts.append(g.first[rows])
+    order = np.argsort(np.concatenate(firsts), kind="stable").tolist()
+    owners = [None] * len(items)
+    for k, owner in zip(order, table.add_directions([items[k] for k in order])):
+        owners[k] = owner
+    out, start = [], 0
+    for _g, rows in opened:
+        out.append(owners[start:start + len(rows)])
+        start += len(rows)
     return out
 
 

@@ -100,7 +100,10 @@ class FlowTable:
 
         The same steps as ``_flow_for`` and ``_count`` in one loop: a flow
         found live costs a dict lookup and a few additions. Fast-path frames
-        are Ethernet, so both MACs are always there."""
+        are Ethernet, so both MACs are always there. The compiled module's
+        ``open_directions`` (verifier/_fastpath.c, through
+        ``batch.open_directions``) takes these steps when it is built; this
+        loop is the reference tests hold it to."""
         flows, idle = self.flows, self.idle
         owners = []
         for ifindex, fields, first_ts, last_ts, count, octets in items:
@@ -111,7 +114,7 @@ class FlowTable:
                 key, side = (ifindex, vlan, -1, proto, dst, dport, src, sport), 1
             flow = flows.get(key)
             if flow is None or first_ts - flow.last > idle:
-                flow = self._renew(flow, key, side, first_ts)
+                flow = self.renew(flow, key, side, first_ts)
             flow.pkts[side] += count
             flow.octets[side] += octets
             if last_ts > flow.last:
@@ -133,10 +136,10 @@ class FlowTable:
             key, side = (ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
         flow = self.flows.get(key)
         if flow is None or ts - flow.last > self.idle:
-            flow = self._renew(flow, key, side, ts)
+            flow = self.renew(flow, key, side, ts)
         return flow, side, key
 
-    def _renew(self, flow, key, side, ts):
+    def renew(self, flow, key, side, ts):
         """The flow for ``key`` at ``ts`` when the table holds none (``flow``
         None) or one that looks idle: that one if the fast path saw it since,
         else a new flow (the idle one ends)."""

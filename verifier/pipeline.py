@@ -8,11 +8,11 @@ Per chunk (thousands of packets): ``batch.split`` groups the common frames
 (Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
 UDP, GTP-U and VXLAN around them) by flow direction (in C, or with numpy
 where the compiled module is not built); a known
-direction costs one dict lookup in the flow table's direction index
-(directions.py) and its counters are added as whole arrays. A direction seen
-for the first time has its fields read back from its key (a column at a
-time) and goes through ``FlowTable.add_directions`` (which learns its
-MACs); every other frame (ICMP,
+direction costs a probe of the flow table's direction index
+(directions.py) and its counters are added in place. A direction seen for
+the first time has its fields read back from its key and opens or joins its
+flow (``batch.open_directions``, which learns its MACs and tunnels); every
+other frame (ICMP,
 fragments, other tunnels, other link types) is decoded one by one. A chunk that
 spans more than the idle timeout is decoded packet by packet so timeouts stay
 exact.
@@ -24,7 +24,7 @@ import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
-from .batch import fields_of, split
+from .batch import open_directions, split
 from .decode import LT_ETHERNET, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import Verdicts
@@ -130,35 +130,21 @@ class Pipeline:
             self._next_sweep = now + self._sweep_every
 
     def _account_groups(self, chunk, parts):
-        """Known directions: whole-array adds to their fast-path counters.
-        New or unsure ones, in arrival order: ``FlowTable.add_directions``
-        with the fields of their keys, then a counter entry of their own."""
+        """Known directions: their sums added to their fast-path counters.
+        New or unsure ones, in arrival order: opened in the flow table
+        (``batch.open_directions``, which learns their MACs and tunnels),
+        then each given a counter entry of its own."""
         table = self.table
-        idle = table.idle
-        items, firsts, opened = [], [], []
+        opened = []
         for g in parts:
-            rest = table.directions(g.width).account(g, idle)
-            if not len(rest):
-                continue
-            items.extend(zip(g.interfaces(rest), fields_of(g, rest), g.first_ts[rest].tolist(),
-                             g.last_ts[rest].tolist(), g.count[rest].tolist(), g.octets[rest].tolist()))
-            firsts.append(g.first[rest])
-            opened.append((g, rest))
-        if not items:
+            rest = table.directions(g.width).account(g, table.idle)
+            if len(rest):
+                opened.append((g, rest))
+        if not opened:
             return
-        place = np.arange(len(items))              # item -> its place in arrival order
-        if len(opened) > 1:                        # plain and tunnel keys: merge by first frame
-            order = np.argsort(np.concatenate(firsts), kind="stable")
-            items = [items[k] for k in order.tolist()]
-            place[order] = np.arange(len(order))
-        owners = table.add_directions(items)
-        # Then give each new direction its counters (no flow can end in between).
-        start = 0
-        for g, rest in opened:
-            mine = place[start:start + len(rest)].tolist()
-            start += len(rest)
-            index = table.directions(g.width)
-            index.bind([owners[k] for k in mine], g.hashes[rest], g.keys[rest], g.last_ts[rest])
+        # Owners first, then entries (no flow can end in between).
+        for (g, rest), owners in zip(opened, open_directions(table, opened)):
+            table.directions(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
