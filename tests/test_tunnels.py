@@ -288,3 +288,42 @@ def test_control_plane_reader_survives_damaged_messages():
             plane(0.0, bytes(bad), 0, port, port)
     assert all(plane.errors[p] > 0 for p in plane.errors)
     assert all(len(a) in (4, 16) for a in plane.nodes)
+
+
+def test_tunnel_endpoints_follow_what_arp_and_the_control_plane_teach_later(oui, catalogue):
+    """The path builder keeps each tunnel endpoint's element per address and
+    segment, but a MAC binding ARP teaches later, or a role PFCP teaches
+    later, shows in the next flow's path. Each flow's TEIDs are its own
+    evidence; the element the flows share keeps none."""
+    import os
+    from verifier.attribution import Attributor
+    from verifier.attribution.discovery import SegmentDiscovery
+    from verifier.attribution.mobile import ControlPlane
+    from verifier.attribution.path import PathBuilder
+    from verifier.craft import ETH_ARP, arp, pfcp_session_establishment
+    from verifier.model import TUNNEL_ENDPOINT, Flow
+    from verifier.policy.load import load_policy
+    policy = load_policy([os.path.join(os.path.dirname(__file__), "..", "verifier", "demo", "policy.yaml")],
+                         catalogue)
+    discovery, plane = SegmentDiscovery(Attributor([oui]), catalogue), ControlPlane()
+    builder = PathBuilder(Attributor([oui]), policy.trust, discovery, plane)
+    packed = {GNB: bytes([192, 0, 2, 10]), UPF: bytes([192, 0, 2, 20])}
+
+    def endpoints(teid):
+        flow = Flow((0, -1, -1, 6, bytes([198, 51, 100, 7]), 40000, bytes([203, 0, 113, 80]), 443), 1.0)
+        flow.tunnels = {(GTPU, packed[GNB], packed[UPF], teid)}
+        return {el.subject: el for el in builder.build(flow, 0, None) if el.kind == TUNNEL_ENDPOINT}
+
+    first = endpoints(11)
+    assert first[GNB].vendor is None and first[GNB].role is None and first[UPF].evidence.as_dict()["teid"] == [11]
+    frame = ether("ff:ff:ff:ff:ff:ff", HUAWEI_GNB_MAC, ETH_ARP, arp(1, HUAWEI_GNB_MAC, GNB, "00:00:00:00:00:00", UPF))
+    discovery(2.0, 0, decode(frame, 1), frame)
+    second = endpoints(12)
+    assert (second[GNB].vendor, second[GNB].trust) == ("huawei", "untrusted")
+    assert second[GNB].as_dict()["evidence"]["mac_learned_from"] == "arp" and second[GNB].role is None
+    plane(3.0, pfcp_session_establishment(7, UPF, UL_TEID, GNB, DL_TEID), 0, 8805, 8805)
+    third = endpoints(13)
+    assert (third[GNB].role, third[GNB].vendor, third[UPF].role) == ("gnb", "huawei", "upf")
+    assert [e[UPF].as_dict()["evidence"]["teid"] for e in (first, second, third)] == [[11], [12], [13]]
+    assert third[GNB].cls == builder._endpoints[(packed[GNB], 0, -1)].cls != second[GNB].cls != first[GNB].cls
+    assert all("teid" not in (el.evidence.detail or {}) for el in builder._endpoints.values())

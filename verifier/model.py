@@ -141,6 +141,20 @@ class PathElement:
         el.equipment, el.cls, el._dict = self.equipment, self.cls, None
         return el
 
+    def restated(self, detail):
+        """This element as one flow saw it: the same attribution and class,
+        its evidence with ``detail`` added (a tunnel's TEIDs, say). Elements
+        are shared, so never changed in place; the merged evidence is made
+        when first read (``Restated``)."""
+        el = _new_element(Restated)
+        el.kind, el.subject, el.vendor, el.organization, el.asn = \
+            self.kind, self.subject, self.vendor, self.organization, self.asn
+        el.trust, el.role, el.known = self.trust, self.role, self.known
+        el.equipment, el.cls, el._dict = self.equipment, self.cls, None
+        _EVIDENCE.__set__(el, self.evidence)
+        el._detail = detail
+        return el
+
     def as_dict(self):
         """Plain form for reports; elements are shared between flows, so it is
         built once and must not be modified by callers."""
@@ -158,6 +172,32 @@ class PathElement:
 
 _ELEMENT_CLASSES = {}     # (kind, trust, vendor, asn, role) -> PathElement.cls; as many as vendors x kinds
 _new_element = object.__new__
+_EVIDENCE = PathElement.evidence          # the slot itself, under Restated's property
+
+
+class Restated(PathElement):
+    """``PathElement.restated``: evidence detail of one flow's own, merged
+    into the shared element's evidence when first read. Most flows' evidence
+    never is (the certificate lists violating flows only), and a tunnelled
+    flow has two such elements."""
+
+    __slots__ = ("_detail",)
+
+    @property
+    def evidence(self):
+        ev = _EVIDENCE.__get__(self)
+        detail = self._detail
+        if detail is not None:
+            ev = Evidence(ev.source, ev.database, ev.version, ev.prefix_len,
+                          {**ev.detail, **detail} if ev.detail else detail)
+            _EVIDENCE.__set__(self, ev)
+            self._detail = None
+        return ev
+
+    @evidence.setter
+    def evidence(self, value):
+        _EVIDENCE.__set__(self, value)
+        self._detail = None
 
 
 class Judgement:

@@ -89,6 +89,7 @@ class SegmentDiscovery:
         self.errors = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.frames = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.neighbours = {}              # (ifindex, vlan, IP bytes) -> (MAC, protocol, last seen)
+        self.neighbour_changes = 0        # bindings made or changed: what caches of ``neighbour`` check
         self._match = PhraseMatcher((phrase, vid) for vid, entry in catalogue.vendors.items()
                                     for phrase in entry.get("descriptions", ()) or ())
 
@@ -126,8 +127,11 @@ class SegmentDiscovery:
 
     def _neighbour(self, ts, ifindex, vlan, addr, mac, protocol):
         key = (ifindex, vlan, addr)
-        if key in self.neighbours or len(self.neighbours) < MAX_NEIGHBOURS:
+        held = self.neighbours.get(key)
+        if held is not None or len(self.neighbours) < MAX_NEIGHBOURS:
             self.neighbours[key] = (mac, protocol, ts)
+            if held is None or held[:2] != (mac, protocol):
+                self.neighbour_changes += 1
 
     def neighbour(self, ifindex, vlan, addr):
         """(MAC, protocol) last announced for ``addr`` on that segment, or None."""

@@ -81,6 +81,7 @@ class Node:
 class ControlPlane:
     def __init__(self):
         self.nodes = {}                   # address bytes -> Node
+        self.changes = 0                  # nodes learned, roles or TEIDs added: what caches of ``node`` check
         self.frames = dict.fromkeys(PROTOCOLS, 0)
         self.errors = dict.fromkeys(PROTOCOLS, 0)
 
@@ -107,11 +108,14 @@ class ControlPlane:
             if len(self.nodes) >= MAX_NODES:
                 return
             node = self.nodes[address] = Node(address, role, protocol, ts)
-        elif role is not None:
+            self.changes += 1
+        elif role is not None and (role, protocol) != (node.role, node.protocol):
             node.role, node.protocol = role, protocol
+            self.changes += 1
         node.last_seen = max(node.last_seen, ts)
-        if teid is not None and len(node.teids) < MAX_TEIDS:
+        if teid is not None and len(node.teids) < MAX_TEIDS and teid not in node.teids:
             node.teids.add(teid)
+            self.changes += 1
 
     def node(self, address):
         """What the control plane said about ``address`` (a ``Node``), or None."""

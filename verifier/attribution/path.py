@@ -47,6 +47,8 @@ class PathBuilder:
         self.control_plane = control_plane
         self._caches = {kind: {} for kind in KINDS}    # kind -> address -> element (or None)
         self._elements = {}                            # composite keys: learned and restated elements
+        self._endpoints = {}                           # (address, ifindex, vlan) -> tunnel-endpoint element
+        self._endpoints_as_of = None                   # the neighbour and control-plane changes they saw
         self._models = {kind: {} for kind in KINDS}    # kind -> answer -> an element made from it
         inventory = attributor.inventory
         self._segments = bool(inventory and inventory.has_segment_devices())
@@ -133,7 +135,9 @@ class PathBuilder:
         """Outer addresses of the tunnels a flow was carried in, outermost
         first, each with the tunnel ids seen (TEIDs, VNIs, GRE keys) as
         evidence. ERSPAN is a mirroring transport the traffic itself never
-        crossed: not an element. Attribution: see ``_tunnel_endpoint``."""
+        crossed: not an element. Attribution: see ``_tunnel_endpoint``; its
+        elements are kept per address and segment until ARP/NDP or the
+        control plane teach something new."""
         ids = {}
         for kind, src, dst, ident in sorted(tunnels):
             if kind == ERSPAN:
@@ -143,12 +147,21 @@ class PathBuilder:
                 # A TEID is chosen by the receiving end; VNIs and keys name the tunnel itself.
                 if ident >= 0 and (addr == dst or kind != GTPU):
                     seen.add(ident)
+        as_of = (self.discovery.neighbour_changes if self.discovery is not None else 0,
+                 self.control_plane.changes if self.control_plane is not None else 0)
+        endpoints = self._endpoints
+        if as_of != self._endpoints_as_of or len(endpoints) >= self.CACHE_LIMIT:
+            endpoints.clear()
+            self._endpoints_as_of = as_of
         out = []
         for (kind, addr), idents in ids.items():
             detail = {"tunnel": kind}
             if idents:
                 detail[TUNNEL_ID_NAMES.get(kind, "id")] = sorted(idents)
-            out.append(_restated(self._tunnel_endpoint(addr, ifindex, vlan), **detail))
+            el = endpoints.get((addr, ifindex, vlan))
+            if el is None:
+                el = endpoints[(addr, ifindex, vlan)] = self._tunnel_endpoint(addr, ifindex, vlan)
+            out.append(el.restated(detail))
         return out
 
     def _tunnel_endpoint(self, addr, ifindex, vlan):
