@@ -228,6 +228,40 @@ def test_asn_answers_equal_mmdblookup(db):
     assert checked >= 50
 
 
+@pytest.mark.parametrize("db", ["GeoLite2-ASN-Test.mmdb", "GeoIP2-ISP-Test.mmdb",
+                                "ipinfo-sample/IPinfo_Lite-ipinfo_lite_sample.mmdb",
+                                "ipinfo-sample/IP_to_ASN-ip_asn_sample.mmdb", "demo"])
+def test_answers_kept_per_block_equal_the_trees(db):
+    """AsnDatabase keeps one answer for a whole /24 (IPv4) or /48 (IPv6)
+    when the prefix the tree matched holds it: asked block-mates one after
+    another, in blocks one prefix holds and in blocks split between longer
+    prefixes, every address answers what its own tree lookup does."""
+    demo = os.path.join(os.path.dirname(__file__), "..", "verifier", "demo", "demo-asn.mmdb")
+    asn = AsnDatabase(demo if db == "demo" else corpus_path("mmdb", db))
+    rnd = random.Random(4)
+    addresses = []
+    for n, (network, _record) in enumerate(asn.reader):
+        if n > 2000:
+            break
+        base = network.network_address
+        kind = type(base)
+        host_bits = base.max_prefixlen - (24 if base.version == 4 else 48)
+        start = int(base) >> host_bits << host_bits
+        addresses += [kind(start + rnd.randrange(1 << host_bits)) for _ in range(3)] + [base]
+    split = checked = 0
+    for addr in addresses:
+        got = asn.lookup_ip(addr.packed)
+        if is_special(addr.packed) or (addr.version == 6 and asn.ip_version == 4):
+            assert got is None
+            continue
+        record, plen = asn.reader.get_with_prefix_len(str(addr))
+        assert got is asn._answer(record, plen), str(addr)
+        split += plen > (24 if addr.version == 4 else 48)
+        checked += 1
+    assert checked >= 20 and asn._blocks
+    assert split or not db.startswith("Geo")             # MaxMind's test trees split blocks
+
+
 def test_broken_database_is_a_clear_error():
     from verifier.errors import DataError
     with pytest.raises(DataError, match="cannot open MaxMind database"):

@@ -24,6 +24,8 @@ from ..model import Answer, Evidence
 from .path import ip_text
 from .special import is_special
 
+_MISSING = object()
+
 
 class AsnDatabase:
     name = "asn"
@@ -45,6 +47,7 @@ class AsnDatabase:
         self.version = f"{os.path.basename(path)} built {self.build_date}"
         self.ip_version = meta.ip_version
         self._answers = {}        # (asn, organization, prefix length) -> the one answer with them
+        self._blocks = {}         # an address's /24 or /48 -> answer, for blocks inside one tree prefix
 
     @staticmethod
     def _open_fallback(path):
@@ -57,15 +60,34 @@ class AsnDatabase:
         return None
 
     def lookup_ip(self, addr):
-        """``addr``: 4 or 16 packed bytes. Answer with ``asn`` set, or None."""
+        """``addr``: 4 or 16 packed bytes. Answer with ``asn`` set, or None.
+
+        Every address of the prefix the tree matched has the same record, so
+        when that prefix holds the address's whole /24 (IPv4) or /48 (IPv6)
+        the answer is kept for the block: the busy networks of a capture
+        are read from the database once, not once per address."""
         if is_special(addr):
             return None
-        if len(addr) == 16 and self.ip_version == 4:
+        size = len(addr)
+        if size == 16 and self.ip_version == 4:
             return None
+        block_bits = 24 if size == 4 else 48
+        block = addr[:block_bits // 8]
+        answer = self._blocks.get(block, _MISSING)
+        if answer is not _MISSING:
+            return answer
         try:
             record, plen = self.reader.get_with_prefix_len(ip_text(addr))
         except (ValueError, maxminddb.InvalidDatabaseError):
             return None                  # a damaged tree answers nothing for this address
+        answer = self._answer(record, plen)
+        if plen <= block_bits:
+            if len(self._blocks) >= 100_000:
+                self._blocks.clear()
+            self._blocks[block] = answer
+        return answer
+
+    def _answer(self, record, plen):
         if not isinstance(record, dict):
             return None
         asn, org = parse_record(record)
