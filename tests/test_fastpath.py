@@ -219,3 +219,45 @@ def test_open_directions_refuses_fields_outside_the_key():
     with pytest.raises(ValueError, match="no fields inside its key"):
         engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts)
     assert not table.flows
+
+
+def _bind_rounds(seed):
+    """Binds (new, ended, quiet-again and same-hash-other-owner directions)
+    and releases on one index: its state after every round."""
+    from verifier.directions import DirectionIndex
+    from test_directions import _flow
+    rnd = random.Random(seed)
+    index = DirectionIndex(3, capacity=8)
+    flows = [_flow(i) for i in range(400)]
+    states = []
+    for step in range(25):
+        owners = [(rnd.choice(flows), rnd.randrange(2)) for _ in range(rnd.randrange(1, 60))]
+        for flow, _side in rnd.sample(owners, len(owners) // 10):
+            flow.end_reason = "capacity" if rnd.random() < 0.5 else flow.end_reason
+        held = list(index.slots)
+        hashes = [rnd.choice(held) if held and rnd.random() < 0.3 else rnd.getrandbits(64) for _ in owners]
+        for k, h in enumerate(hashes):                 # quiet directions come back with their own owner
+            if h in index.slots and rnd.random() < 0.5 and index.owner[index.slots[h]] is not None:
+                owners[k] = index.owner[index.slots[h]]
+        keys = np.array([[h & 0xFFFF, 1, 2] for h in hashes], np.uint64)
+        index.bind(owners, np.array(hashes, np.uint64), keys, np.full(len(owners), float(step)))
+        for h in rnd.sample(sorted(index.slots), len(index.slots) // 4):
+            index.settle(index.slots[h])
+        place = {id(f): k for k, f in enumerate(flows)}
+        states.append((dict(index.slots), [None if w is None else (place[id(w[0])], w[1]) for w in index.owner],
+                       list(index.free), index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
+                       [[e for _i, e in f.entries] if f.entries else None for f in flows]))
+    return states
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_opened_directions_get_their_entries_as_python_gives_them(seed, monkeypatch):
+    """DirectionIndex.bind: the compiled loop (bind_entries) takes the same
+    entries, skips the same ended flows and other keys' hashes, and moves the
+    same quiet entries on, through growth, releases and table rebuilds."""
+    from verifier import directions
+    monkeypatch.setattr(directions, "_MIN_TABLE", 64)
+    got = _bind_rounds(seed)
+    monkeypatch.setattr(engine, "compiled", None)
+    want = _bind_rounds(seed)
+    assert got == want and sum(len(s[0]) for s in want) > 500

@@ -47,6 +47,14 @@
  *     flows), counters, last time, MACs, tunnels. A part is (keys, width,
  *     classes, rows, first, first_ts, last_ts, count, octets).
  *
+ * bind_entries(index, slots, owner, free, owners, hashes)
+ *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows)
+ *     The loop of directions.DirectionIndex.bind: for each (flow, side) of a
+ *     flow not ended, a free entry (the last of ``free``) under its hash in
+ *     ``slots``, the owner noted, (index, entry) added to the flow's entries;
+ *     a hash already held by the same owner is "seen again", by another is
+ *     skipped. ``free`` must hold an entry per owner.
+ *
  * pcap_records and split release the GIL while they walk the frames, so a
  * daemon's other threads (metrics, prober, capture reader) run meanwhile.
  */
@@ -743,11 +751,113 @@ done:
     return result;
 }
 
+/* ---- entries for opened directions (directions.DirectionIndex.bind) ------- */
+
+static PyObject *s_end_reason, *s_entries;
+
+static PyObject *bind_entries(PyObject *self, PyObject *args)
+{
+    PyObject *index, *slots, *owner, *free, *owners;
+    Py_buffer hashes;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!y*", &index, &PyDict_Type, &slots, &PyList_Type, &owner, &PyList_Type,
+                          &free, &PyList_Type, &owners, &hashes))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(owners);
+    PyObject *result = NULL;
+    int64_t *out = NULL;
+    if (need(&hashes, 8 * n, "hashes"))
+        goto done;
+    if (PyList_GET_SIZE(free) < n) {
+        PyErr_SetString(PyExc_ValueError, "bind_entries: fewer free entries than directions");
+        goto done;
+    }
+    out = PyMem_Malloc(4 * 8 * (n ? n : 1));      /* picked, entries, again, again_rows */
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *picked = out, *entries = out + n, *again = out + 2 * n, *again_rows = out + 3 * n;
+    Py_ssize_t npicked = 0, nagain = 0;
+    const uint64_t *h = hashes.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *who = PyList_GET_ITEM(owners, i);
+        if (!PyTuple_Check(who) || PyTuple_GET_SIZE(who) != 2) {
+            PyErr_SetString(PyExc_TypeError, "bind_entries: an owner is not a (flow, side) pair");
+            goto done;
+        }
+        PyObject *flow = PyTuple_GET_ITEM(who, 0), *ended = PyObject_GetAttr(flow, s_end_reason);
+        if (ended == NULL)
+            goto done;
+        Py_DECREF(ended);
+        if (ended != Py_None)                      /* shed for capacity by a later add */
+            continue;
+        PyObject *key = PyLong_FromUnsignedLongLong(h[i]);
+        if (key == NULL)
+            goto done;
+        PyObject *held = PyDict_GetItemWithError(slots, key);     /* borrowed */
+        if (held != NULL) {
+            Py_ssize_t entry = PyLong_AsSsize_t(held);
+            Py_DECREF(key);
+            if (entry == -1 && PyErr_Occurred())
+                goto done;
+            PyObject *was = PyList_GetItem(owner, entry);         /* borrowed; NULL: out of range */
+            int same = was ? PyObject_RichCompareBool(was, who, Py_EQ) : -1;
+            if (same < 0)
+                goto done;
+            if (same)                              /* the same direction, quiet: its last time moves on */
+                again[nagain] = entry, again_rows[nagain++] = i;
+            continue;                              /* another key with this hash: it stays on the slow path */
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            goto done;
+        }
+        Py_ssize_t last = PyList_GET_SIZE(free) - 1;
+        PyObject *entry_obj = PyList_GET_ITEM(free, last);
+        Py_INCREF(entry_obj);
+        Py_ssize_t entry = PyLong_AsSsize_t(entry_obj);
+        if ((entry == -1 && PyErr_Occurred()) || PyList_SetSlice(free, last, last + 1, NULL) < 0
+            || PyDict_SetItem(slots, key, entry_obj) < 0) {
+            Py_DECREF(entry_obj);
+            Py_DECREF(key);
+            goto done;
+        }
+        Py_DECREF(key);
+        Py_INCREF(who);
+        if (PyList_SetItem(owner, entry, who) < 0) {
+            Py_DECREF(entry_obj);
+            goto done;
+        }
+        PyObject *list = PyObject_GetAttr(flow, s_entries);
+        if (list == Py_None) {
+            Py_DECREF(list);
+            list = PyList_New(0);
+            if (list != NULL && PyObject_SetAttr(flow, s_entries, list) < 0)
+                Py_CLEAR(list);
+        }
+        PyObject *pair = list ? PyTuple_Pack(2, index, entry_obj) : NULL;
+        int rc = pair ? PyList_Append(list, pair) : -1;
+        Py_XDECREF(pair);
+        Py_XDECREF(list);
+        Py_DECREF(entry_obj);
+        if (rc < 0)
+            goto done;
+        picked[npicked] = i, entries[npicked++] = entry;
+    }
+    result = Py_BuildValue("y#y#y#y#", (char *)picked, npicked * 8, (char *)entries, npicked * 8, (char *)again,
+                           nagain * 8, (char *)again_rows, nagain * 8);
+done:
+    PyMem_Free(out);
+    PyBuffer_Release(&hashes);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
     {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
+    {"bind_entries", bind_entries, METH_VARARGS, "Give opened directions their index entries (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -760,7 +870,9 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     s_octets = PyUnicode_InternFromString("octets");
     s_macs = PyUnicode_InternFromString("macs");
     s_tunnels = PyUnicode_InternFromString("tunnels");
-    if (!s_last || !s_pkts || !s_octets || !s_macs || !s_tunnels)
+    s_end_reason = PyUnicode_InternFromString("end_reason");
+    s_entries = PyUnicode_InternFromString("entries");
+    if (!s_last || !s_pkts || !s_octets || !s_macs || !s_tunnels || !s_end_reason || !s_entries)
         return NULL;
     return PyModule_Create(&module);
 }

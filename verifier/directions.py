@@ -160,6 +160,30 @@ class DirectionIndex:
         already ended (shed for capacity by a later add), and a hash already
         held — by the same direction (it was quiet: its last time moves on),
         or by another key (that direction keeps taking the slow path)."""
+        if len(self.free) < len(owners):            # room for all first: entries are taken in one order
+            self._grow(max(2 * len(self.owner), len(self.owner) + len(owners)))
+        if engine.compiled is not None:
+            picked, entries, again, again_rows = (
+                np.frombuffer(raw, np.int64) for raw in engine.compiled.bind_entries(
+                    self, self.slots, self.owner, self.free, list(owners), np.ascontiguousarray(hashes, np.uint64)))
+        else:
+            picked, entries, again, again_rows = self._entries_for(owners, hashes)
+        if len(again):
+            self.last[again] = np.maximum(self.last[again], last_ts[again_rows])
+        if not len(entries):
+            return
+        self.hashes[entries] = hashes[picked]
+        self.keys[entries] = keys[picked]
+        self.last[entries] = last_ts[picked]
+        if 2 * (self._used + len(entries)) > len(self._table_h):
+            self._rebuild()
+        else:
+            self._insert(hashes[picked], entries)
+
+    def _entries_for(self, owners, hashes):
+        """``bind``'s loop in Python (the compiled module's ``bind_entries``
+        takes the same steps): (picked rows, their entries, entries seen
+        again, their rows) as int64 arrays."""
         slots, owner, free = self.slots, self.owner, self.free
         picked, entries, again, again_rows = [], [], [], []
         for i, (h, who) in enumerate(zip(hashes.tolist(), owners)):
@@ -172,8 +196,6 @@ class DirectionIndex:
                     again.append(entry)
                     again_rows.append(i)
                 continue
-            if not free:
-                self._grow(2 * len(owner))
             entry = free.pop()
             slots[h] = entry
             owner[entry] = who
@@ -182,19 +204,7 @@ class DirectionIndex:
             flow.entries.append((self, entry))
             picked.append(i)
             entries.append(entry)
-        if again:
-            self.last[again] = np.maximum(self.last[again], last_ts[again_rows])
-        if not entries:
-            return
-        entries = np.array(entries, np.int64)
-        picked = np.array(picked, np.int64)
-        self.hashes[entries] = hashes[picked]
-        self.keys[entries] = keys[picked]
-        self.last[entries] = last_ts[picked]
-        if 2 * (self._used + len(entries)) > len(self._table_h):
-            self._rebuild()
-        else:
-            self._insert(hashes[picked], entries)
+        return tuple(np.array(a, np.int64) for a in (picked, entries, again, again_rows))
 
     def settle(self, entry):
         """Fold one entry's counters into its flow and release it."""
