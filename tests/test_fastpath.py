@@ -261,3 +261,34 @@ def test_opened_directions_get_their_entries_as_python_gives_them(seed, monkeypa
     monkeypatch.setattr(engine, "compiled", None)
     want = _bind_rounds(seed)
     assert got == want and sum(len(s[0]) for s in want) > 500
+
+
+def _settled(seed):
+    from verifier.directions import DirectionIndex
+    from test_directions import _flow
+    rnd = random.Random(seed)
+    index = DirectionIndex(3, capacity=8)
+    flows = [_flow(i) for i in range(300)]
+    owners = [(flow, side) for flow in flows for side in (0, 1) if rnd.random() < 0.6]
+    hashes = np.array(rnd.sample(range(1, 1 << 62), len(owners)), np.uint64)
+    index.bind(owners, hashes, np.zeros((len(owners), 3), np.uint64), np.zeros(len(owners)))
+    for h in rnd.sample(sorted(index.slots), 50):
+        index.settle(index.slots[h])                       # released entries: not live
+    live = list(index.slots.values())
+    index.add(np.array(live), np.array([rnd.randrange(1, 99) for _ in live]),
+              np.array([rnd.randrange(60, 9999) for _ in live]), np.array([rnd.uniform(-5, 5) for _ in live]))
+    index.settle_all()
+    return ([(f.pkts, f.octets, f.last, f.entries and [e for _i, e in f.entries]) for f in flows], index.owner,
+            index.slots, index.free)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_end_of_input_settles_entries_as_python_does(seed, monkeypatch):
+    """DirectionIndex.settle_all: the compiled loop (settle_entries) folds
+    the same counters and last times into the same flows and releases every
+    entry."""
+    got = _settled(seed)
+    monkeypatch.setattr(engine, "compiled", None)
+    want = _settled(seed)
+    assert got == want and any(p != [0, 0] for p, *_ in want[0]) and not want[2]
+    assert any(last > 0 for _p, _o, last, _e in want[0]) and all(o is None for o in want[1])

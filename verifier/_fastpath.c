@@ -55,6 +55,11 @@
  *     a hash already held by the same owner is "seen again", by another is
  *     skipped. ``free`` must hold an entry per owner.
  *
+ * settle_entries(owner, live, pkts, octets, last) -> None
+ *     The loop of directions.DirectionIndex.settle_all: each live entry's
+ *     counters added to its (flow, side), its last time carried, the flow's
+ *     entries and the entry's owner cleared.
+ *
  * pcap_records and split release the GIL while they walk the frames, so a
  * daemon's other threads (metrics, prober, capture reader) run meanwhile.
  */
@@ -852,12 +857,77 @@ done:
     return result;
 }
 
+/* ---- end of input (directions.DirectionIndex.settle_all) ----------------- */
+
+static PyObject *settle_entries(PyObject *self, PyObject *args)
+{
+    PyObject *owner;
+    Py_buffer live, pkts, octets, last;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*y*", &PyList_Type, &owner, &live, &pkts, &octets, &last))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = live.len / 8, entries = PyList_GET_SIZE(owner);
+    if (need(&pkts, 8 * entries, "packets") || need(&octets, 8 * entries, "octets") || need(&last, 8 * entries, "last"))
+        goto done;
+    const int64_t *e = live.buf, *p = pkts.buf, *o = octets.buf;
+    const double *l = last.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t entry = e[i];
+        if (entry < 0 || entry >= entries) {
+            PyErr_SetString(PyExc_IndexError, "settle_entries: entry out of range");
+            goto done;
+        }
+        PyObject *who = PyList_GET_ITEM(owner, entry);
+        if (!PyTuple_Check(who) || PyTuple_GET_SIZE(who) != 2) {
+            PyErr_SetString(PyExc_TypeError, "settle_entries: a live entry has no (flow, side) owner");
+            goto done;
+        }
+        PyObject *flow = PyTuple_GET_ITEM(who, 0);
+        Py_ssize_t side = PyLong_AsSsize_t(PyTuple_GET_ITEM(who, 1));
+        double was;
+        PyObject *list = NULL;
+        if ((side == -1 && PyErr_Occurred()) || (list = PyObject_GetAttr(flow, s_pkts)) == NULL
+            || add_to(list, side, p[entry]) < 0) {
+            Py_XDECREF(list);
+            goto done;
+        }
+        Py_DECREF(list);
+        if ((list = PyObject_GetAttr(flow, s_octets)) == NULL || add_to(list, side, o[entry]) < 0) {
+            Py_XDECREF(list);
+            goto done;
+        }
+        Py_DECREF(list);
+        if (double_attr(flow, s_last, &was) < 0)
+            goto done;
+        if (l[entry] > was) {
+            PyObject *v = PyFloat_FromDouble(l[entry]);
+            int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
+            Py_XDECREF(v);
+            if (rc < 0)
+                goto done;
+        }
+        if (PyObject_SetAttr(flow, s_entries, Py_None) < 0)
+            goto done;
+        Py_INCREF(Py_None);
+        PyList_SetItem(owner, entry, Py_None);     /* releases the (flow, side) pair */
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&live);
+    PyBuffer_Release(&pkts);
+    PyBuffer_Release(&octets);
+    PyBuffer_Release(&last);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
     {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
     {"bind_entries", bind_entries, METH_VARARGS, "Give opened directions their index entries (see the module source)."},
+    {"settle_entries", settle_entries, METH_VARARGS, "Fold live entries into their flows (see the module source)."},
     {NULL, NULL, 0, NULL},
 };
 

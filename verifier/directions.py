@@ -225,15 +225,18 @@ class DirectionIndex:
         """Fold and release every entry (end of input): one pass over lists."""
         live = list(self.slots.values())
         owner = self.owner
-        for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
-                                             self.last[live].tolist()):
-            flow, side = owner[entry]
-            flow.pkts[side] += pkts                  # _fold, inline: once per entry
-            flow.octets[side] += octets
-            if last > flow.last:
-                flow.last = last
-            flow.entries = None
-            owner[entry] = None
+        if engine.compiled is not None:           # the same loop in C
+            engine.compiled.settle_entries(owner, np.array(live, np.int64), self.pkts, self.octets, self.last)
+        else:
+            for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
+                                                 self.last[live].tolist()):
+                flow, side = owner[entry]
+                flow.pkts[side] += pkts              # _fold, inline: once per entry
+                flow.octets[side] += octets
+                if last > flow.last:
+                    flow.last = last
+                flow.entries = None
+                owner[entry] = None
         self.slots.clear()
         self._new_table(_MIN_TABLE)
         self.pkts[:] = self.octets[:] = 0
