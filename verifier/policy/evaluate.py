@@ -45,11 +45,13 @@ class Verdicts:
 
     def judge(self, flow, zone, local_side, path, today):
         excepted = []
-        for rule in self._waivable[zone]:
-            waiver = _waiver(self.policy, rule, flow, local_side, today)
-            if waiver is not None:
-                excepted.append((rule.name, waiver.reason))
-        key = (zone, tuple(excepted), tuple([el.cls for el in path]))
+        waivable = self._waivable[zone]
+        if waivable:
+            for rule in waivable:
+                waiver = _waiver(self.policy, rule, flow, local_side, today)
+                if waiver is not None:
+                    excepted.append((rule.name, waiver.reason))
+        key = (zone, tuple(excepted) if excepted else (), tuple([el.cls for el in path]))
         outcome = self._memo.get(key)
         if outcome is None:
             if len(self._memo) >= MEMO_LIMIT:

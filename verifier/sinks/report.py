@@ -59,10 +59,11 @@ class ReportSink:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
             tally.octets[j.verdict] += octets
-            if j.attributed:
+            outcome = j.outcome                     # shared by the path's shape: read it, not the properties
+            if outcome.attributed if outcome is not None else j.attributed:
                 tally.attributed_flows += 1
                 tally.attributed_octets += octets
-            shapes, vendors = tally.shapes, j.vendors
+            shapes, vendors = tally.shapes, outcome.vendors if outcome is not None else j.vendors
             shapes[vendors] = shapes.get(vendors, 0) + 1
             for rule, reason in j.excepted:
                 self.excepted[(rule, reason)] = self.excepted.get((rule, reason), 0) + 1
