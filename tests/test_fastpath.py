@@ -214,7 +214,7 @@ def test_open_directions_refuses_fields_outside_the_key():
     from verifier.flows import FlowTable
     table = FlowTable(lambda flow: None)
     bad = batch.FIELDS.copy()
-    bad[:, 2] = 60                                           # addresses past a plain key's 64 bytes
+    bad[:, batch.FIELD_COLUMNS.index("addr")] = 60          # addresses past a plain key's 64 bytes
     parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
     with pytest.raises(ValueError, match="no fields inside its key"):
         engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts)

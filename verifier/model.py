@@ -85,6 +85,11 @@ class Evidence:
         self.source, self.database, self.version = source, database, version
         self.prefix_len, self.detail = prefix_len, detail
 
+    def adding(self, detail, source=None):
+        """A copy with ``detail`` added to this evidence's (and ``source`` instead, if given)."""
+        return Evidence(source or self.source, self.database, self.version, self.prefix_len,
+                        {**self.detail, **detail} if self.detail else detail)
+
     def as_dict(self):
         out = {"source": self.source, "database": self.database,
                "version": self.version, "prefix_len": self.prefix_len}
@@ -188,8 +193,7 @@ class Restated(PathElement):
         ev = _EVIDENCE.__get__(self)
         detail = self._detail
         if detail is not None:
-            ev = Evidence(ev.source, ev.database, ev.version, ev.prefix_len,
-                          {**ev.detail, **detail} if ev.detail else detail)
+            ev = ev.adding(detail)
             _EVIDENCE.__set__(self, ev)
             self._detail = None
         return ev

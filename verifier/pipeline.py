@@ -7,15 +7,13 @@ both build a ``Pipeline`` and differ only in sources and sinks.
 Per chunk (thousands of packets): ``batch.split`` groups the common frames
 (Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
 UDP, GTP-U and VXLAN around them) by flow direction (in C, or with numpy
-where the compiled module is not built); a known
-direction costs a probe of the flow table's direction index
-(directions.py) and its counters are added in place. A direction seen for
-the first time has its fields read back from its key and opens or joins its
-flow (``batch.open_directions``, which learns its MACs and tunnels); every
-other frame (ICMP,
-fragments, other tunnels, other link types) is decoded one by one. A chunk that
-spans more than the idle timeout is decoded packet by packet so timeouts stay
-exact.
+where the compiled module is not built); a known direction costs a probe of
+the flow table's direction index (directions.py) and its counters are added
+in place. A direction seen for the first time has its fields read back from
+its key and opens or joins its flow (``batch.open_directions``, which learns
+its MACs and tunnels); every other frame (ICMP, fragments, other tunnels,
+other link types) is decoded one by one. A chunk that spans more than the
+idle timeout is decoded packet by packet so timeouts stay exact.
 """
 
 import datetime

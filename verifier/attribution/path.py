@@ -259,9 +259,7 @@ def _ordered(macs):
 def _restated(el, source=None, role=None, **detail):
     """A copy of ``el`` whose evidence adds ``detail`` (and names another
     source, or gives a role): elements are shared, so never changed in place."""
-    ev = el.evidence
-    evidence = Evidence(source or ev.source, ev.database, ev.version, ev.prefix_len,
-                        {**ev.detail, **detail} if ev.detail else detail)
+    evidence = el.evidence.adding(detail, source)
     if role is not None and role != el.role:
         return PathElement(el.kind, el.subject, el.vendor, el.organization, el.asn, el.trust, evidence, role)
     out = el.about(el.subject)                  # same attribution and class: a copy, evidence aside
