@@ -587,6 +587,32 @@ static int add_to_set(PyObject *sets, Py_ssize_t i, PyObject *item)
     return rc;
 }
 
+/* directions._fold: flow.pkts[side] += pkts, flow.octets[side] += octets, flow.last = max(flow.last, last). */
+static int fold(PyObject *flow, Py_ssize_t side, int64_t pkts, int64_t octets, double last)
+{
+    PyObject *list = PyObject_GetAttr(flow, s_pkts);
+    if (list == NULL || add_to(list, side, pkts) < 0)
+        goto fail;
+    Py_DECREF(list);
+    list = PyObject_GetAttr(flow, s_octets);
+    if (list == NULL || add_to(list, side, octets) < 0)
+        goto fail;
+    Py_DECREF(list);
+    double was;
+    if (double_attr(flow, s_last, &was) < 0)
+        return -1;
+    if (last > was) {
+        PyObject *v = PyFloat_FromDouble(last);
+        int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
+        Py_XDECREF(v);
+        return rc;
+    }
+    return 0;
+fail:
+    Py_XDECREF(list);
+    return -1;
+}
+
 /* One new direction: add_directions' loop body. Returns the new owner (flow, side), or NULL. */
 static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, const int64_t *f,
                           const uint8_t *h, uint64_t tag, double first_ts, double last_ts, int64_t count,
@@ -603,7 +629,7 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
                          : Py_BuildValue("(liiiy#iy#i)", ifindex, vlan, -1, proto, src, size, sport, dst, size, dport);
     if (key == NULL)
         return NULL;
-    PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL, *macs = NULL, *mac = NULL, *list = NULL;
+    PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL, *macs = NULL, *mac = NULL;
     double last;
     Py_XINCREF(flow);
     if (flow == NULL && PyErr_Occurred())
@@ -617,21 +643,8 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
         if (flow == NULL)
             goto done;
     }
-    if ((list = PyObject_GetAttr(flow, s_pkts)) == NULL || add_to(list, side, count) < 0)
+    if (fold(flow, side, count, octets, last_ts) < 0)
         goto done;
-    Py_DECREF(list);
-    if ((list = PyObject_GetAttr(flow, s_octets)) == NULL || add_to(list, side, octets) < 0)
-        goto done;
-    Py_CLEAR(list);
-    if (double_attr(flow, s_last, &last) < 0)
-        goto done;
-    if (last_ts > last) {
-        PyObject *v = PyFloat_FromDouble(last_ts);
-        int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
-        Py_XDECREF(v);
-        if (rc < 0)
-            goto done;
-    }
     if ((macs = PyObject_GetAttr(flow, s_macs)) == NULL)
         goto done;
     if ((mac = PyBytes_FromStringAndSize((const char *)h + f[F_SMAC], 6)) == NULL || add_to_set(macs, side, mac) < 0)
@@ -665,7 +678,6 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
     }
     result = Py_BuildValue("(Oi)", flow, side);
 done:
-    Py_XDECREF(list);
     Py_XDECREF(mac);
     Py_XDECREF(macs);
     Py_XDECREF(flow);
@@ -886,28 +898,8 @@ static PyObject *settle_entries(PyObject *self, PyObject *args)
         }
         PyObject *flow = PyTuple_GET_ITEM(who, 0);
         Py_ssize_t side = PyLong_AsSsize_t(PyTuple_GET_ITEM(who, 1));
-        double was;
-        PyObject *list = NULL;
-        if ((side == -1 && PyErr_Occurred()) || (list = PyObject_GetAttr(flow, s_pkts)) == NULL
-            || add_to(list, side, p[entry]) < 0) {
-            Py_XDECREF(list);
+        if ((side == -1 && PyErr_Occurred()) || fold(flow, side, p[entry], o[entry], l[entry]) < 0)
             goto done;
-        }
-        Py_DECREF(list);
-        if ((list = PyObject_GetAttr(flow, s_octets)) == NULL || add_to(list, side, o[entry]) < 0) {
-            Py_XDECREF(list);
-            goto done;
-        }
-        Py_DECREF(list);
-        if (double_attr(flow, s_last, &was) < 0)
-            goto done;
-        if (l[entry] > was) {
-            PyObject *v = PyFloat_FromDouble(l[entry]);
-            int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
-            Py_XDECREF(v);
-            if (rc < 0)
-                goto done;
-        }
         if (PyObject_SetAttr(flow, s_entries, Py_None) < 0)
             goto done;
         Py_INCREF(Py_None);
