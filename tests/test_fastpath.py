@@ -18,6 +18,7 @@ from verifier.capture.files import MAX_RECORD
 from verifier.capture.walk import _plain
 from verifier.craft import ETH_IPV4, ether, ipv4, udp
 from verifier.errors import CaptureError
+from verifier.model import Flow
 
 from conftest import corpus_path
 from test_batch import FAST, FAST_TUNNELS, SLOW, SLOW_TUNNELS, random_frames
@@ -166,8 +167,12 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
 
 
 def _flow_state(flow):
-    return (flow.key, flow.first, flow.last, flow.pkts, flow.octets, [sorted(m) for m in flow.macs],
-            sorted(flow.tunnels) if flow.tunnels is not None else None, flow.origin, flow.end_reason)
+    """Every slot of a flow (sets sorted), the compiled flows' and Flow.__init__'s alike."""
+    state = {name: getattr(flow, name) for name in Flow.__slots__}
+    state["macs"] = [sorted(m) for m in flow.macs]
+    state["tunnels"] = sorted(flow.tunnels) if flow.tunnels is not None else None
+    state["entries"] = None                     # index entries: bound after opening, compared by the bind tests
+    return type(flow), state
 
 
 def _open_rounds(rounds, capacity):
@@ -205,7 +210,27 @@ def test_new_directions_open_flows_as_the_flow_table_does(seed, monkeypatch):
     monkeypatch.setattr(engine, "compiled", None)
     want = _open_rounds(rounds, capacity=300)
     assert got[0] == want[0] and got[1] == want[1] and got[2] == want[2]
-    assert len(want[2]) > 100 and any(state[6] for state in want[1])       # shed or renewed; tunnels held
+    assert len(want[2]) > 100 and any(state["tunnels"] for _type, state in want[1])     # shed or renewed; tunnels held
+
+
+def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
+    """New flows are made in C only for a class with Flow's exact slots; for
+    any other (a Flow that grew a slot, say) FlowTable.renew makes them, the same."""
+    from verifier.flows import FlowTable
+
+    class Grown(Flow):
+        __slots__ = ("extra",)
+
+    chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(FAST + FAST_TUNNELS))
+    parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)
+             for g in batch.split_numpy(chunk, np.array([True]))[0]]
+    states = []
+    for cls in (Flow, Grown, dict):
+        table = FlowTable(lambda flow: None)
+        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS, parts,
+                                        cls, table.capacity)
+        states.append([_flow_state(f) for f in table.flows.values()])
+    assert len(states[0]) > 3 and states[0] == states[1] == states[2]
 
 
 def test_open_directions_refuses_fields_outside_the_key():
@@ -217,7 +242,8 @@ def test_open_directions_refuses_fields_outside_the_key():
     bad[:, batch.FIELD_COLUMNS.index("addr")] = 60          # addresses past a plain key's 64 bytes
     parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
     with pytest.raises(ValueError, match="no fields inside its key"):
-        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts)
+        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts, Flow,
+                                        table.capacity)
     assert not table.flows
 
 

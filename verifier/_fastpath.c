@@ -39,15 +39,17 @@
  *     index holds (same hash, same key) and that was not quiet past the idle
  *     timeout has its sums added to its entry, in place; the rest are returned.
  *
- * open_directions(flows, renew, idle, kinds, fields, parts)
+ * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity)
  *     -> per part, the list of (flow, side) owners of its rows
  *     batch.open_directions: the rows account() handed back, every part's
  *     merged by first frame (arrival order), go through the steps of
  *     flows.FlowTable.add_directions: fields read from the key where
- *     batch.FIELDS says they are, the flow's key, the live flow or
- *     renew(flow or None, key, side, first_ts) (FlowTable.renew, which may end
- *     flows), counters, last time, MACs, tunnels. A part is (keys, width,
- *     classes, rows, first, first_ts, last_ts, count, octets).
+ *     batch.FIELDS says they are, the flow's key, the live flow or a new
+ *     flow_type (model.Flow) one while the table holds fewer than
+ *     ``capacity``, else renew(flow or None, key, side, first_ts)
+ *     (FlowTable.renew, which may end flows), counters, last time, MACs,
+ *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
+ *     last_ts, count, octets).
  *
  * bind_entries(index, slots, owner, free, owners, hashes)
  *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows)
@@ -67,6 +69,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -514,7 +517,116 @@ done:;
 /* Columns of batch.FIELDS: where a class's fields sit in its key (-1: absent). */
 enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUTER, F_IDENT, F_IDSIZE, F_COLUMNS };
 
-static PyObject *s_last, *s_pkts, *s_octets, *s_macs, *s_tunnels;
+/* model.Flow's slots, read and written at their offsets instead of through
+ * getattr by name (a third of these loops' cost), and a new flow made as
+ * Flow.__init__ makes it. Only for a class whose __slots__ are exactly these
+ * names (in this order) as plain member slots; any other class, or a Flow
+ * that gains or renames a slot, goes through getattr and FlowTable.renew. */
+static const char *const FLOW_SLOTS[] = {"key", "ifindex", "vlan", "vlan2", "family", "proto", "a", "ap", "b", "bp",
+                                         "first", "last", "pkts", "octets", "macs", "icmp_errors", "hops",
+                                         "end_reason", "origin", "tunnels", "entries"};
+enum { S_KEY, S_IFINDEX, S_VLAN, S_VLAN2, S_FAMILY, S_PROTO, S_A, S_AP, S_B, S_BP, S_FIRST, S_LAST, S_PKTS, S_OCTETS,
+       S_MACS, S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_ORIGIN, S_TUNNELS, S_ENTRIES, S_COUNT };
+
+static PyObject *slot_names[S_COUNT];
+static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (borrowed; kept by flows) */
+static Py_ssize_t slot_at[S_COUNT];
+
+/* Whether ``type`` has Flow's layout (learning it if new to us). */
+static int flow_layout(PyTypeObject *type)
+{
+    if (type == flow_type)
+        return 1;
+    PyObject *slots = PyDict_GetItemString(type->tp_dict, "__slots__");       /* borrowed */
+    if (slots == NULL || !PyTuple_Check(slots) || PyTuple_GET_SIZE(slots) != S_COUNT || type->tp_dictoffset != 0)
+        return 0;
+    Py_ssize_t at[S_COUNT];
+    for (int k = 0; k < S_COUNT; k++) {
+        PyObject *d = PyDict_GetItemWithError(type->tp_dict, slot_names[k]);
+        if (d == NULL || PyObject_RichCompareBool(PyTuple_GET_ITEM(slots, k), slot_names[k], Py_EQ) != 1
+            || !Py_IS_TYPE(d, &PyMemberDescr_Type) || ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
+            PyErr_Clear();
+            return 0;
+        }
+        at[k] = ((PyMemberDescrObject *)d)->d_member->offset;
+    }
+    memcpy(slot_at, at, sizeof at);
+    flow_type = type;
+    return 1;
+}
+
+#define SLOT(obj, k) (*(PyObject **)((char *)(obj) + slot_at[k]))
+
+/* getattr(flow, FLOW_SLOTS[k]): a new reference, or NULL with an exception. */
+static PyObject *flow_get(PyObject *flow, int k)
+{
+    if (!flow_layout(Py_TYPE(flow)))
+        return PyObject_GetAttr(flow, slot_names[k]);
+    PyObject *v = SLOT(flow, k);
+    if (v == NULL)
+        PyErr_SetObject(PyExc_AttributeError, slot_names[k]);
+    Py_XINCREF(v);
+    return v;
+}
+
+/* setattr(flow, FLOW_SLOTS[k], v) */
+static int flow_set(PyObject *flow, int k, PyObject *v)
+{
+    if (!flow_layout(Py_TYPE(flow)))
+        return PyObject_SetAttr(flow, slot_names[k], v);
+    Py_INCREF(v);
+    Py_XSETREF(SLOT(flow, k), v);
+    return 0;
+}
+
+/* Flow(key, ts) with origin ``side``, as model.Flow.__init__ and
+ * FlowTable.renew make it; ``type`` has Flow's layout. */
+static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side)
+{
+    PyObject *flow = type->tp_alloc(type, 0), *first = PyFloat_FromDouble(ts);
+    if (flow == NULL || first == NULL)
+        goto fail;
+    static const int unpacked[] = {S_IFINDEX, S_VLAN, S_VLAN2, S_PROTO, S_A, S_AP, S_B, S_BP};
+    for (int k = 0; k < 8; k++) {
+        PyObject *v = PyTuple_GET_ITEM(key, k);
+        Py_INCREF(v);
+        SLOT(flow, unpacked[k]) = v;
+    }
+    Py_INCREF(key);
+    SLOT(flow, S_KEY) = key;
+    SLOT(flow, S_FAMILY) = PyLong_FromLong(PyBytes_GET_SIZE(PyTuple_GET_ITEM(key, 4)) == 4 ? 4 : 6);
+    Py_INCREF(first);
+    SLOT(flow, S_FIRST) = first;
+    SLOT(flow, S_LAST) = first;
+    first = NULL;
+    SLOT(flow, S_PKTS) = PyList_New(2);
+    SLOT(flow, S_OCTETS) = PyList_New(2);
+    SLOT(flow, S_MACS) = PyTuple_New(2);
+    SLOT(flow, S_ICMP_ERRORS) = PyLong_FromLong(0);
+    SLOT(flow, S_ORIGIN) = PyLong_FromLong(side);
+    if (!SLOT(flow, S_FAMILY) || !SLOT(flow, S_PKTS) || !SLOT(flow, S_OCTETS) || !SLOT(flow, S_MACS)
+        || !SLOT(flow, S_ICMP_ERRORS) || !SLOT(flow, S_ORIGIN))
+        goto fail;
+    for (int k = 0; k < 2; k++) {
+        PyObject *zero = PyLong_FromLong(0), *set = PySet_New(NULL);
+        Py_XINCREF(zero);
+        PyList_SET_ITEM(SLOT(flow, S_PKTS), k, zero);
+        PyList_SET_ITEM(SLOT(flow, S_OCTETS), k, zero);
+        PyTuple_SET_ITEM(SLOT(flow, S_MACS), k, set);
+        if (zero == NULL || set == NULL)
+            goto fail;
+    }
+    static const int none[] = {S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES};
+    for (int k = 0; k < 4; k++) {
+        Py_INCREF(Py_None);
+        SLOT(flow, none[k]) = Py_None;
+    }
+    return flow;
+fail:
+    Py_XDECREF(first);
+    Py_XDECREF(flow);
+    return NULL;
+}
 
 typedef struct {
     Py_buffer keys, classes, rows, first, first_ts, last_ts, count, octets;
@@ -565,10 +677,19 @@ static int add_to(PyObject *list, Py_ssize_t i, int64_t value)
     return rc;
 }
 
-/* getattr(obj, name) as a double; -1 with an exception set on failure. */
-static int double_attr(PyObject *obj, PyObject *name, double *out)
+/* flow.<slot k>[i] += value */
+static int add_to_slot(PyObject *flow, int k, Py_ssize_t i, int64_t value)
 {
-    PyObject *v = PyObject_GetAttr(obj, name);
+    PyObject *list = flow_get(flow, k);
+    int rc = list ? add_to(list, i, value) : -1;
+    Py_XDECREF(list);
+    return rc;
+}
+
+/* flow.last as a double; -1 with an exception set on failure. */
+static int last_of(PyObject *flow, double *out)
+{
+    PyObject *v = flow_get(flow, S_LAST);
     if (v == NULL)
         return -1;
     *out = PyFloat_AsDouble(v);
@@ -576,47 +697,60 @@ static int double_attr(PyObject *obj, PyObject *name, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* set_or_tuple[i].add(item) */
-static int add_to_set(PyObject *sets, Py_ssize_t i, PyObject *item)
+/* flow.macs[i].add(item) */
+static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac)
 {
-    PyObject *set = PySequence_GetItem(sets, i);
-    if (set == NULL)
-        return -1;
-    int rc = PySet_Add(set, item);
-    Py_DECREF(set);
+    PyObject *sets = flow_get(flow, S_MACS), *set = sets ? PySequence_GetItem(sets, i) : NULL;
+    PyObject *item = set ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL;
+    int rc = item ? PySet_Add(set, item) : -1;
+    Py_XDECREF(item);
+    Py_XDECREF(set);
+    Py_XDECREF(sets);
     return rc;
 }
 
 /* directions._fold: flow.pkts[side] += pkts, flow.octets[side] += octets, flow.last = max(flow.last, last). */
 static int fold(PyObject *flow, Py_ssize_t side, int64_t pkts, int64_t octets, double last)
 {
-    PyObject *list = PyObject_GetAttr(flow, s_pkts);
-    if (list == NULL || add_to(list, side, pkts) < 0)
-        goto fail;
-    Py_DECREF(list);
-    list = PyObject_GetAttr(flow, s_octets);
-    if (list == NULL || add_to(list, side, octets) < 0)
-        goto fail;
-    Py_DECREF(list);
     double was;
-    if (double_attr(flow, s_last, &was) < 0)
+    if (add_to_slot(flow, S_PKTS, side, pkts) < 0 || add_to_slot(flow, S_OCTETS, side, octets) < 0
+        || last_of(flow, &was) < 0)
         return -1;
     if (last > was) {
         PyObject *v = PyFloat_FromDouble(last);
-        int rc = v ? PyObject_SetAttr(flow, s_last, v) : -1;
+        int rc = v ? flow_set(flow, S_LAST, v) : -1;
         Py_XDECREF(v);
         return rc;
     }
     return 0;
-fail:
-    Py_XDECREF(list);
-    return -1;
 }
 
-/* One new direction: add_directions' loop body. Returns the new owner (flow, side), or NULL. */
-static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, const int64_t *f,
-                          const uint8_t *h, uint64_t tag, double first_ts, double last_ts, int64_t count,
-                          int64_t octets)
+/* (ifindex, vlan, -1, proto, a, ap, b, bp): flows.FlowTable's key. */
+static PyObject *flow_key(long ifindex, int vlan, int proto, const uint8_t *a, int ap, const uint8_t *b, int bp,
+                          Py_ssize_t size)
+{
+    PyObject *key = PyTuple_New(8);
+    if (key == NULL)
+        return NULL;
+    PyObject *items[8] = {PyLong_FromLong(ifindex), PyLong_FromLong(vlan), PyLong_FromLong(-1), PyLong_FromLong(proto),
+                          PyBytes_FromStringAndSize((const char *)a, size), PyLong_FromLong(ap),
+                          PyBytes_FromStringAndSize((const char *)b, size), PyLong_FromLong(bp)};
+    int ok = 1;
+    for (int k = 0; k < 8; k++) {
+        ok = ok && items[k] != NULL;
+        PyTuple_SET_ITEM(key, k, items[k]);
+    }
+    if (!ok)
+        Py_CLEAR(key);
+    return key;
+}
+
+/* One new direction: add_directions' loop body. Returns the new owner (flow, side), or NULL.
+ * A key no live flow holds gets a new flow here when the table has room (so
+ * FlowTable.renew would neither end nor shed one); renew does the rest. */
+static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, PyTypeObject *type,
+                          Py_ssize_t capacity, const int64_t *f, const uint8_t *h, uint64_t tag, double first_ts,
+                          double last_ts, int64_t count, int64_t octets)
 {
     long ifindex = (long)(tag >> 8);
     int vlan = f[F_VLAN] >= 0 ? (be16(h + f[F_VLAN]) & 0x0FFF) : -1, proto = h[f[F_PROTO]];
@@ -625,49 +759,49 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
     int sport = be16(h + f[F_PORTS]), dport = be16(h + f[F_PORTS] + 2);
     int order = memcmp(src, dst, (size_t)size);
     int side = !(order < 0 || (order == 0 && sport <= dport));
-    PyObject *key = side ? Py_BuildValue("(liiiy#iy#i)", ifindex, vlan, -1, proto, dst, size, dport, src, size, sport)
-                         : Py_BuildValue("(liiiy#iy#i)", ifindex, vlan, -1, proto, src, size, sport, dst, size, dport);
+    PyObject *key = side ? flow_key(ifindex, vlan, proto, dst, dport, src, sport, size)
+                         : flow_key(ifindex, vlan, proto, src, sport, dst, dport, size);
     if (key == NULL)
         return NULL;
-    PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL, *macs = NULL, *mac = NULL;
+    PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL;
     double last;
     Py_XINCREF(flow);
     if (flow == NULL && PyErr_Occurred())
         goto done;
-    if (flow != NULL && double_attr(flow, s_last, &last) < 0)
+    if (flow != NULL && last_of(flow, &last) < 0)
         goto done;
-    if (flow == NULL || first_ts - last > idle) {
+    if (flow == NULL && PyDict_GET_SIZE(flows) < capacity && flow_layout(type)) {
+        if ((flow = new_flow(type, key, first_ts, side)) == NULL || PyDict_SetItem(flows, key, flow) < 0)
+            goto done;
+    } else if (flow == NULL || first_ts - last > idle) {
         PyObject *renewed = PyObject_CallFunction(renew, "OOid", flow ? flow : Py_None, key, side, first_ts);
         Py_XDECREF(flow);
         flow = renewed;
         if (flow == NULL)
             goto done;
     }
-    if (fold(flow, side, count, octets, last_ts) < 0)
+    if (fold(flow, side, count, octets, last_ts) < 0 || add_mac(flow, side, h + f[F_SMAC]) < 0
+        || add_mac(flow, 1 - side, h + f[F_DMAC]) < 0)
         goto done;
-    if ((macs = PyObject_GetAttr(flow, s_macs)) == NULL)
-        goto done;
-    if ((mac = PyBytes_FromStringAndSize((const char *)h + f[F_SMAC], 6)) == NULL || add_to_set(macs, side, mac) < 0)
-        goto done;
-    Py_DECREF(mac);
-    if ((mac = PyBytes_FromStringAndSize((const char *)h + f[F_DMAC], 6)) == NULL
-        || add_to_set(macs, 1 - side, mac) < 0)
-        goto done;
-    Py_CLEAR(mac);
     if (f[F_TUNNEL] >= 0) {
         unsigned long ident = 0;
         for (int64_t k = 0; k < f[F_IDSIZE]; k++)
             ident = (ident << 8) | h[f[F_IDENT] + k];
         const uint8_t *outer = h + f[F_OUTER];
-        PyObject *tunnel = Py_BuildValue("(Oy#y#k)", PyTuple_GET_ITEM(kinds, f[F_TUNNEL]), outer, (Py_ssize_t)4,
-                                         outer + 4, (Py_ssize_t)4, ident);
+        PyObject *kind = PyTuple_GET_ITEM(kinds, f[F_TUNNEL]), *tunnel = PyTuple_New(4);
         if (tunnel == NULL)
             goto done;
-        PyObject *held = PyObject_GetAttr(flow, s_tunnels);
+        Py_INCREF(kind);
+        PyTuple_SET_ITEM(tunnel, 0, kind);
+        PyTuple_SET_ITEM(tunnel, 1, PyBytes_FromStringAndSize((const char *)outer, 4));
+        PyTuple_SET_ITEM(tunnel, 2, PyBytes_FromStringAndSize((const char *)outer + 4, 4));
+        PyTuple_SET_ITEM(tunnel, 3, PyLong_FromUnsignedLong(ident));
+        int made = PyTuple_GET_ITEM(tunnel, 1) && PyTuple_GET_ITEM(tunnel, 2) && PyTuple_GET_ITEM(tunnel, 3);
+        PyObject *held = made ? flow_get(flow, S_TUNNELS) : NULL;
         if (held == Py_None) {                     /* the flow's first: _carried's new set */
             Py_DECREF(held);
             held = PySet_New(NULL);
-            if (held != NULL && PyObject_SetAttr(flow, s_tunnels, held) < 0)
+            if (held != NULL && flow_set(flow, S_TUNNELS, held) < 0)
                 Py_CLEAR(held);
         }
         int rc = held ? PySet_Add(held, tunnel) : -1;
@@ -676,10 +810,10 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
         if (rc < 0)
             goto done;
     }
-    result = Py_BuildValue("(Oi)", flow, side);
+    PyObject *who = PyLong_FromLong(side);
+    result = who ? PyTuple_Pack(2, flow, who) : NULL;
+    Py_XDECREF(who);
 done:
-    Py_XDECREF(mac);
-    Py_XDECREF(macs);
     Py_XDECREF(flow);
     Py_DECREF(key);
     return result;
@@ -688,10 +822,12 @@ done:
 static PyObject *open_directions(PyObject *self, PyObject *args)
 {
     PyObject *flows, *renew, *kinds, *part_list;
+    PyTypeObject *type;
+    Py_ssize_t capacity;
     double idle;
     Py_buffer fields;
-    if (!PyArg_ParseTuple(args, "O!OdO!y*O!", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds, &fields,
-                          &PyList_Type, &part_list))
+    if (!PyArg_ParseTuple(args, "O!OdO!y*O!O!n", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds, &fields,
+                          &PyList_Type, &part_list, &PyType_Type, &type, &capacity))
         return NULL;
     Py_ssize_t nparts = PyList_GET_SIZE(part_list), nclasses = fields.len / (8 * F_COLUMNS);
     Part *parts = PyMem_Calloc(nparts ? nparts : 1, sizeof(Part));
@@ -744,7 +880,7 @@ static PyObject *open_directions(PyObject *self, PyObject *args)
         }
         const int64_t *f = (const int64_t *)fields.buf + cls * F_COLUMNS;
         /* header bytes first (as split stored them), the class/interface word last */
-        PyObject *owner = open_one(flows, renew, idle, kinds, f, (const uint8_t *)key, key[p->width - 1],
+        PyObject *owner = open_one(flows, renew, idle, kinds, type, capacity, f, (const uint8_t *)key, key[p->width - 1],
                                    ((const double *)p->first_ts.buf)[row], ((const double *)p->last_ts.buf)[row],
                                    ((const int64_t *)p->count.buf)[row], ((const int64_t *)p->octets.buf)[row]);
         if (owner == NULL)
@@ -771,8 +907,6 @@ done:
 }
 
 /* ---- entries for opened directions (directions.DirectionIndex.bind) ------- */
-
-static PyObject *s_end_reason, *s_entries;
 
 static PyObject *bind_entries(PyObject *self, PyObject *args)
 {
@@ -804,7 +938,7 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "bind_entries: an owner is not a (flow, side) pair");
             goto done;
         }
-        PyObject *flow = PyTuple_GET_ITEM(who, 0), *ended = PyObject_GetAttr(flow, s_end_reason);
+        PyObject *flow = PyTuple_GET_ITEM(who, 0), *ended = flow_get(flow, S_END_REASON);
         if (ended == NULL)
             goto done;
         Py_DECREF(ended);
@@ -847,11 +981,11 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             Py_DECREF(entry_obj);
             goto done;
         }
-        PyObject *list = PyObject_GetAttr(flow, s_entries);
+        PyObject *list = flow_get(flow, S_ENTRIES);
         if (list == Py_None) {
             Py_DECREF(list);
             list = PyList_New(0);
-            if (list != NULL && PyObject_SetAttr(flow, s_entries, list) < 0)
+            if (list != NULL && flow_set(flow, S_ENTRIES, list) < 0)
                 Py_CLEAR(list);
         }
         PyObject *pair = list ? PyTuple_Pack(2, index, entry_obj) : NULL;
@@ -900,7 +1034,7 @@ static PyObject *settle_entries(PyObject *self, PyObject *args)
         Py_ssize_t side = PyLong_AsSsize_t(PyTuple_GET_ITEM(who, 1));
         if ((side == -1 && PyErr_Occurred()) || fold(flow, side, p[entry], o[entry], l[entry]) < 0)
             goto done;
-        if (PyObject_SetAttr(flow, s_entries, Py_None) < 0)
+        if (flow_set(flow, S_ENTRIES, Py_None) < 0)
             goto done;
         Py_INCREF(Py_None);
         PyList_SetItem(owner, entry, Py_None);     /* releases the (flow, side) pair */
@@ -929,14 +1063,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "The per
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    s_last = PyUnicode_InternFromString("last");
-    s_pkts = PyUnicode_InternFromString("pkts");
-    s_octets = PyUnicode_InternFromString("octets");
-    s_macs = PyUnicode_InternFromString("macs");
-    s_tunnels = PyUnicode_InternFromString("tunnels");
-    s_end_reason = PyUnicode_InternFromString("end_reason");
-    s_entries = PyUnicode_InternFromString("entries");
-    if (!s_last || !s_pkts || !s_octets || !s_macs || !s_tunnels || !s_end_reason || !s_entries)
-        return NULL;
+    for (int k = 0; k < S_COUNT; k++)
+        if ((slot_names[k] = PyUnicode_InternFromString(FLOW_SLOTS[k])) == NULL)
+            return NULL;
     return PyModule_Create(&module);
 }
