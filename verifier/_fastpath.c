@@ -529,7 +529,7 @@ enum { S_KEY, S_IFINDEX, S_VLAN, S_VLAN2, S_FAMILY, S_PROTO, S_A, S_AP, S_B, S_B
        S_MACS, S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_ORIGIN, S_TUNNELS, S_ENTRIES, S_COUNT };
 
 static PyObject *slot_names[S_COUNT];
-static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (borrowed; kept by flows) */
+static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (held: its address stays its own) */
 static Py_ssize_t slot_at[S_COUNT];
 
 /* Whether ``type`` has Flow's layout (learning it if new to us). */
@@ -551,7 +551,8 @@ static int flow_layout(PyTypeObject *type)
         at[k] = ((PyMemberDescrObject *)d)->d_member->offset;
     }
     memcpy(slot_at, at, sizeof at);
-    flow_type = type;
+    Py_INCREF(type);
+    Py_XSETREF(flow_type, type);
     return 1;
 }
 
