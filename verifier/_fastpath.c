@@ -662,27 +662,15 @@ static int fields_fit(const int64_t *f, Py_ssize_t bytes, Py_ssize_t kinds)
     return 1;
 }
 
-/* list[i] += value */
-static int add_to(PyObject *list, Py_ssize_t i, int64_t value)
-{
-    PyObject *old = PySequence_GetItem(list, i);
-    if (old == NULL)
-        return -1;
-    PyObject *v = PyLong_FromLongLong(value), *sum = v ? PyNumber_Add(old, v) : NULL;
-    Py_DECREF(old);
-    Py_XDECREF(v);
-    if (sum == NULL)
-        return -1;
-    int rc = PySequence_SetItem(list, i, sum);
-    Py_DECREF(sum);
-    return rc;
-}
-
 /* flow.<slot k>[i] += value */
 static int add_to_slot(PyObject *flow, int k, Py_ssize_t i, int64_t value)
 {
-    PyObject *list = flow_get(flow, k);
-    int rc = list ? add_to(list, i, value) : -1;
+    PyObject *list = flow_get(flow, k), *old = list ? PySequence_GetItem(list, i) : NULL;
+    PyObject *v = old ? PyLong_FromLongLong(value) : NULL, *sum = v ? PyNumber_Add(old, v) : NULL;
+    int rc = sum ? PySequence_SetItem(list, i, sum) : -1;
+    Py_XDECREF(sum);
+    Py_XDECREF(v);
+    Py_XDECREF(old);
     Py_XDECREF(list);
     return rc;
 }
