@@ -17,6 +17,13 @@ audit's page faults). Keeping blocks up to 32 MiB in the heap and not
 trimming it reuses the same pages piece after piece; peak memory is
 unchanged, since the pieces are the same size.
 
+numpy's wheels bundle OpenBLAS, which starts a worker thread per core when
+numpy is imported and lets it spin waiting for work (~70 ms of CPU in a
+1M-packet audit). The pipeline uses numpy for element-wise passes only,
+never linear algebra, and an audit's second core is taken by the capture's
+SHA-256 thread; ``quiet_start`` asks OpenBLAS for no workers unless the
+user set ``OPENBLAS_NUM_THREADS``.
+
 When the command is done, the console script leaves without tearing the
 heap down (``leave``): freeing every flow, cache entry and module object one
 by one (and the final collection over them) took ~0.1 s after a 1M-packet
@@ -35,8 +42,10 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3         # mallopt(3) parameters
 def quiet_start():
     """Call first thing: start-up (imports, YAML, registries) builds hundreds
     of thousands of long-lived objects, which the default generation-0
-    threshold of 700 would scan some forty times (~30 ms)."""
+    threshold of 700 would scan some forty times (~30 ms); and before numpy
+    is imported, so that OpenBLAS starts no spinning workers."""
     gc.set_threshold(GEN0, GEN1, GEN2)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def tune_for_throughput(finite=False):
