@@ -318,3 +318,16 @@ def test_end_of_input_settles_entries_as_python_does(seed, monkeypatch):
     want = _settled(seed)
     assert got == want and any(p != [0, 0] for p, *_ in want[0]) and not want[2]
     assert any(last > 0 for _p, _o, last, _e in want[0]) and all(o is None for o in want[1])
+
+
+def test_inserting_into_a_full_or_short_table_is_an_error():
+    """insert_hashes refuses rather than probing forever or writing past ``pos``."""
+    table_h, table_e, pos = np.zeros(4, np.uint64), np.full(4, -1, np.int64), np.zeros(8, np.int64)
+    hashes = np.arange(1, 6, dtype=np.uint64)
+    with pytest.raises(ValueError, match="open slots"):
+        engine.compiled.insert_hashes(table_h, table_e, pos, 2, hashes, np.arange(5, dtype=np.int64))
+    with pytest.raises(IndexError):
+        engine.compiled.insert_hashes(table_h, table_e, pos, 2, hashes[:2], np.array([0, 8], np.int64))
+    fresh = np.full(4, -1, np.int64)
+    assert engine.compiled.insert_hashes(table_h, fresh, pos, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
+    assert sorted(fresh.tolist()) == [0, 1, 2, 3]

@@ -59,6 +59,12 @@
  *     a hash already held by the same owner is "seen again", by another is
  *     skipped. ``free`` must hold an entry per owner.
  *
+ * insert_hashes(table_h, table_e, pos, bits, hashes, entries) -> empty slots taken
+ *     directions.DirectionIndex._insert: hashes known to be absent placed by
+ *     linear probing in the same rounds as the numpy code (each round, every
+ *     row not yet placed tries its slot, the first to find it open takes it,
+ *     the rest move one slot on), so the table comes out the same.
+ *
  * settle_entries(owner, live, pkts, octets, last) -> None
  *     The loop of directions.DirectionIndex.settle_all: each live entry's
  *     counters added to its (flow, side), its last time carried, the flow's
@@ -996,6 +1002,72 @@ done:
 
 /* ---- end of input (directions.DirectionIndex.settle_all) ----------------- */
 
+static PyObject *insert_hashes(PyObject *self, PyObject *args)
+{
+    Py_buffer table_h, table_e, pos, hashes, entries;
+    int bits;
+    if (!PyArg_ParseTuple(args, "w*w*w*iy*y*", &table_h, &table_e, &pos, &bits, &hashes, &entries))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = hashes.len / 8, npos = pos.len / 8, used = 0, pending = n;
+    size_t slots = (size_t)1 << bits, mask = slots - 1;
+    Py_ssize_t *rows = NULL;
+    size_t *at = NULL;
+    if (bits < 1 || bits > 62 || need(&table_h, 8 * (Py_ssize_t)slots, "table hashes")
+        || need(&table_e, 8 * (Py_ssize_t)slots, "table entries") || need(&entries, 8 * n, "entries"))
+        goto done;
+    uint64_t *th = table_h.buf;
+    const uint64_t *h = hashes.buf;
+    int64_t *te = table_e.buf, *where = pos.buf;
+    const int64_t *e = entries.buf;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (e[i] < 0 || e[i] >= npos) {
+            PyErr_SetString(PyExc_IndexError, "insert_hashes: entry out of range");
+            goto done;
+        }
+    rows = PyMem_Malloc(sizeof *rows * (n ? n : 1));
+    at = PyMem_Malloc(sizeof *at * (n ? n : 1));
+    if (rows == NULL || at == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        rows[i] = i;
+        at[i] = (size_t)((h[i] * FIB) >> (64 - bits));
+    }
+    for (size_t round = 0; pending; round++) {   /* rows[] and at[] keep the rows not placed, in order */
+        if (round == slots) {                   /* every slot tried: the table is full */
+            PyErr_SetString(PyExc_ValueError, "insert_hashes: more hashes than open slots");
+            goto done;
+        }
+        Py_ssize_t left = 0;
+        for (Py_ssize_t k = 0; k < pending; k++) {
+            Py_ssize_t i = rows[k];
+            size_t s = at[k];
+            if (te[s] < 0) {
+                used += te[s] == -1;
+                th[s] = h[i];
+                te[s] = e[i];
+                where[e[i]] = (int64_t)s;
+            } else {
+                rows[left] = i;
+                at[left++] = (s + 1) & mask;
+            }
+        }
+        pending = left;
+    }
+    result = PyLong_FromSsize_t(used);
+done:
+    PyMem_Free(rows);
+    PyMem_Free(at);
+    PyBuffer_Release(&table_h);
+    PyBuffer_Release(&table_e);
+    PyBuffer_Release(&pos);
+    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&entries);
+    return result;
+}
+
 static PyObject *settle_entries(PyObject *self, PyObject *args)
 {
     PyObject *owner;
@@ -1044,6 +1116,7 @@ static PyMethodDef methods[] = {
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
     {"bind_entries", bind_entries, METH_VARARGS, "Give opened directions their index entries (see the module source)."},
+    {"insert_hashes", insert_hashes, METH_VARARGS, "Place absent hashes in the direction table (see the module source)."},
     {"settle_entries", settle_entries, METH_VARARGS, "Fold live entries into their flows (see the module source)."},
     {NULL, NULL, 0, NULL},
 };

@@ -72,7 +72,13 @@ class DirectionIndex:
     def _insert(self, hashes, entries):
         """Place hashes known to be absent, all at once: each
         round, rows whose slot is open compete for it (the first wins), the
-        rest move one slot on."""
+        rest move one slot on. The compiled module's ``insert_hashes`` takes
+        the same rounds, row by row."""
+        if engine.compiled is not None:
+            self._used += engine.compiled.insert_hashes(self._table_h, self._table_e, self.pos, self._bits,
+                                                        np.ascontiguousarray(hashes, np.uint64),
+                                                        np.ascontiguousarray(entries, np.int64))
+            return
         table_h, table_e, mask = self._table_h, self._table_e, self._mask
         at = self._home(hashes)
         pending = np.arange(len(hashes))
