@@ -18,6 +18,7 @@ from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
 from .errors import CaptureError
 from .pipeline import Pipeline
+from .runtime import spare
 from .sinks.flowcsv import CsvSink
 from .sinks.report import ReportSink, certificate, exit_code, _iso
 
@@ -46,7 +47,7 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     try:
         for path in files:
             captures.append(_audit_one(pipe, path, bar))
-        pipe.finish()
+        spare(pipe.finish())           # the ended flows: freed at exit, not one by one (runtime.spare)
     finally:
         if csv_fh and not to_stdout:
             csv_fh.close()

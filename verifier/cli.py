@@ -15,7 +15,7 @@ import click
 
 from . import __version__
 from .errors import ConfigError, VerifierError
-from .runtime import leave, quiet_start, tune_for_throughput
+from .runtime import leave, quiet_start, tune_for_throughput, will_leave
 
 EXIT_USAGE = 2
 
@@ -412,6 +412,7 @@ def main():
     """The console script: click always ends with ``SystemExit``; its code
     becomes the process's without a heap teardown (runtime.leave)."""
     quiet_start()
+    will_leave()
     try:
         cli(prog_name="verifier")
     except SystemExit as done:

@@ -198,7 +198,7 @@ class FlowTable:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
 
     def flush(self, reason=SHUTDOWN):
-        """End every flow (end of input or shutdown)."""
+        """End every flow (end of input or shutdown); returns them, ended."""
         while self.pending:
             self._release(*self.pending.popitem(last=False))
         for index in self._directions.values():
@@ -211,6 +211,7 @@ class FlowTable:
             flow.end_reason = reason
             on_expire(flow)
         self.frags.clear()
+        return ending
 
     def _shed(self):
         """Over capacity: end the least recently seen tenth of the table."""

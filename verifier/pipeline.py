@@ -199,5 +199,5 @@ class Pipeline:
             sink.flow(flow, judgements)
 
     def finish(self):
-        """End of input: end every open flow through policy and sinks."""
-        self.table.flush()
+        """End of input: end every open flow through policy and sinks; returns them, ended."""
+        return self.table.flush()
