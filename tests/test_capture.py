@@ -177,3 +177,33 @@ def test_vectorised_walk_equals_the_plain_walk(order, case):
         want, want_stop, want_over = _plain(buf, 0, len(buf), order, MAX_RECORD)
         got, stop, over = record_starts(buf, order, MAX_RECORD, scratch)
         assert got.tolist() == want and (stop, over) == (want_stop, want_over), (case, trial)
+
+
+@pytest.mark.parametrize("kind", ["pcap", "pcapng"])
+def test_records_cut_at_any_piece_end_read_the_same_plain_or_gzip(tmp_path, monkeypatch, kind):
+    """A plain file is read at offsets (os.pread from the first byte not yet
+    taken), a gzip stream carries the cut tail over: with pieces of a few
+    records, cut at every kind of place, both give the frames, the damaged
+    tail and its offset that one whole read gives."""
+    import random
+    rnd = random.Random(kind)
+    payloads = [FRAME[:14] + bytes(rnd.randrange(256) for _ in range(rnd.randrange(20, 300))) for _ in range(60)]
+    plain = str(tmp_path / f"x.{kind}")
+    if kind == "pcap":
+        with PcapWriter(plain) as w:
+            for i, frame in enumerate(payloads):
+                w.write(1000.0 + i, frame)
+    else:
+        pcapng(plain, [(1, "eth0", None)], [(0, (1000 + i) * 10 ** 6, frame) for i, frame in enumerate(payloads)])
+    data = open(plain, "rb").read()
+    open(plain, "wb").write(data[:-7])                      # a damaged tail too
+    packed = str(tmp_path / f"x.{kind}.gz")
+    with open(plain, "rb") as src, gzip.open(packed, "wb") as dst:
+        dst.write(src.read())
+    want_cap, want = frames(plain)
+    assert len(want) == len(payloads) - 1 and len(want_cap.errors) == 1
+    for piece in (199, 1000, 4096):                        # 199: shorter than some records
+        monkeypatch.setattr("verifier.capture.files.CHUNK", piece)
+        for path in (plain, packed):
+            cap, got = frames(path)
+            assert got == want and cap.errors == want_cap.errors and cap.position == want_cap.position

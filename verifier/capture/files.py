@@ -18,6 +18,7 @@ piece at once with numpy (walk.py); pcapng blocks are walked one by one.
 """
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -77,6 +78,7 @@ class CaptureFile:
     """Common part: opening, error recording, frames() over chunks()."""
 
     format = "?"
+    positional = True                   # a file read at offsets (a pipe is not)
 
     def __init__(self, path, compressed):
         self.path = path
@@ -91,33 +93,68 @@ class CaptureFile:
     def _fail(self, offset, message):
         self.errors.append(f"offset {offset}: {message}")
 
-    def _pieces(self, skip):
-        """Yield ``(more, eof)`` reads after skipping the file header; read errors end the file."""
+    def _pieces(self, start):
+        """Yield ``(buf, eof)`` after the file header (``start`` bytes): ``buf``
+        holds the stream from ``self.position`` on, which the caller moves
+        past what it took (``_consumed``); ``eof``: nothing follows ``buf``.
+        A plain file is read with ``os.pread`` from that offset, so a record
+        cut at a piece's end is read again with the next piece rather than
+        copied in front of it (a 4 MiB copy a piece); a gzip stream or a pipe
+        carries the cut tail over. Read errors end the file."""
+        self.position = start
+        if self.positional and not self.compressed:
+            yield from self._preads()
+            return
         try:
             fh = self._open()
         except OSError as exc:
             self._fail(0, str(exc))
             return
         with fh:
-            fh.read(skip)
+            fh.read(start)
+            rest, base = b"", start
             while True:
                 try:
                     more = fh.read(CHUNK)
                 except (OSError, EOFError) as exc:
                     self._fail(self.position, f"read error: {exc}")
                     return
-                yield more
+                buf = rest + more if rest else more
+                yield buf, not more
                 if not more:
                     return
+                rest, base = buf[self.position - base:], self.position
 
-    def _carry(self, buf, off, more, what):
-        """After walking ``buf`` up to ``off``: keep the partial tail for the
-        next piece; at the end of the file a tail is damage."""
+    def _preads(self):
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            self._fail(0, str(exc))
+            return
+        size = CHUNK
+        try:
+            while True:
+                at = self.position
+                try:
+                    buf = os.pread(fd, size, at)
+                except OSError as exc:
+                    self._fail(at, f"read error: {exc}")
+                    return
+                eof = len(buf) < size
+                yield buf, eof
+                if eof:
+                    return
+                # Nothing taken: a record longer than the piece (the walks bound records), read more of it.
+                size = CHUNK if self.position > at else 2 * size
+        finally:
+            os.close(fd)
+
+    def _consumed(self, buf, off, eof, what):
+        """After walking ``buf`` up to ``off``: the next piece starts there;
+        at the end of the file a tail is damage."""
         self.position += off
-        rest = buf[off:]
-        if not more and rest:
-            self._fail(self.position, f"truncated {what} at end of file ({len(rest)} stray bytes)")
-        return rest
+        if eof and off < len(buf):
+            self._fail(self.position, f"truncated {what} at end of file ({len(buf) - off} stray bytes)")
 
     def frames(self):
         for chunk in self.chunks():
@@ -144,10 +181,8 @@ class PcapFile(CaptureFile):
         self.snaplen = snaplen
 
     def chunks(self):
-        self.position, rest = 24, b""          # position: file offset of rest[0]
         scratch = Scratch()
-        for more in self._pieces(24):
-            buf = rest + more if rest else more
+        for buf, eof in self._pieces(24):      # buf: from file offset self.position on
             if engine.compiled is not None:
                 chunk, off, oversize = self._walked(buf)
             else:
@@ -159,7 +194,7 @@ class PcapFile(CaptureFile):
                 incl = struct.unpack_from(self._order + "I", buf, off + 8)[0]
                 self._fail(self.position + off, f"record of {incl} bytes exceeds {MAX_RECORD}: file is corrupt")
                 return
-            rest = self._carry(buf, off, more, "record")
+            self._consumed(buf, off, eof, "record")
 
     def _walked(self, buf):
         """(Chunk or None, stop, oversize) by the compiled walk: same records, same timestamps."""
@@ -196,9 +231,7 @@ class PcapngFile(CaptureFile):
     def chunks(self):
         self._order = "<"
         self._section = []             # this section's interfaces: (global index, tick, ts offset)
-        self.position, rest = 0, b""
-        for more in self._pieces(0):
-            buf = rest + more if rest else more
+        for buf, eof in self._pieces(0):
             off, broken = 0, False
             epbs, extra = [], []
             end = len(buf)
@@ -230,7 +263,7 @@ class PcapngFile(CaptureFile):
                 yield self._chunk(buf, epbs, extra)
             if broken:
                 return
-            rest = self._carry(buf, off, more, "block")
+            self._consumed(buf, off, eof, "block")
 
     def _other_block(self, buf, off, btype, blen, extra):
         """Section, interface and rare packet blocks. False ends the file."""
@@ -314,6 +347,8 @@ class PcapngStream(PcapngFile):
     """pcapng arriving on a pipe (dumpcap ``-w -``): ``chunks()`` yields
     frames as soon as their blocks are complete; a read returns whatever the
     pipe holds, so a quiet link does not hold back the packets already read."""
+
+    positional = False
 
     def __init__(self, fh, name):
         CaptureFile.__init__(self, name, False)
