@@ -9,8 +9,7 @@ bench/run.py once under ``valgrind --tool=callgrind --separate-threads=yes``
 (Debian ``valgrind``; ~50x slower than a normal run, about a minute for the
 1M-packet capture), after one plain run that fills the data directory's
 caches as bench/run.py's warm-up does, and prints the instructions of each thread: the main
-thread does the packets and flows, a short-lived one belongs to numpy's
-OpenBLAS start-up, and the last hashes the capture for
+thread does the packets and flows, the other hashes the capture for
 the certificate (SHA-256; under valgrind without the CPU's SHA extensions,
 so its count says little). Compare the main thread's count before and after
 a change; it tracks time for the Python-bound parts, not for page faults or
