@@ -139,25 +139,25 @@ class PathElement:
         """The same attribution about another subject (another MAC of the same
         OUI block, address of the same AS prefix): a copy without recomputing
         what derives from it."""
-        el = _new_element(PathElement)
-        el.kind, el.subject, el.vendor, el.organization, el.asn = \
-            self.kind, subject, self.vendor, self.organization, self.asn
-        el.trust, el.evidence, el.role, el.known = self.trust, self.evidence, self.role, self.known
-        el.equipment, el.cls, el._dict = self.equipment, self.cls, None
-        return el
+        return self._copy(PathElement, subject)
 
     def restated(self, detail):
         """This element as one flow saw it: the same attribution and class,
         its evidence with ``detail`` added (a tunnel's TEIDs, say). Elements
         are shared, so never changed in place; the merged evidence is made
         when first read (``Restated``)."""
-        el = _new_element(Restated)
+        el = self._copy(Restated, self.subject)
+        el._detail = detail
+        return el
+
+    def _copy(self, cls, subject):
+        """A ``cls`` holding this element's attribution, class and evidence, about ``subject``."""
+        el = _new_element(cls)
         el.kind, el.subject, el.vendor, el.organization, el.asn = \
-            self.kind, self.subject, self.vendor, self.organization, self.asn
+            self.kind, subject, self.vendor, self.organization, self.asn
         el.trust, el.role, el.known = self.trust, self.role, self.known
         el.equipment, el.cls, el._dict = self.equipment, self.cls, None
-        _EVIDENCE.__set__(el, self.evidence)
-        el._detail = detail
+        _EVIDENCE.__set__(el, self.evidence)          # the slot itself, past a Restated's property
         return el
 
     def as_dict(self):
