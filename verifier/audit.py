@@ -8,7 +8,6 @@ the digest costs no wall time on a 2-core machine.
 
 import hashlib
 import os
-import sys
 import threading
 
 from .attribution.discovery import SegmentDiscovery
@@ -16,6 +15,7 @@ from .attribution.mobile import ControlPlane
 from .attribution.path import ip_text
 from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
+from .decode import R_LINKTYPE, linktype_name
 from .errors import CaptureError
 from .pipeline import Pipeline
 from .runtime import spare
@@ -31,26 +31,26 @@ class AuditResult:
         self.certificate, self.exit_code = cert, code
 
 
-def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0, active_timeout=1800.0,
-              max_flows=500_000, progress=False, max_violations=1000, catalogue=None):
+def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, active_timeout=1800.0,
+              max_flows=500_000, progress=False, max_violations=1000, catalogue=None, require_ip=True):
+    """Audit ``paths``; ``csv_fh``: a text file object for one CSV row per flow.
+    ``require_ip``: a capture whose frames include no IP packet is an input
+    error (fail closed: nothing in it could be judged); ``verifier discover``,
+    which reads control frames only, turns that off."""
     report = ReportSink(policy, max_violations)
     files = expand_paths(paths)
     bar = _progress_bar(files) if progress else None
     discovery = SegmentDiscovery(attributor, catalogue or VendorCatalogue.load())
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
                     progress=bar.advance if bar else None, discovery=discovery, control_plane=ControlPlane())
-    to_stdout = csv_out == "-"
-    csv_fh = sys.stdout if to_stdout else open(csv_out, "w", newline="", encoding="utf-8") if csv_out else None
-    if csv_fh:
+    if csv_fh is not None:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))
     captures = []
     try:
         for path in files:
-            captures.append(_audit_one(pipe, path, bar))
+            captures.append(_audit_one(pipe, path, bar, require_ip))
         spare(pipe.finish())           # the ended flows: freed at exit, not one by one (runtime.spare)
     finally:
-        if csv_fh and not to_stdout:
-            csv_fh.close()
         if bar is not None:
             bar.finish()
     expired = [e.describe() for e in policy.exceptions if e.expired(when.date())]
@@ -67,6 +67,21 @@ def run_audit(paths, policy, attributor, when, csv_out=None, idle_timeout=300.0,
     return AuditResult(cert, code)
 
 
+def nothing_decoded(packets, unsupported, decode_errors, non_ip):
+    """Why a capture gave no IP packet to judge, for its certificate entry."""
+    if not packets:
+        return "no packets: nothing to audit"
+    parts = [f"{n:,} frame{'s' * (n != 1)} of link type {linktype_name(lt)} ({lt}), which this version does not decode"
+             for lt, n in sorted(unsupported.items()) if n]
+    malformed = {k: n for k, n in decode_errors.items() if k != R_LINKTYPE}
+    if malformed:
+        parts.append(f"{sum(malformed.values()):,} malformed (" +
+                     ", ".join(f"{k}: {n:,}" for k, n in sorted(malformed.items())) + ")")
+    if non_ip:
+        parts.append(f"{non_ip:,} not IP (ARP, LLDP, STP, ...)")
+    return f"no frame of its {packets:,} decodes as IP, so nothing in it could be judged: " + "; ".join(parts)
+
+
 def discovered(discovery, policy, interfaces):
     """Devices learned from LLDP/CDP/STP, for the certificate and ``verifier discover``."""
     out = []
@@ -79,7 +94,7 @@ def discovered(discovery, policy, interfaces):
     return out
 
 
-def _audit_one(pipe, path, bar):
+def _audit_one(pipe, path, bar, require_ip):
     digest = _Digest(path)
     entry = {"path": path, "format": None, "packets": 0, "first_ts": None, "last_ts": None, "errors": []}
     try:
@@ -88,12 +103,18 @@ def _audit_one(pipe, path, bar):
         entry["errors"].append(str(exc))
     else:
         entry["format"] = source.format + (".gz" if source.compressed else "")
-        before = dict(pipe.stats.decode_errors)
+        stats = pipe.stats
+        before, non_ip, ip_packets = dict(stats.decode_errors), stats.non_ip, stats.ip_packets
+        unsupported = dict(stats.unsupported_linktypes)
         packets, first, last = pipe.ingest(source)
         entry.update(packets=packets, first_ts=_iso(first), last_ts=_iso(last),
                      interfaces=[{"linktype": i.linktype, "name": i.name} for i in source.interfaces])
-        entry["decode_errors"] = {k: v - before[k] for k, v in pipe.stats.decode_errors.items() if v - before[k]}
+        entry["decode_errors"] = {k: v - before[k] for k, v in stats.decode_errors.items() if v - before[k]}
         entry["errors"].extend(f"{path}: {e}" for e in source.errors)
+        if require_ip and stats.ip_packets == ip_packets and (packets or not entry["errors"]):
+            lost = {lt: n - unsupported.get(lt, 0) for lt, n in stats.unsupported_linktypes.items()}
+            why = nothing_decoded(packets, lost, entry["decode_errors"], stats.non_ip - non_ip)
+            entry["errors"].append(f"{path}: {why}")
     entry["sha256"] = digest.result()
     if bar is not None:
         bar.file_done(path)

@@ -2,22 +2,29 @@
 
 Exit codes of ``audit``: 0 every zone with traffic certified, 1 a violation,
 3 unverified traffic in a zone that requires attribution, 2 usage, policy or
-input error (including a capture that could not be read completely).
+input error (including a capture that could not be read completely, or of
+which nothing decoded as IP), 4 internal error: an exception nothing expected
+is a bug, reported in one line (the traceback with ``--debug``), and never
+leaves an output file behind nor exits with a code that reads as a result.
 """
 
+import contextlib
 import datetime
 import json
 import os
 import sys
 import time
+import traceback
 
 import click
 
 from . import __version__
+from .atomic import AtomicFile, write_atomic
 from .errors import ConfigError, VerifierError
 from .runtime import leave, quiet_start, tune_for_throughput, will_leave
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 4
 
 
 class App:
@@ -58,12 +65,33 @@ def default_data_dir():
     return os.environ.get("VERIFIER_DATA_DIR") or click.get_app_dir("clean-path-verifier")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Verifier(click.Group):
+    """The command group; an exception no command expected (a bug) ends the
+    process with exit code 4 and one line on stderr, never the code 1 that
+    Python gives an uncaught exception — 1 means "violation found"."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:          # noqa: BLE001 - the one place that turns a bug into exit 4
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:"
+                       f"{where.lineno}; a bug: please report it, with the traceback --debug prints)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=Verifier, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="verifier")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where imported registries and caches live (default: per-user dir, or $VERIFIER_DATA_DIR).")
+@click.option("--debug", is_flag=True, help="On an internal error, print the traceback.")
 @click.pass_context
-def cli(ctx, data_dir):
+def cli(ctx, data_dir, debug):
     """Clean-path verifier: does your traffic cross equipment you do not trust?"""
     ctx.obj = App(data_dir or default_data_dir())
 
@@ -124,23 +152,32 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     if textfile_dir and not os.path.isdir(textfile_dir):
         raise click.BadParameter(f"'{textfile_dir}' is not a directory", param_hint="--textfile")
     started = time.monotonic()
-    try:
-        policy = app.policy(policies)
-        attributor = app.attributor(inventory, asn_dbs)
-        tune_for_throughput(finite=True)
-        result = run_audit(captures, policy, attributor, when, csv_out=csv_out, idle_timeout=idle_timeout,
-                           active_timeout=active_timeout, max_flows=max_flows,
-                           progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
-                           catalogue=app.catalogue)
-    except VerifierError as exc:
-        _fail(exc)
-    cert = result.certificate
-    if json_out:
-        from .sinks.report import to_json
-        _write(json_out, to_json(cert))
-    if html_out:
-        from .sinks.html import render
-        _write(html_out, render(cert))
+    # Nothing is written unless the audit ends: the CSV grows in an unnamed
+    # file and is renamed into place after the certificate (atomic.py).
+    with _csv_output(csv_out) as csv_fh:
+        try:
+            policy = app.policy(policies)
+            attributor = app.attributor(inventory, asn_dbs)
+            tune_for_throughput(finite=True)
+            result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
+                               active_timeout=active_timeout, max_flows=max_flows,
+                               progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
+                               catalogue=app.catalogue)
+        except VerifierError as exc:
+            _fail(exc)
+        cert = result.certificate
+        outputs = []
+        if json_out:
+            from .sinks.report import to_json
+            outputs.append((json_out, to_json(cert)))
+        if html_out:
+            from .sinks.html import render
+            outputs.append((html_out, render(cert)))
+        for path, text in outputs:
+            try:
+                write_atomic(path, text)
+            except OSError as exc:
+                _fail(VerifierError(f"cannot write {path}: {exc.strerror or exc}"))
     if not quiet and csv_out != "-":
         from .sinks.summary import render_summary
         click.echo(render_summary(cert))
@@ -164,11 +201,17 @@ def _publish(cert, code, duration, textfile_dir, pushgateway_url, job):
     return code
 
 
-def _write(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _csv_output(csv_out):
+    """The CSV's file object for the audit: stdout, a file that appears when
+    the audit succeeds, or none."""
+    if not csv_out:
+        return contextlib.nullcontext(None)
+    if csv_out == "-":
+        return contextlib.nullcontext(sys.stdout)
+    try:
+        return AtomicFile(csv_out)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write {csv_out}: {exc.strerror or exc}", param_hint="--csv") from None
 
 
 # --- run ---------------------------------------------------------------------
@@ -263,7 +306,7 @@ def discover(app, captures, as_json, inventory, policies):
         policy_ = app.policy(policies)
         attributor = app.attributor(inventory, [])
         result = run_audit(captures, policy_, attributor, datetime.datetime.now(datetime.timezone.utc),
-                           catalogue=app.catalogue)
+                           catalogue=app.catalogue, require_ip=False)
     except VerifierError as exc:
         _fail(exc)
     devices = result.certificate["discovered_devices"]

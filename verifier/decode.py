@@ -7,8 +7,14 @@ In:  ``decode(data, linktype)``.
 Out: a ``Packet`` (``family`` 0 for non-IP frames such as ARP, LLDP, STP, which
      keep their ``ethertype`` so control-frame consumers can pick them up), or
      one of the ``R_*`` reason strings the pipeline counts.
-Invariant: never raises on any input; header nesting is capped at
-``MAX_DEPTH`` layers (VLAN tags, MPLS labels, IPv6 extension headers).
+Invariant: never raises on any input, and its work is bounded: each chain
+of like headers (VLAN tags, MPLS labels, IPv6 extension headers, GTP-U
+extension headers) is capped at ``MAX_DEPTH``, and every route by which one
+layer opens another — a pseudowire's or NSH's inner Ethernet frame, PPPoE,
+a tunnel's payload, an ICMP error's quoted packet — adds one to the
+packet's ``nesting``, capped at ``MAX_NESTING`` for the whole frame (then
+``R_DEPTH``). So no crafted frame recurses more than a few dozen Python
+frames deep, however its layers are interleaved.
 
 Layers: link type -> ethertype chain (802.1Q/802.1ad, MPLS, PPPoE) -> IPv4 or
 IPv6 (extension headers, fragments) -> TCP/UDP ports, ICMP type/code and, for
@@ -33,16 +39,29 @@ import struct
 from .model import Packet
 
 MAX_DEPTH = 16
+MAX_NESTING = 16
 MAX_TUNNELS = 4
 
 # Link types (https://www.tcpdump.org/linktypes.html)
 LT_NULL, LT_ETHERNET, LT_RAW_BSD, LT_RAW_OBSD, LT_RAW = 0, 1, 12, 14, 101
 LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = 108, 113, 228, 229, 276
 LT_PPP, LT_PPP_HDLC = 9, 50
+# Names for messages about link types seen in captures (pcap-linktype(7)).
+LINKTYPE_NAMES = {
+    0: "NULL", 1: "ETHERNET", 6: "IEEE802_5", 8: "SLIP", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC",
+    51: "PPP_ETHER", 101: "RAW", 104: "C_HDLC", 105: "IEEE802_11", 107: "FRELAY", 108: "LOOP",
+    113: "LINUX_SLL", 119: "IEEE802_11_PRISM", 122: "IP_OVER_FC", 127: "IEEE802_11_RADIOTAP",
+    143: "DOCSIS", 163: "IEEE802_11_AVS", 187: "BLUETOOTH_HCI_H4", 192: "PPI", 195: "IEEE802_15_4_WITHFCS",
+    201: "BLUETOOTH_HCI_H4_WITH_PHDR", 220: "USB_LINUX_MMAPPED", 227: "CAN_SOCKETCAN", 228: "IPV4",
+    229: "IPV6", 230: "IEEE802_15_4_NOFCS", 239: "NFLOG", 249: "USBPCAP", 251: "BLUETOOTH_LE_LL",
+    252: "WIRESHARK_UPPER_PDU", 263: "ZWAVE_R3", 276: "LINUX_SLL2", 288: "ETW",
+}
 
 ET_IPV4, ET_IPV6, ET_VLAN, ET_QINQ, ET_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
 ET_MPLS, ET_MPLS_MC, ET_PPPOE = 0x8847, 0x8848, 0x8864
 ET_VNTAG, ET_ETAG = 0x8926, 0x893F          # Cisco VN-Tag (4 bytes), 802.1BR E-Tag (6 bytes)
+ET_NSH = 0x894F                             # Network Service Header (RFC 8300)
+NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5   # its next-protocol values
 PPP_IPV4, PPP_IPV6, PPP_MPLS, PPP_MPLS_MC = 0x0021, 0x0057, 0x0281, 0x0283
 
 TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
@@ -85,6 +104,13 @@ _SLL2 = struct.Struct("!H2xIHBB8s").unpack_from
 _AF_INET6 = {10, 24, 28, 30}
 _GTP = struct.Struct("!BBHI").unpack_from
 IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
+
+
+def linktype_name(linktype):
+    name = LINKTYPE_NAMES.get(linktype)
+    if name is None and 147 <= linktype <= 162:
+        name = f"USER{linktype - 147}"
+    return name or "unnamed"
 
 
 def decode(data, linktype):
@@ -139,7 +165,24 @@ def _ethertype(pkt, data, pos, et=None):
         if et == ET_PPPOE:
             if pos + 8 > len(data):
                 return R_L2_SHORT
+            pkt.nesting += 1
+            if pkt.nesting > MAX_NESTING:
+                return R_DEPTH
             return _ppp_payload(pkt, data, pos + 6, et)
+        if et == ET_NSH:
+            pkt, pos, et = _nsh(pkt, data, pos)
+            if pkt.__class__ is str:
+                return pkt
+            if et is None:                          # an Ethernet frame follows
+                if pos + 14 > len(data):
+                    return R_L2_SHORT
+                pkt.dst_mac, pkt.src_mac = data[pos:pos + 6], data[pos + 6:pos + 12]
+                pos += 12
+            elif et == 0:                           # the rest is not ours to read
+                pkt.ethertype = ET_NSH
+                pkt.l2_payload = pos
+                return pkt
+            continue
         pkt.ethertype = et          # < 0x0600 is an 802.3 length: LLC (CDP, STP, ...)
         pkt.l2_payload = pos
         return pkt
@@ -161,14 +204,47 @@ def _mpls(pkt, data, pos):
             if nibble == 0 and pos + 4 + 14 <= len(data):
                 # Ethernet pseudowire behind a control word (RFC 4385): the
                 # inner frame's addresses are the ones the flow belongs to.
-                inner = Packet()
+                inner = _inner(pkt)
+                if inner is None:
+                    return R_DEPTH
                 inner.dst_mac = data[pos + 4:pos + 10]
                 inner.src_mac = data[pos + 10:pos + 16]
-                inner.vlan, inner.vlan2 = pkt.vlan, pkt.vlan2
                 return _ethertype(inner, data, pos + 16)
             pkt.ethertype = ET_MPLS
             return pkt
     return R_DEPTH
+
+
+def _inner(pkt):
+    """A packet for the layer ``pkt`` carries: its tags, MACs and tunnels
+    so far, one nesting step deeper; None when that is past ``MAX_NESTING``."""
+    if pkt.nesting >= MAX_NESTING:
+        return None
+    inner = Packet()
+    inner.dst_mac, inner.src_mac, inner.vlan, inner.vlan2 = pkt.dst_mac, pkt.src_mac, pkt.vlan, pkt.vlan2
+    inner.tunnels = pkt.tunnels
+    inner.nesting = pkt.nesting + 1
+    return inner
+
+
+def _nsh(pkt, data, pos):
+    """RFC 8300 NSH at ``pos`` -> (pkt, offset after it, what follows): an
+    ethertype to go on with, None for an Ethernet frame, 0 for anything else;
+    or (reason, 0, 0). Each NSH counts one nesting step (NSH may follow NSH)."""
+    if pos + 8 > len(data):
+        return R_L2_SHORT, 0, 0
+    size = (data[pos + 1] & 0x3F) * 4
+    if data[pos] >> 6 or size < 8 or pos + size > len(data):
+        return R_L2_SHORT, 0, 0
+    pkt.nesting += 1
+    if pkt.nesting > MAX_NESTING:
+        return R_DEPTH, 0, 0
+    nxt = data[pos + 3]
+    pos += size
+    if nxt == NSH_ETHERNET:
+        return pkt, pos, None
+    follow = {NSH_IPV4: ET_IPV4, NSH_IPV6: ET_IPV6, NSH_NSH: ET_NSH, NSH_MPLS: ET_MPLS}.get(nxt, 0)
+    return pkt, pos, follow
 
 
 def _ip(pkt, data, pos):
@@ -187,12 +263,14 @@ def _ipv4(pkt, data, pos):
         return R_IPV4_SHORT
     vihl, _tos, total, ipid, frag, _ttl, proto, src, dst = _IPV4(data, pos)
     hlen = (vihl & 15) * 4
-    if hlen < 20 or total < hlen:
+    if hlen < 20 or (total and total < hlen):
         return R_IPV4_BAD
     if pos + hlen > len(data):
         return R_IPV4_SHORT
     pkt.family, pkt.src, pkt.dst, pkt.proto = 4, src, dst, proto
-    end = min(len(data), pos + total)          # drop Ethernet padding
+    # Total length 0: a segmentation-offload frame captured before the NIC
+    # cut it (TSO; Wireshark presumes the same): the frame is the datagram.
+    end = min(len(data), pos + total) if total else len(data)   # else drop Ethernet padding
     offset = frag & 0x1FFF
     if offset or frag & 0x2000:
         pkt.frag_id = ipid
@@ -286,8 +364,8 @@ def _l4(pkt, data, pos, end):
             pairs, errors = ICMP6_PAIRS, ICMP6_ERRORS
         pkt.sport = itype
         pkt.dport = pairs.get(itype, code)
-        if itype in errors and pos + 8 < end:
-            pkt.quote = _quoted(data[pos + 8:end])
+        if itype in errors and pos + 8 < end and pkt.nesting < MAX_NESTING:
+            pkt.quote = _quoted(data[pos + 8:end], pkt.nesting + 1)
         return pkt
     return pkt
 
@@ -301,8 +379,9 @@ def _decapsulate(pkt, kind, ident, data, pos, end, parse):
     outer = pkt.tunnels or []
     if len(outer) >= MAX_TUNNELS or pkt.frag_id >= 0 or pos >= end:
         return pkt
-    inner = Packet()
-    inner.dst_mac, inner.src_mac, inner.vlan, inner.vlan2 = pkt.dst_mac, pkt.src_mac, pkt.vlan, pkt.vlan2
+    inner = _inner(pkt)
+    if inner is None:
+        return pkt
     inner.tunnels = outer + [(kind, pkt.src, pkt.dst, ident)]
     result = parse(inner, data[:end] if end < len(data) else data, pos)
     if result.__class__ is str or not result.family:
@@ -426,9 +505,10 @@ def _gre(pkt, data, pos, end):
 _UDP_TUNNELS = {GTPU: _gtpu, VXLAN: _vxlan, GENEVE: _geneve, GRE: _gre}
 
 
-def _quoted(inner):
+def _quoted(inner, nesting):
     """The header an ICMP error quotes, as a Packet (ports may be 0), or None."""
     pkt = Packet()
+    pkt.nesting = nesting
     result = _ip(pkt, inner, 0)
     if isinstance(result, Packet):
         return result

@@ -28,7 +28,7 @@ class Packet:
 
     __slots__ = ("dst_mac", "src_mac", "vlan", "vlan2", "ethertype", "l2_payload",
                  "family", "src", "dst", "proto", "sport", "dport",
-                 "frag_id", "frag_offset", "quote", "tunnels", "payload")
+                 "frag_id", "frag_offset", "quote", "tunnels", "payload", "nesting")
 
     def __init__(self):
         self.dst_mac = self.src_mac = b""
@@ -43,6 +43,7 @@ class Packet:
         self.quote = None
         self.tunnels = None        # [(kind, outer src, outer dst, id)], outermost first
         self.payload = 0           # offset of a UDP packet's payload in the frame (control-plane readers)
+        self.nesting = 0           # layers opened inside other layers so far (decode.MAX_NESTING bounds it)
 
 
 class Flow:

@@ -23,7 +23,7 @@ import numpy as np
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
 from .batch import open_directions, split
-from .decode import LT_ETHERNET, REASONS, decode
+from .decode import LT_ETHERNET, R_LINKTYPE, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import Verdicts
 
@@ -38,6 +38,11 @@ class Stats:
         self.octets = 0
         self.non_ip = 0
         self.decode_errors = dict.fromkeys(REASONS, 0)
+        self.unsupported_linktypes = {}     # link type -> frames (R_LINKTYPE, told apart for the certificate)
+
+    @property
+    def ip_packets(self):
+        return self.packets - self.non_ip - sum(self.decode_errors.values())
 
 
 class Pipeline:
@@ -159,6 +164,9 @@ class Pipeline:
             pkt = decode(data, linktypes[ifx])
             if pkt.__class__ is str:
                 errors[pkt] += 1
+                if pkt is R_LINKTYPE:
+                    lt = linktypes[ifx]
+                    stats.unsupported_linktypes[lt] = stats.unsupported_linktypes.get(lt, 0) + 1
             elif not pkt.family:
                 stats.non_ip += 1
                 for hook in self.control_frame_hooks:

@@ -20,6 +20,7 @@ import os
 import re
 import time
 
+from .atomic import write_atomic
 from prometheus_client import (CollectorRegistry, Gauge, generate_latest, push_to_gateway,
                                pushadd_to_gateway)
 
@@ -67,18 +68,7 @@ def audit_registry(cert, exit_code, duration, now=None, last_success=None):
 def write_textfile(directory, cert, exit_code, duration, name="cleanpath_audit", now=None):
     path = os.path.join(directory, name + ".prom")
     reg = audit_registry(cert, exit_code, duration, now, previous_success(path))
-    data = generate_latest(reg)
-    tmp = os.path.join(directory, f".{name}.prom.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomic(path, generate_latest(reg))     # the collector never reads half a file
     return path
 
 

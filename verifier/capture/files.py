@@ -17,7 +17,6 @@ the compiled module is built (verifier/_fastpath.c), else found for the whole
 piece at once with numpy (walk.py); pcapng blocks are walked one by one.
 """
 
-import gzip
 import os
 import struct
 
@@ -26,9 +25,11 @@ import numpy as np
 from .. import engine
 from ..errors import CaptureError
 from .chunk import Chunk, gather_u32
+from .gz import GzipReader
 from .walk import Scratch, record_starts
 
 MAX_RECORD = 262144          # libpcap's MAXIMUM_SNAPLEN; larger means corruption
+EPB_HEADER = 28              # pcapng Enhanced Packet Block: type, length, interface, 2 x timestamp, 2 x length
 CHUNK = 4 << 20               # ~35k frames at a 128-byte snap length: numpy passes stay in cache
 
 PCAP_MAGICS = {
@@ -61,10 +62,12 @@ def open_capture(path):
     compressed = head[:2] == GZIP_MAGIC
     if compressed:
         try:
-            with gzip.open(path, "rb") as fh:
+            with GzipReader(path) as fh:
                 head = fh.read(4)
-        except (OSError, EOFError) as exc:
-            raise CaptureError(f"{path}: bad gzip stream: {exc}") from None
+        except OSError as exc:
+            raise CaptureError(f"{path}: {exc.strerror or exc}") from None
+        if len(head) < 4 and fh.damage:
+            raise CaptureError(f"{path}: bad gzip stream: {fh.damage[2]} at compressed byte {fh.damage[0]}")
     if head in PCAP_MAGICS:
         return PcapFile(path, compressed)
     if head == PCAPNG_MAGIC:
@@ -86,9 +89,10 @@ class CaptureFile:
         self.interfaces = []
         self.errors = []
         self.position = 0               # bytes of the (uncompressed) stream consumed
+        self._cut = False               # the gzip stream ended at damage (already recorded)
 
     def _open(self):
-        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
+        return GzipReader(self.path) if self.compressed else open(self.path, "rb")
 
     def _fail(self, offset, message):
         self.errors.append(f"offset {offset}: {message}")
@@ -100,7 +104,9 @@ class CaptureFile:
         A plain file is read with ``os.pread`` from that offset, so a record
         cut at a piece's end is read again with the next piece rather than
         copied in front of it (a 4 MiB copy a piece); a gzip stream or a pipe
-        carries the cut tail over. Read errors end the file."""
+        carries the cut tail over. Read errors end the file; so does a
+        damaged gzip stream, after every byte decompressed before the damage
+        (gz.py), which is recorded with both offsets."""
         self.position = start
         if self.positional and not self.compressed:
             yield from self._preads()
@@ -116,10 +122,15 @@ class CaptureFile:
             while True:
                 try:
                     more = fh.read(CHUNK)
-                except (OSError, EOFError) as exc:
+                except OSError as exc:
                     self._fail(self.position, f"read error: {exc}")
                     return
                 buf = rest + more if rest else more
+                damage = None if more else getattr(fh, "damage", None)
+                if damage is not None:
+                    at, produced, message = damage
+                    self._fail(produced, f"{message} at compressed byte {at}: the records before it are kept")
+                    self._cut = True
                 yield buf, not more
                 if not more:
                     return
@@ -153,7 +164,7 @@ class CaptureFile:
         """After walking ``buf`` up to ``off``: the next piece starts there;
         at the end of the file a tail is damage."""
         self.position += off
-        if eof and off < len(buf):
+        if eof and off < len(buf) and not self._cut:    # a cut gzip stream is reported as such
             self._fail(self.position, f"truncated {what} at end of file ({len(buf) - off} stray bytes)")
 
     def frames(self):
@@ -254,6 +265,11 @@ class PcapngFile(CaptureFile):
                 if off + blen > end:
                     break
                 if btype == 6:
+                    if blen < EPB_HEADER + 4:
+                        self._fail(self.position + off, f"enhanced packet block of {blen} bytes is shorter "
+                                                        f"than its {EPB_HEADER + 4}-byte header and trailer")
+                        broken = True
+                        break
                     epbs.append(off)
                 elif not self._other_block(buf, off, btype, blen, extra):
                     broken = True
@@ -304,7 +320,7 @@ class PcapngFile(CaptureFile):
             ifid_c = np.minimum(ifid, len(table) - 1)
             ts = ((hi << 32) | lo) * table[ifid_c, 1] + table[ifid_c, 2]
             ifx = table[ifid_c, 0].astype(np.int64)
-            off = np.asarray(epbs, np.int64) + 28
+            off = np.asarray(epbs, np.int64) + EPB_HEADER
         else:
             ts = ifx = off = incl = orig = np.zeros(0, np.int64)
         if extra:
