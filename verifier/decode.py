@@ -7,45 +7,41 @@ In:  ``decode(data, linktype)``.
 Out: a ``Packet`` (``family`` 0 for non-IP frames such as ARP, LLDP, STP, which
      keep their ``ethertype`` so control-frame consumers can pick them up), or
      one of the ``R_*`` reason strings the pipeline counts.
-Invariant: never raises on any input, and its work is bounded: each chain
-of like headers (VLAN tags, MPLS labels, IPv6 extension headers, GTP-U
-extension headers) is capped at ``MAX_DEPTH``, and every route by which one
-layer opens another — a pseudowire's or NSH's inner Ethernet frame, PPPoE,
-a tunnel's payload, an ICMP error's quoted packet — adds one to the
-packet's ``nesting``, capped at ``MAX_NESTING`` for the whole frame (then
-``R_DEPTH``). So no crafted frame recurses more than a few dozen Python
-frames deep, however its layers are interleaved.
+Invariant: never raises on any input; the work per frame is bounded (see
+layers.py, which holds everything above the link layer: ethertype chain,
+IPv4/IPv6, ports, ICMP quotes, tunnels).
 
-Layers: link type -> ethertype chain (802.1Q/802.1ad, MPLS, PPPoE) -> IPv4 or
-IPv6 (extension headers, fragments) -> TCP/UDP ports, ICMP type/code and, for
-ICMP errors, the quoted packet's header.
+This module holds the link-layer front ends, one per pcap link type: each
+finds where the first ethertype or IP header starts and which MACs the frame
+names, and hands over to layers.py. The names every consumer uses (reasons,
+tunnel kinds, ports) are re-exported from here.
 
-Tunnels: GTP-U v1 (UDP 2152; extension headers, including the 5G PDU
-Session Container), VXLAN (UDP 4789, 8472), Geneve (UDP 6081), GRE (IP
-protocol 47 and GRE-in-UDP 4754; keys, PPTP's enhanced GRE, ERSPAN II/III,
-transparent Ethernet bridging, MPLS), IP-in-IP and IPv6-in-IP (4, 41). The
-innermost packet is the one returned: its addresses, ports and (for Ethernet
-payloads) MACs are the flow's. Each outer layer is kept in ``tunnels`` as
-``(kind, outer src, outer dst, id)`` — the TEID, VNI, GRE key or ERSPAN
-session id, or -1 — outermost first, up to ``MAX_TUNNELS`` deep; deeper
-nesting stays undecoded (the last decoded layer is the flow). A tunnel whose
-inner packet cannot be decoded is returned as the outer packet, so it is
-still counted. GTP-U messages other than G-PDU (echo, error indication, end
-marker) are the outer UDP flow's packets.
+Link types: Ethernet, Linux cooked (SLL, SLL2), raw IPv4/IPv6, BSD null and
+loop, PPP (and Cisco HDLC framing found in PPP files, as Wireshark reads
+it), Cisco HDLC, PPI (its inner link type), 802.11 with and without a
+radiotap header. An 802.11 data frame's LLC/SNAP payload is the packet; its
+receiver and transmitter addresses stand where Ethernet's destination and
+source MACs do, so the access point a station talks through (the BSSID, on
+the radio side of the frame) is the flow's ``l2-neighbor``, as a router is on
+a wire. Encrypted data frames (the Protected bit) cannot be read: counted as
+``R_ENCRYPTED``. Management and control frames, and null data frames, are
+not IP (``family`` 0).
 """
 
 import struct
 
+from .layers import (  # noqa: F401 - re-exported: callers name them from decode
+    ET_IPV4, ET_IPV6, ET_MPLS, ET_NSH, ERSPAN, GENEVE, GRE, GTPU, ICMP, ICMP6, ICMP4_ERRORS, ICMP4_PAIRS,
+    ICMP6_ERRORS, ICMP6_PAIRS, IPIP, MAX_DEPTH, MAX_NESTING, MAX_TUNNELS, R_DEPTH, R_IPV4_BAD, R_IPV4_SHORT,
+    R_IPV6_EXT, R_IPV6_SHORT, R_L2_SHORT, R_L4_SHORT, R_LINKTYPE, R_MPLS, R_VERSION, REASONS, SCTP, TCP,
+    R_ENCRYPTED, TUNNEL_UDP_PORTS, UDP, VXLAN, ethertype_chain, ip_layer, ipv4_layer, ipv6_layer, ppp_payload)
 from .model import Packet
-
-MAX_DEPTH = 16
-MAX_NESTING = 16
-MAX_TUNNELS = 4
 
 # Link types (https://www.tcpdump.org/linktypes.html)
 LT_NULL, LT_ETHERNET, LT_RAW_BSD, LT_RAW_OBSD, LT_RAW = 0, 1, 12, 14, 101
 LT_LOOP, LT_SLL, LT_IPV4, LT_IPV6, LT_SLL2 = 108, 113, 228, 229, 276
 LT_PPP, LT_PPP_HDLC = 9, 50
+LT_C_HDLC, LT_IEEE802_11, LT_RADIOTAP, LT_PPI = 104, 105, 127, 192
 # Names for messages about link types seen in captures (pcap-linktype(7)).
 LINKTYPE_NAMES = {
     0: "NULL", 1: "ETHERNET", 6: "IEEE802_5", 8: "SLIP", 9: "PPP", 10: "FDDI", 50: "PPP_HDLC",
@@ -57,53 +53,17 @@ LINKTYPE_NAMES = {
     252: "WIRESHARK_UPPER_PDU", 263: "ZWAVE_R3", 276: "LINUX_SLL2", 288: "ETW",
 }
 
-ET_IPV4, ET_IPV6, ET_VLAN, ET_QINQ, ET_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
-ET_MPLS, ET_MPLS_MC, ET_PPPOE = 0x8847, 0x8848, 0x8864
-ET_VNTAG, ET_ETAG = 0x8926, 0x893F          # Cisco VN-Tag (4 bytes), 802.1BR E-Tag (6 bytes)
-ET_NSH = 0x894F                             # Network Service Header (RFC 8300)
-NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5   # its next-protocol values
-PPP_IPV4, PPP_IPV6, PPP_MPLS, PPP_MPLS_MC = 0x0021, 0x0057, 0x0281, 0x0283
-
-TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
-IPV6_EXT = {0, 60, 135, 139, 140}             # length in 8-octet units after the first 8
-IPV6_ROUTING = 43
-IPV6_FRAG, IPV6_AH, IPV6_NONE = 44, 51, 59
-
-R_LINKTYPE = "unsupported-linktype"
-R_L2_SHORT = "truncated-link-header"
-R_DEPTH = "header-depth-exceeded"
-R_MPLS = "truncated-mpls"
-R_IPV4_SHORT = "truncated-ipv4"
-R_IPV4_BAD = "bad-ipv4-header"
-R_IPV6_SHORT = "truncated-ipv6"
-R_IPV6_EXT = "bad-ipv6-extension"
-R_L4_SHORT = "truncated-l4"
-R_VERSION = "bad-ip-version"
-
-# Tunnel kinds (``Packet.tunnels`` entries and tunnel-endpoint evidence)
-GTPU, VXLAN, GENEVE, GRE, ERSPAN, IPIP = "gtp-u", "vxlan", "geneve", "gre", "erspan", "ip-in-ip"
-TUNNEL_UDP_PORTS = {2152: GTPU, 4789: VXLAN, 8472: VXLAN, 6081: GENEVE, 4754: GRE}
-ET_TEB, ET_ERSPAN2, ET_ERSPAN3, ET_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
-REASONS = (R_LINKTYPE, R_L2_SHORT, R_DEPTH, R_MPLS, R_IPV4_SHORT, R_IPV4_BAD,
-           R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION)
-
-# ICMP types whose counterpart makes a request/reply one flow (Community ID v1).
-ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}
-ICMP6_PAIRS = {128: 129, 129: 128, 133: 134, 134: 133, 135: 136, 136: 135,
-               130: 131, 131: 130, 144: 145, 145: 144}
-ICMP4_ERRORS = {3, 4, 5, 11, 12}
-ICMP6_ERRORS = {1, 2, 3, 4}
-
-_H = struct.Struct("!H").unpack_from
-_HH = struct.Struct("!HH").unpack_from
-_I = struct.Struct("!I").unpack_from
-_IPV4 = struct.Struct("!BBHHHBB2x4s4s").unpack_from
-_IPV6 = struct.Struct("!I2xBB16s16s").unpack_from
 _SLL = struct.Struct("!HHH8sH").unpack_from
 _SLL2 = struct.Struct("!H2xIHBB8s").unpack_from
 _AF_INET6 = {10, 24, 28, 30}
-_GTP = struct.Struct("!BBHI").unpack_from
-IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
+_PPI = struct.Struct("<BBHI").unpack_from                 # version, flags, header length, inner link type
+_RADIOTAP = struct.Struct("<BBHI").unpack_from            # version, pad, header length, first present word
+_U32LE = struct.Struct("<I").unpack_from
+CHDLC_ADDRESSES = (0x0F, 0x8F)                            # unicast, broadcast; then control 0, then an ethertype
+LLC_SNAP = (b"\xaa\xaa\x03\x00\x00\x00", b"\xaa\xaa\x03\x00\x00\xf8")   # RFC 1042, 802.1H bridge tunnel
+WLAN_DATA, WLAN_TODS_FROMDS, WLAN_ORDER, WLAN_PROTECTED = 2, 0x03, 0x80, 0x40
+WLAN_QOS, WLAN_NULL, QOS_AMSDU = 0x08, 0x04, 0x80            # subtype bits; QoS Control's A-MSDU bit
+RADIOTAP_TSFT, RADIOTAP_FLAGS, RADIOTAP_EXT, RADIOTAP_HAS_FCS = 0x01, 0x02, 0x80000000, 0x10
 
 
 def linktype_name(linktype):
@@ -125,396 +85,80 @@ def _unsupported(data):
     return R_LINKTYPE
 
 
-def _ethernet(data):
-    if len(data) < 14:
+def _ethernet(data, pos=0):
+    if len(data) < pos + 14:
         return R_L2_SHORT
     pkt = Packet()
-    pkt.dst_mac = data[0:6]
-    pkt.src_mac = data[6:12]
-    return _ethertype(pkt, data, 12)
+    pkt.dst_mac = data[pos:pos + 6]
+    pkt.src_mac = data[pos + 6:pos + 12]
+    return ethertype_chain(pkt, data, pos + 12)
 
 
-def _ethertype(pkt, data, pos, et=None):
-    """Walk the ethertype chain from ``pos`` (the offset of a type field), or,
-    when ``et`` is given, from a payload at ``pos`` of that type (SLL2)."""
-    for _ in range(MAX_DEPTH):
-        if et is None:
-            if pos + 2 > len(data):
+def _chdlc(data, pos=0):
+    """Cisco HDLC: address, control, then an ethertype (IPv4, IPv6, MPLS; SLARP and CDP are not IP)."""
+    if len(data) < pos + 4:
+        return R_L2_SHORT
+    return ethertype_chain(Packet(), data, pos + 2)
+
+
+def _ppi(data):
+    """PPI: a little-endian header naming the link type of the frame after it."""
+    if len(data) < 8:
+        return R_L2_SHORT
+    version, _flags, size, inner = _PPI(data)
+    if version or size < 8 or size > len(data):
+        return R_L2_SHORT
+    front = _PPI_INNER.get(inner)
+    return front(data, size) if front is not None else R_LINKTYPE
+
+
+def _radiotap(data, pos=0):
+    """Radiotap header, then an 802.11 frame; its Flags field says whether the
+    frame ends with a 4-byte FCS (dropped here, as the FCS is not payload)."""
+    if len(data) < pos + 8:
+        return R_L2_SHORT
+    version, _pad, size, present = _RADIOTAP(data, pos)
+    if version or size < 8 or pos + size > len(data):
+        return R_L2_SHORT
+    if present & RADIOTAP_FLAGS:
+        at, word = pos + 8, present
+        while word & RADIOTAP_EXT:            # more present words follow; fields start after the last
+            if at + 4 > pos + size:
                 return R_L2_SHORT
-            (et,) = _H(data, pos)
-            pos += 2
-        if et == ET_IPV4 or et == ET_IPV6:
-            return _ip(pkt, data, pos)
-        if et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
-            if pos + 4 > len(data):
-                return R_L2_SHORT
-            vid = _H(data, pos)[0] & 0x0FFF
-            if pkt.vlan < 0:
-                pkt.vlan = vid
-            elif pkt.vlan2 < 0:
-                pkt.vlan2 = vid
-            pos += 2
-            et = None
-            continue
-        if et == ET_MPLS or et == ET_MPLS_MC:
-            return _mpls(pkt, data, pos)
-        if et == ET_VNTAG or et == ET_ETAG:
-            pos += 4 if et == ET_VNTAG else 6
-            et = None
-            continue
-        if et == ET_PPPOE:
-            if pos + 8 > len(data):
-                return R_L2_SHORT
-            pkt.nesting += 1
-            if pkt.nesting > MAX_NESTING:
-                return R_DEPTH
-            return _ppp_payload(pkt, data, pos + 6, et)
-        if et == ET_NSH:
-            pkt, pos, et = _nsh(pkt, data, pos)
-            if pkt.__class__ is str:
-                return pkt
-            if et is None:                          # an Ethernet frame follows
-                if pos + 14 > len(data):
-                    return R_L2_SHORT
-                pkt.dst_mac, pkt.src_mac = data[pos:pos + 6], data[pos + 6:pos + 12]
-                pos += 12
-            elif et == 0:                           # the rest is not ours to read
-                pkt.ethertype = ET_NSH
-                pkt.l2_payload = pos
-                return pkt
-            continue
-        pkt.ethertype = et          # < 0x0600 is an 802.3 length: LLC (CDP, STP, ...)
-        pkt.l2_payload = pos
-        return pkt
-    return R_DEPTH
+            (word,) = _U32LE(data, at)
+            at += 4
+        if present & RADIOTAP_TSFT:           # an 8-byte field aligned to 8 from the header's start
+            at = pos + ((at - pos + 7) & ~7) + 8
+        if at < pos + size and data[at] & RADIOTAP_HAS_FCS and len(data) >= pos + size + 4:
+            data = data[:-4]
+    return _ieee80211(data, pos + size)
 
 
-def _mpls(pkt, data, pos):
-    for _ in range(MAX_DEPTH):
-        if pos + 4 > len(data):
-            return R_MPLS
-        (entry,) = _I(data, pos)
-        pos += 4
-        if entry & 0x100:                      # bottom of stack
-            if pos >= len(data):
-                return R_MPLS
-            nibble = data[pos] >> 4
-            if nibble in (4, 6):
-                return _ip(pkt, data, pos)
-            if nibble == 0 and pos + 4 + 14 <= len(data):
-                # Ethernet pseudowire behind a control word (RFC 4385): the
-                # inner frame's addresses are the ones the flow belongs to.
-                inner = _inner(pkt)
-                if inner is None:
-                    return R_DEPTH
-                inner.dst_mac = data[pos + 4:pos + 10]
-                inner.src_mac = data[pos + 10:pos + 16]
-                return _ethertype(inner, data, pos + 16)
-            pkt.ethertype = ET_MPLS
-            return pkt
-    return R_DEPTH
-
-
-def _inner(pkt):
-    """A packet for the layer ``pkt`` carries: its tags, MACs and tunnels
-    so far, one nesting step deeper; None when that is past ``MAX_NESTING``."""
-    if pkt.nesting >= MAX_NESTING:
-        return None
-    inner = Packet()
-    inner.dst_mac, inner.src_mac, inner.vlan, inner.vlan2 = pkt.dst_mac, pkt.src_mac, pkt.vlan, pkt.vlan2
-    inner.tunnels = pkt.tunnels
-    inner.nesting = pkt.nesting + 1
-    return inner
-
-
-def _nsh(pkt, data, pos):
-    """RFC 8300 NSH at ``pos`` -> (pkt, offset after it, what follows): an
-    ethertype to go on with, None for an Ethernet frame, 0 for anything else;
-    or (reason, 0, 0). Each NSH counts one nesting step (NSH may follow NSH)."""
-    if pos + 8 > len(data):
-        return R_L2_SHORT, 0, 0
-    size = (data[pos + 1] & 0x3F) * 4
-    if data[pos] >> 6 or size < 8 or pos + size > len(data):
-        return R_L2_SHORT, 0, 0
-    pkt.nesting += 1
-    if pkt.nesting > MAX_NESTING:
-        return R_DEPTH, 0, 0
-    nxt = data[pos + 3]
-    pos += size
-    if nxt == NSH_ETHERNET:
-        return pkt, pos, None
-    follow = {NSH_IPV4: ET_IPV4, NSH_IPV6: ET_IPV6, NSH_NSH: ET_NSH, NSH_MPLS: ET_MPLS}.get(nxt, 0)
-    return pkt, pos, follow
-
-
-def _ip(pkt, data, pos):
-    if pos >= len(data):
-        return R_IPV4_SHORT
-    version = data[pos] >> 4
-    if version == 4:
-        return _ipv4(pkt, data, pos)
-    if version == 6:
-        return _ipv6(pkt, data, pos)
-    return R_VERSION
-
-
-def _ipv4(pkt, data, pos):
-    if pos + 20 > len(data):
-        return R_IPV4_SHORT
-    vihl, _tos, total, ipid, frag, _ttl, proto, src, dst = _IPV4(data, pos)
-    hlen = (vihl & 15) * 4
-    if hlen < 20 or (total and total < hlen):
-        return R_IPV4_BAD
-    if pos + hlen > len(data):
-        return R_IPV4_SHORT
-    pkt.family, pkt.src, pkt.dst, pkt.proto = 4, src, dst, proto
-    # Total length 0: a segmentation-offload frame captured before the NIC
-    # cut it (TSO; Wireshark presumes the same): the frame is the datagram.
-    end = min(len(data), pos + total) if total else len(data)   # else drop Ethernet padding
-    offset = frag & 0x1FFF
-    if offset or frag & 0x2000:
-        pkt.frag_id = ipid
-        if offset:
-            pkt.frag_offset = offset
-            return pkt                         # no L4 header in a later fragment
-    return _l4(pkt, data, pos + hlen, end)
-
-
-def _ipv6(pkt, data, pos):
-    if pos + 40 > len(data):
-        return R_IPV6_SHORT
-    _vtf, nxt, _hlim, src, dst = _IPV6(data, pos)
-    pkt.family, pkt.src, pkt.dst = 6, src, dst
-    end = len(data)
-    pos += 40
-    for _ in range(MAX_DEPTH):
-        if nxt in IPV6_EXT:
-            if pos + 8 > end:
-                return R_IPV6_EXT
-            nxt, hlen = data[pos], (data[pos + 1] + 1) * 8
-        elif nxt == IPV6_ROUTING:
-            if pos + 8 > end:
-                return R_IPV6_EXT
-            nxt, hlen = data[pos], (data[pos + 1] + 1) * 8
-            if pos + hlen > end:
-                return R_IPV6_EXT
-            final = _final_destination(data, pos, hlen)
-            if final is not None:
-                pkt.dst = final
-        elif nxt == IPV6_FRAG:
-            if pos + 8 > end:
-                return R_IPV6_EXT
-            fo, ident = _HH(data, pos + 2)[0], _I(data, pos + 4)[0]
-            nxt, hlen = data[pos], 8
-            pkt.frag_id = ident
-            if fo >> 3:
-                pkt.proto = nxt
-                pkt.frag_offset = fo >> 3
-                return pkt
-        elif nxt == IPV6_AH:
-            if pos + 8 > end:
-                return R_IPV6_EXT
-            nxt, hlen = data[pos], (data[pos + 1] + 2) * 4
-        else:
-            pkt.proto = nxt
-            return _l4(pkt, data, pos, end)
-        pos += hlen
-        if pos > end:
-            return R_IPV6_EXT
-    return R_DEPTH
-
-
-def _final_destination(data, pos, hlen):
-    """The flow's real destination while a routing header still has segments
-    to visit (as Wireshark and Zeek key flows): RH0 its last address, type 2
-    (Mobile IPv6) the home address, SRH (type 4) segment list[0]."""
-    rtype, segleft = data[pos + 2], data[pos + 3]
-    if not segleft or hlen < 24:
-        return None
-    if rtype == 0:
-        return data[pos + hlen - 16:pos + hlen]
-    if rtype == 2 or rtype == 4:
-        return data[pos + 8:pos + 24]
-    return None
-
-
-def _l4(pkt, data, pos, end):
-    proto = pkt.proto
-    if proto == TCP or proto == UDP or proto == SCTP or proto == 136:   # 136: UDP-Lite
-        if pos + 4 > end:
-            return R_L4_SHORT
-        pkt.sport, pkt.dport = _HH(data, pos)
-        if proto == UDP:
-            pkt.payload = pos + 8
-            kind = TUNNEL_UDP_PORTS.get(pkt.dport) or TUNNEL_UDP_PORTS.get(pkt.sport)
-            if kind is not None:
-                return _UDP_TUNNELS[kind](pkt, data, pos + 8, end)
-        return pkt
-    if proto == IPPROTO_IPIP or proto == IPPROTO_IPV6:
-        return _decapsulate(pkt, IPIP, -1, data, pos, end, _ip)
-    if proto == IPPROTO_GRE:
-        return _gre(pkt, data, pos, end)
-    if proto == ICMP or proto == ICMP6:
-        if pos + 2 > end:
-            return R_L4_SHORT
-        itype, code = data[pos], data[pos + 1]
-        if proto == ICMP:
-            pairs, errors = ICMP4_PAIRS, ICMP4_ERRORS
-        else:
-            pairs, errors = ICMP6_PAIRS, ICMP6_ERRORS
-        pkt.sport = itype
-        pkt.dport = pairs.get(itype, code)
-        if itype in errors and pos + 8 < end and pkt.nesting < MAX_NESTING:
-            pkt.quote = _quoted(data[pos + 8:end], pkt.nesting + 1)
-        return pkt
+def _ieee80211(data, pos=0):
+    """An 802.11 frame: data frames give their LLC/SNAP payload; the rest is not IP."""
+    if len(data) < pos + 10:
+        return R_L2_SHORT
+    fc, flags = data[pos], data[pos + 1]
+    pkt = Packet()
+    if (fc >> 2) & 3 != WLAN_DATA or fc >> 4 & WLAN_NULL:
+        return pkt                            # management, control, null data: nothing carried
+    size = 30 if flags & WLAN_TODS_FROMDS == WLAN_TODS_FROMDS else 24
+    amsdu = False
+    if fc >> 4 & WLAN_QOS:
+        if len(data) >= pos + size + 1:
+            amsdu = bool(data[pos + size] & QOS_AMSDU)
+        size += 2 + (4 if flags & WLAN_ORDER else 0)    # QoS Control, then HT Control when Order is set
+    if len(data) < pos + size:
+        return R_L2_SHORT
+    # Receiver and transmitter: the two ends of the radio hop, as an Ethernet frame's MACs.
+    pkt.dst_mac, pkt.src_mac = data[pos + 4:pos + 10], data[pos + 10:pos + 16]
+    if flags & WLAN_PROTECTED:
+        return R_ENCRYPTED
+    at = pos + size + (14 if amsdu else 0)    # an A-MSDU: its first subframe (DA, SA, length) is read
+    if data[at:at + 6] in LLC_SNAP and len(data) >= at + 8:
+        return ethertype_chain(pkt, data, at + 6)
+    pkt.l2_payload = at                       # LLC without SNAP (STP, ...)
     return pkt
-
-
-# --- tunnels -----------------------------------------------------------------
-
-def _decapsulate(pkt, kind, ident, data, pos, end, parse):
-    """The packet inside a tunnel whose payload starts at ``pos``; the outer
-    ``pkt`` when nesting is too deep, the outer packet is a fragment, or the
-    inner packet is not IP."""
-    outer = pkt.tunnels or []
-    if len(outer) >= MAX_TUNNELS or pkt.frag_id >= 0 or pos >= end:
-        return pkt
-    inner = _inner(pkt)
-    if inner is None:
-        return pkt
-    inner.tunnels = outer + [(kind, pkt.src, pkt.dst, ident)]
-    result = parse(inner, data[:end] if end < len(data) else data, pos)
-    if result.__class__ is str or not result.family:
-        return pkt
-    return result
-
-
-def _ethernet_at(pkt, data, pos):
-    """An Ethernet frame carried in a tunnel: its MACs are the inner flow's."""
-    if pos + 14 > len(data):
-        return R_L2_SHORT
-    pkt.dst_mac, pkt.src_mac = data[pos:pos + 6], data[pos + 6:pos + 12]
-    return _ethertype(pkt, data, pos + 12)
-
-
-def _ppp_at(pkt, data, pos):
-    if data[pos:pos + 2] == b"\xff\x03":
-        pos += 2
-    if pos + 2 > len(data):
-        return R_L2_SHORT
-    return _ppp_payload(pkt, data, pos, 0)
-
-
-def _gtpu(pkt, data, pos, end):
-    """GTP-U v1 G-PDU: 8-byte header, optional sequence/N-PDU/extension
-    fields and extension headers (PDU Session Container and others)."""
-    if pos + 8 > end:
-        return pkt
-    flags, mtype, _length, teid = _GTP(data, pos)
-    if flags >> 5 != 1 or not flags & 0x10 or mtype != 0xFF:
-        return pkt
-    pos += 8
-    if flags & 0x07:
-        if pos + 4 > end:
-            return pkt
-        nxt = data[pos + 3]
-        pos += 4
-        for _ in range(MAX_DEPTH):
-            if not nxt:
-                break
-            if pos >= end:
-                return pkt
-            size = data[pos] * 4
-            if not size or pos + size > end:
-                return pkt
-            nxt = data[pos + size - 1]
-            pos += size
-        else:
-            return pkt
-    return _decapsulate(pkt, GTPU, teid, data, pos, end, _ip)
-
-
-def _vxlan(pkt, data, pos, end):
-    if pos + 8 > end or not data[pos] & 0x08:
-        return pkt
-    return _decapsulate(pkt, VXLAN, _I(data, pos + 4)[0] >> 8, data, pos + 8, end, _ethernet_at)
-
-
-def _geneve(pkt, data, pos, end):
-    if pos + 8 > end or data[pos] >> 6:
-        return pkt
-    size = 8 + (data[pos] & 0x3F) * 4
-    ptype, vni = _H(data, pos + 2)[0], _I(data, pos + 4)[0] >> 8
-    parse = _ethernet_at if ptype == ET_TEB else _ip if ptype in (ET_IPV4, ET_IPV6) else None
-    if parse is None:
-        return pkt
-    return _decapsulate(pkt, GENEVE, vni, data, pos + size, end, parse)
-
-
-def _gre(pkt, data, pos, end):
-    """GRE (RFC 2784/2890), PPTP's enhanced GRE (version 1), ERSPAN I/II/III."""
-    if pos + 4 > end:
-        return pkt
-    flags, ptype = _HH(data, pos)
-    version = flags & 7
-    at = pos + 4
-    ident = -1
-    if version == 0:
-        if flags & 0x8000:
-            at += 4
-        if flags & 0x2000:
-            if at + 4 > end:
-                return pkt
-            ident = _I(data, at)[0]
-            at += 4
-        if flags & 0x1000:
-            at += 4
-    elif version == 1 and ptype == ET_PPP:
-        if at + 4 > end:
-            return pkt
-        ident = _H(data, at + 2)[0]               # call id
-        at += 4 + (4 if flags & 0x1000 else 0) + (4 if flags & 0x0080 else 0)
-    else:
-        return pkt
-    kind = GRE
-    if ptype == ET_IPV4 or ptype == ET_IPV6:
-        parse = _ip
-    elif ptype == ET_TEB:
-        parse = _ethernet_at
-    elif ptype == ET_PPP:
-        parse = _ppp_at
-    elif ptype == ET_MPLS or ptype == ET_MPLS_MC:
-        parse = _mpls
-    elif ptype == ET_ERSPAN2 or ptype == ET_ERSPAN3:
-        kind, parse = ERSPAN, _ethernet_at
-        if ptype == ET_ERSPAN3:
-            if at + 12 > end:
-                return pkt
-            ident = _H(data, at + 2)[0] & 0x3FF
-            at += 12 + (8 if data[at + 11] & 0x01 else 0)
-        elif flags & 0x1000:                      # type II (type I has no sequence number and no header)
-            if at + 8 > end:
-                return pkt
-            ident = _H(data, at + 2)[0] & 0x3FF
-            at += 8
-    else:
-        return pkt
-    return _decapsulate(pkt, kind, ident, data, at, end, parse)
-
-
-_UDP_TUNNELS = {GTPU: _gtpu, VXLAN: _vxlan, GENEVE: _geneve, GRE: _gre}
-
-
-def _quoted(inner, nesting):
-    """The header an ICMP error quotes, as a Packet (ports may be 0), or None."""
-    pkt = Packet()
-    pkt.nesting = nesting
-    result = _ip(pkt, inner, 0)
-    if isinstance(result, Packet):
-        return result
-    if pkt.family:                 # addresses decoded, ports cut off: still useful
-        return pkt
-    return None
 
 
 def _sll(data):
@@ -524,7 +168,7 @@ def _sll(data):
     pkt = Packet()
     if hatype == 1 and halen == 6:
         pkt.src_mac = addr[:6]
-    return _ethertype(pkt, data, 14)
+    return ethertype_chain(pkt, data, 14)
 
 
 def _sll2(data):
@@ -534,40 +178,32 @@ def _sll2(data):
     pkt = Packet()
     if hatype == 1 and halen == 6:
         pkt.src_mac = addr[:6]
-    return _ethertype(pkt, data, 20, proto)
+    return ethertype_chain(pkt, data, 20, proto)
 
 
 def _ppp(data):
-    """PPP (link types 9 and 50): optional HDLC address/control, then the protocol."""
+    """PPP (link types 9 and 50): optional HDLC address/control, then the
+    protocol. Frames that begin with a Cisco HDLC address and control byte
+    are Cisco HDLC (no PPP protocol begins with them: an odd first byte
+    would be a compressed protocol field, and 0x0F/0x8F is none)."""
+    if len(data) >= 2 and data[0] in CHDLC_ADDRESSES and data[1] == 0:
+        return _chdlc(data)
     pos = 2 if data[:2] == b"\xff\x03" else 0
     if len(data) < pos + 2:
         return R_L2_SHORT
-    return _ppp_payload(Packet(), data, pos, 0)
+    return ppp_payload(Packet(), data, pos, 0)
 
 
-def _ppp_payload(pkt, data, pos, ethertype):
-    if data[pos] & 1:                       # protocol field compressed to one byte
-        proto, pos = data[pos], pos + 1
-    else:
-        proto, pos = _H(data, pos)[0], pos + 2
-    if proto == PPP_IPV4 or proto == PPP_IPV6:
-        return _ip(pkt, data, pos)
-    if proto == PPP_MPLS or proto == PPP_MPLS_MC:
-        return _mpls(pkt, data, pos)
-    pkt.ethertype = ethertype or proto
-    return pkt
-
-
-def _raw(data):
-    return _ip(Packet(), data, 0)
+def _raw(data, pos=0):
+    return ip_layer(Packet(), data, pos)
 
 
 def _ipv4_only(data):
-    return _ipv4(Packet(), data, 0) if data and data[0] >> 4 == 4 else R_VERSION
+    return ipv4_layer(Packet(), data, 0) if data and data[0] >> 4 == 4 else R_VERSION
 
 
 def _ipv6_only(data):
-    return _ipv6(Packet(), data, 0) if data and data[0] >> 4 == 6 else R_VERSION
+    return ipv6_layer(Packet(), data, 0) if data and data[0] >> 4 == 6 else R_VERSION
 
 
 def _null(data, order="<"):
@@ -577,7 +213,7 @@ def _null(data, order="<"):
     if family > 0xFFFF:             # written on a host of the other byte order
         family = struct.unpack_from(">I" if order == "<" else "<I", data)[0]
     if family == 2 or family in _AF_INET6:
-        return _ip(Packet(), data, 4)
+        return ip_layer(Packet(), data, 4)
     pkt = Packet()
     return pkt
 
@@ -590,4 +226,7 @@ _LINK = {
     LT_ETHERNET: _ethernet, LT_SLL: _sll, LT_SLL2: _sll2, LT_PPP: _ppp, LT_PPP_HDLC: _ppp,
     LT_RAW: _raw, LT_RAW_BSD: _raw, LT_RAW_OBSD: _raw,
     LT_IPV4: _ipv4_only, LT_IPV6: _ipv6_only, LT_NULL: _null, LT_LOOP: _loop,
+    LT_C_HDLC: _chdlc, LT_PPI: _ppi, LT_IEEE802_11: _ieee80211, LT_RADIOTAP: _radiotap,
 }
+_PPI_INNER = {LT_ETHERNET: _ethernet, LT_IEEE802_11: _ieee80211, LT_RADIOTAP: _radiotap, LT_RAW: _raw,
+              LT_C_HDLC: _chdlc}
