@@ -228,5 +228,6 @@ _LINK = {
     LT_IPV4: _ipv4_only, LT_IPV6: _ipv6_only, LT_NULL: _null, LT_LOOP: _loop,
     LT_C_HDLC: _chdlc, LT_PPI: _ppi, LT_IEEE802_11: _ieee80211, LT_RADIOTAP: _radiotap,
 }
+LINKTYPES = tuple(sorted(_LINK))          # the link types this version reads
 _PPI_INNER = {LT_ETHERNET: _ethernet, LT_IEEE802_11: _ieee80211, LT_RADIOTAP: _radiotap, LT_RAW: _raw,
               LT_C_HDLC: _chdlc}

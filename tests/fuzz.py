@@ -1,0 +1,463 @@
+"""A seeded mutation fuzzer over every reader and decoder.
+
+    python -m tests.fuzz --minutes 10 [--seed 7] [--corpus ../shared/corpus]
+
+Targets, each fed mutants of its own seeds:
+
+- ``capture``: a whole capture file (pcap, pcapng, either byte order) through
+  ``open_capture`` and the audit's pipeline — record walk, pcapng blocks,
+  the fast path on both engines, the decoder, the flow table, LLDP/CDP/STP,
+  ARP/NDP, GTP-C/PFCP parsers, path building and judging. May raise only
+  ``CaptureError`` at open.
+- ``gzip``: the same captures gzip-compressed, the compressed bytes mutated.
+- ``frame``: one frame through ``decode`` under every link type we read,
+  including crafted deep nesting (hundreds of MPLS pseudowire, PPPoE, NSH,
+  VLAN, IP-in-IP, GRE and ICMP-quote layers). Must return a Packet or a
+  known reason.
+- ``policy``, ``inventory``: mutated YAML (and inventory CSV) text through
+  the loaders. May raise only ``VerifierError`` (a positioned error).
+
+Seeds are crafted here (with verifier.craft and scapy) and, when present,
+the small captures of ``../shared/corpus``. An input fails when it raises
+anything else or takes longer than ``LIMIT`` seconds. Every failing input is
+written to ``tests/fuzz_regressions/`` (name: target and hash) and replayed
+by the test suite for ever after (tests/test_fuzz.py).
+
+No coverage guidance (atheris would add it, but it needs a libFuzzer build of
+CPython's extension modules to see into numpy and our C module, and its
+mutation state is not reproducible from a seed): mutations are structure
+aware instead — pcap record fields, pcapng block lengths, splices of
+records between seeds — and the runs are reproducible from ``--seed``.
+"""
+
+import argparse
+import gzip
+import hashlib
+import os
+import random
+import struct
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REGRESSIONS = os.path.join(HERE, "fuzz_regressions")
+LIMIT = 1.0                       # seconds per input
+MAX_SEED_BYTES = 64 << 10         # corpus captures larger than this are not seeds (slow to mutate and run)
+INTERESTING = (0, 1, 2, 7, 8, 12, 14, 16, 20, 24, 28, 32, 40, 64, 127, 128, 255, 256, 1500, 0x7FFF, 0x8000,
+               0xFFFF, 0x10000, 262144, 262145, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
+
+
+# --- seeds -------------------------------------------------------------------
+
+def crafted_frames():
+    """Ethernet frames, one behaviour each, for every layer the decoder reads."""
+    from verifier import craft as c
+    a, b, gw = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "00:e0:fc:00:00:01"
+    t4 = c.ipv4("198.51.100.5", "192.0.2.7", 6, c.tcp(40000, 443, b"x" * 20))
+    u6 = c.ipv6("2001:db8::5", "2001:db8:1::7", 17, c.udp(5353, 53, b"q" * 12))
+    frames = [
+        c.ether(gw, a, c.ETH_IPV4, t4), c.ether(gw, a, c.ETH_IPV6, u6),
+        c.ether(gw, a, c.ETH_IPV4, t4, vlans=(20,)), c.ether(gw, a, c.ETH_IPV4, t4, vlans=((c.ETH_QINQ, 100), 20)),
+        c.ether(gw, a, c.ETH_MPLS, c.mpls([16, 17], t4)),
+        c.ether(gw, a, c.ETH_MPLS, c.mpls([16], b"\0\0\0\0" + c.ether(b, a, c.ETH_IPV4, t4))),
+        c.ether(gw, a, 0x8864, b"\x11\x00\x00\x01" + struct.pack("!H", len(t4) + 2) + b"\x00\x21" + t4),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("203.0.113.1", "198.51.100.5", 1, c.icmp(11, 0, t4[:28]))),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("198.51.100.5", "192.0.2.7", 17, c.udp(1, 2, b"f" * 16), frag=0x2000)),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("198.51.100.5", "192.0.2.7", 17, b"g" * 16, frag=3)),
+        c.ether(gw, a, c.ETH_IPV6, c.ipv6("2001:db8::5", "2001:db8:1::7", 0, c.tcp(1, 2),
+                                          ext=bytes([43, 2, 0, 1]) + b"\0" * 4 + bytes(16))),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("192.0.2.1", "192.0.2.2", 17, c.udp(2152, 2152, c.gtpu(7, t4, qfi=9)))),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("192.0.2.1", "192.0.2.2", 17, c.udp(4789, 4789,
+                                                                              c.vxlan(5, c.ether(b, a, 0x0800, t4))))),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("192.0.2.1", "192.0.2.2", 47, b"\x20\x00\x08\x00" + b"\0\0\0\x07" + t4)),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("192.0.2.1", "192.0.2.2", 4, t4)),
+        c.ether(gw, a, 0x894F, b"\x00\x02\x01\x01" + b"\0\0\x2a\xff" + t4),
+        c.ether("ff:ff:ff:ff:ff:ff", a, c.ETH_ARP, c.arp(2, a, "198.51.100.5", b, "198.51.100.6")),
+        c.ether(gw, a, c.ETH_IPV6, c.ipv6("2001:db8::5", "2001:db8::6", 58, c.neighbour_advert("2001:db8::5", a))),
+        c.ether(gw, a, c.ETH_IPV4, c.ipv4("192.0.2.1", "192.0.2.2", 17, c.udp(8805, 8805, c.pfcp_session_establishment(
+            1, "192.0.2.20", 100, "192.0.2.30", 200)))),
+    ]
+    return frames + control_frames()
+
+
+def control_frames():
+    """LLDP, CDP and STP frames, made by scapy (not by us)."""
+    from scapy.all import Dot3, LLC, SNAP, STP, Ether, raw
+    from scapy.contrib.cdp import CDPMsgDeviceID, CDPMsgPlatform, CDPMsgSoftwareVersion, CDPv2_HDR
+    from scapy.contrib.lldp import (LLDPDUChassisID, LLDPDUEndOfLLDPDU, LLDPDUPortID, LLDPDUSystemDescription,
+                                    LLDPDUSystemName, LLDPDUTimeToLive)
+    lldp = (Ether(dst="01:80:c2:00:00:0e", src="00:e0:fc:00:00:02", type=0x88CC) /
+            LLDPDUChassisID(subtype=4, id="00:e0:fc:00:00:02") / LLDPDUPortID(subtype=5, id="Gi0/1") /
+            LLDPDUTimeToLive(ttl=120) / LLDPDUSystemName(system_name="core-sw") /
+            LLDPDUSystemDescription(description="Huawei Versatile Routing Platform") / LLDPDUEndOfLLDPDU())
+    cdp = (Dot3(dst="01:00:0c:cc:cc:cc", src="00:1b:54:00:00:01") / LLC(dsap=0xAA, ssap=0xAA, ctrl=3) /
+           SNAP(OUI=0x0C, code=0x2000) / CDPv2_HDR() / CDPMsgDeviceID(val=b"edge-rtr") /
+           CDPMsgSoftwareVersion(val=b"Cisco IOS Software") / CDPMsgPlatform(val=b"cisco ISR4431"))
+    stp = Dot3(dst="01:80:c2:00:00:00", src="00:e0:fc:00:00:03") / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP()
+    return [raw(lldp), raw(cdp), raw(stp)]
+
+
+def pcap_bytes(frames, linktype=1, big=False, nano=False):
+    order = ">" if big else "<"
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)]
+    for i, frame in enumerate(frames):
+        out.append(struct.pack(order + "IIII", 1_700_000_000 + i, i * 1000, len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def pcapng_bytes(frames, linktype=1):
+    out = [struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)]
+    name = b"eth1\0\0\0\0"
+    idb_body = struct.pack("<HHI", linktype, 0, 65535) + struct.pack("<HH", 2, 4) + name + b"\0\0\0\0"
+    out.append(struct.pack("<II", 1, 12 + len(idb_body)) + idb_body + struct.pack("<I", 12 + len(idb_body)))
+    for i, frame in enumerate(frames):
+        pad = frame + b"\0" * (-len(frame) % 4)
+        ts = (1_700_000_000 + i) * 1_000_000
+        body = struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), len(frame)) + pad
+        out.append(struct.pack("<II", 6, 12 + len(body)) + body + struct.pack("<I", 12 + len(body)))
+    out.append(struct.pack("<III", 3, 16 + len(frames[0][:4]), len(frames[0])) + frames[0][:4] +
+               struct.pack("<I", 16 + len(frames[0][:4])))
+    return b"".join(out)
+
+
+def deep_frame(rnd):
+    """One frame of a layer repeated hundreds of times (the nesting routes)."""
+    from verifier import craft as c
+    inner = c.ipv4("198.51.100.5", "192.0.2.7", 6, c.tcp(1, 2))
+    depth = rnd.randrange(50, 700)
+    kind = rnd.choice(("pw", "pppoe", "nsh", "vlan", "ipip", "gre", "icmp", "mixed"))
+    body, et = inner, 0x0800
+    for level in range(depth):
+        k = kind if kind != "mixed" else rnd.choice(("pw", "pppoe", "nsh", "vlan"))
+        if k == "pw":
+            body = struct.pack("!I", (16 << 12) | 0x100 | 64) + b"\0" * 4 + b"\x02" * 6 + b"\x04" * 6 + \
+                struct.pack("!H", et) + body
+            et = 0x8847
+        elif k == "pppoe":
+            ppp = struct.pack("!I", (16 << 12) | 0x100 | 64) + b"\0" * 4 + b"\x02" * 12 + struct.pack("!H", et) + body
+            body = b"\x11\x00\x00\x01" + struct.pack("!H", len(ppp) + 2) + b"\x02\x81" + ppp
+            et = 0x8864
+        elif k == "nsh":
+            body = b"\x00\x02\x01" + bytes([3]) + b"\0\0\0\xff" + b"\x02" * 12 + struct.pack("!H", et) + body
+            et = 0x894F
+        elif k == "vlan":
+            body = struct.pack("!HH", level & 0xFFF, et) + body
+            et = 0x8100
+        elif k in ("ipip", "gre", "icmp"):
+            if et != 0x0800:
+                break
+            if k == "ipip":
+                body = c.ipv4("192.0.2.1", "192.0.2.2", 4, body)
+            elif k == "gre":
+                body = c.ipv4("192.0.2.1", "192.0.2.2", 47, b"\x00\x00\x08\x00" + body)
+            else:
+                body = c.ipv4("203.0.113.1", "192.0.2.2", 1, c.icmp(11, 0, body))
+        if len(body) > 60000:
+            break
+    return c.mac("02:00:00:00:00:0b") + c.mac("02:00:00:00:00:0a") + struct.pack("!H", et) + body
+
+
+def corpus_seeds(corpus):
+    """Small capture files of the shared corpus (bytes), when it is there."""
+    if not corpus or not os.path.isdir(corpus):
+        return []
+    out = []
+    for root in ("pcaps", "malformed-tcpdump"):
+        top = os.path.join(corpus, root)
+        for dirpath, _dirs, files in os.walk(top):
+            for name in sorted(files):
+                path = os.path.join(dirpath, name)
+                if name.endswith((".tsv", ".md", ".txt")) or "LICENSES" in path:
+                    continue
+                if 0 < os.path.getsize(path) <= MAX_SEED_BYTES:
+                    with open(path, "rb") as fh:
+                        out.append(fh.read())
+    return out
+
+
+POLICY_EXTRA = """
+exceptions:
+  - rule: no-untrusted-vendors
+    match: {remote: 192.0.2.10/32, port: 53, proto: udp}
+    reason: "resolver"
+    expires: 2027-06-30
+"""
+INVENTORY_YAML = """devices:
+  - name: core-sw
+    vendor: huawei
+    model: S5700
+    macs: [00:e0:fc:00:00:02, "00:e0:fc:10:00:00/36"]
+    ips: [192.0.2.20, 198.51.100.0/28]
+    role: gnb
+    interfaces: [{interface: eth1, vlan: 20}]
+"""
+INVENTORY_CSV = "name,vendor,model,macs,ips,role\ncore-sw,huawei,S5700,00:e0:fc:00:00:02;00:e0:fc:10:00:00/36,192.0.2.20,upf\n"
+
+
+# --- mutation ----------------------------------------------------------------
+
+def pcap_records(data):
+    """Offsets of a pcap's records (for record-aware mutations), or []."""
+    if len(data) < 24 or data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                                           b"\xa1\xb2\x3c\x4d"):
+        return []
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    out, off = [], 24
+    while off + 16 <= len(data) and len(out) < 10_000:
+        incl = struct.unpack_from(order + "I", data, off + 8)[0]
+        if off + 16 + incl > len(data):
+            break
+        out.append((off, 16 + incl, order))
+        off += 16 + incl
+    return out
+
+
+def mutate(rnd, data, others):
+    """One to four mutations of ``data`` (bytes); ``others``: seeds to splice from."""
+    buf = bytearray(data)
+    for _ in range(rnd.randrange(1, 5)):
+        op = rnd.randrange(11)
+        n = len(buf)
+        if op == 0 and n:                                   # flip bits
+            for _ in range(rnd.randrange(1, 9)):
+                buf[rnd.randrange(n)] ^= 1 << rnd.randrange(8)
+        elif op == 1 and n:                                 # an interesting byte
+            buf[rnd.randrange(n)] = rnd.choice((0, 1, 0x7F, 0x80, 0xFF, 0x3F, 0x40))
+        elif op == 2 and n >= 4:                            # an interesting 16/32-bit value
+            width, order = rnd.choice((2, 4)), rnd.choice("<>")
+            value = rnd.choice(INTERESTING + (n, n - 16, n + 1))
+            at = rnd.randrange(n - width + 1)
+            buf[at:at + width] = struct.pack(order + ("H" if width == 2 else "I"), value & (0xFFFF if width == 2
+                                                                                             else 0xFFFFFFFF))
+        elif op == 3 and n:                                 # truncate
+            del buf[rnd.randrange(n):]
+        elif op == 4:                                       # insert random bytes
+            at = rnd.randrange(n + 1)
+            buf[at:at] = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(1, 32)))
+        elif op == 5 and n > 1:                             # delete a range
+            at = rnd.randrange(n)
+            del buf[at:at + rnd.randrange(1, 64)]
+        elif op == 6 and n > 1:                             # duplicate a range
+            at = rnd.randrange(n)
+            piece = buf[at:at + rnd.randrange(1, 256)]
+            to = rnd.randrange(n + 1)
+            buf[to:to] = piece
+        elif op == 7 and others:                            # splice another seed in
+            other = rnd.choice(others)
+            if other:
+                at, frm = rnd.randrange(n + 1), rnd.randrange(len(other))
+                buf[at:] = other[frm:frm + rnd.randrange(1, 4096)] + buf[at:at + rnd.randrange(0, 4096)]
+        elif op in (8, 9, 10):                              # record-aware: pcap lengths, duplicates, swaps
+            records = pcap_records(bytes(buf))
+            if not records:
+                continue
+            off, size, order = rnd.choice(records)
+            if op == 8:
+                field = rnd.choice((8, 12))
+                buf[off + field:off + field + 4] = struct.pack(order + "I", rnd.choice(INTERESTING) & 0xFFFFFFFF)
+            elif op == 9:
+                buf[off:off] = buf[off:off + size]
+            elif len(records) > 1:
+                o2, s2, _ = rnd.choice(records)
+                if o2 > off + size:
+                    first, second = bytes(buf[off:off + size]), bytes(buf[o2:o2 + s2])
+                    buf[o2:o2 + s2] = first
+                    buf[off:off + size] = second
+    return bytes(buf)
+
+
+# --- targets -----------------------------------------------------------------
+
+class Targets:
+    """The code under test, set up once (policy, registries), run per input."""
+
+    def __init__(self, workdir):
+        from verifier.cli import App
+        from verifier import decode as d
+        self.workdir = workdir
+        self.app = App(os.path.join(workdir, "data"))
+        self.policy = self.app.policy([])
+        self.attributor = self.app.attributor(None, [])
+        self.linktypes = d.LINKTYPES
+        self.path = os.path.join(workdir, "input")
+
+    def _write(self, data, suffix=""):
+        path = self.path + suffix
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return path
+
+    def capture(self, data, numpy=False):
+        from verifier import engine
+        from verifier.attribution.discovery import SegmentDiscovery
+        from verifier.attribution.mobile import ControlPlane
+        from verifier.capture import open_capture
+        from verifier.errors import CaptureError
+        from verifier.pipeline import Pipeline
+        path = self._write(data)
+        try:
+            source = open_capture(path)
+        except CaptureError:
+            return
+        saved = engine.compiled
+        if numpy:
+            engine.compiled = None
+        try:
+            pipe = Pipeline(self.policy, self.attributor, [], idle_timeout=300.0, active_timeout=1800.0,
+                            discovery=SegmentDiscovery(self.attributor, self.app.catalogue),
+                            control_plane=ControlPlane())
+            pipe.ingest(source)
+            pipe.finish()
+        finally:
+            engine.compiled = saved
+
+    def gzip(self, data):
+        self.capture(data)
+
+    def frame(self, data):
+        from verifier import decode as d
+        for lt in self.linktypes:
+            out = d.decode(data, lt)
+            if out.__class__ is str:
+                if out not in d.REASONS:
+                    raise AssertionError(f"unknown reason {out!r} for link type {lt}")
+            elif not isinstance(out, d.Packet):
+                raise AssertionError(f"decode returned {type(out).__name__} for link type {lt}")
+
+    def policy_text(self, data):
+        from verifier.errors import VerifierError
+        path = self._write(data, ".yaml")
+        try:
+            self.app.policy([path])
+        except VerifierError:
+            pass
+
+    def inventory(self, data):
+        from verifier.attribution.inventory import load_inventory
+        from verifier.errors import VerifierError
+        path = self._write(data, ".csv" if data[:5] == b"name," else ".yaml")
+        try:
+            load_inventory(path, self.app.catalogue)
+        except VerifierError:
+            pass
+
+
+class Fuzzer:
+    def __init__(self, seed=1, corpus=None, workdir=None):
+        self.rnd = random.Random(seed)
+        self.workdir = workdir or tempfile.mkdtemp(prefix="cleanpath-fuzz-")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.targets = Targets(self.workdir)
+        frames = crafted_frames()
+        plain = [pcap_bytes(frames), pcap_bytes(frames, big=True, nano=True), pcapng_bytes(frames)]
+        plain += [pcap_bytes([f]) for f in frames]
+        from verifier.demo import __file__ as demo_init
+        with open(os.path.join(os.path.dirname(demo_init), "demo.pcap"), "rb") as fh:
+            plain.append(fh.read()[:MAX_SEED_BYTES])
+        plain += corpus_seeds(corpus)
+        self.captures = plain
+        self.gzips = [gzip.compress(p, 6) for p in plain[:8]]
+        self.frames = frames
+        from verifier.cli import default_policy_path
+        with open(default_policy_path(), "rb") as fh:
+            self.policies = [fh.read() + POLICY_EXTRA.encode()]
+        self.inventories = [INVENTORY_YAML.encode(), INVENTORY_CSV.encode()]
+
+    # target name -> (weight, seeds, runner)
+    def plan(self):
+        t = self.targets
+        return [("capture", 40, self.captures, t.capture), ("gzip", 8, self.gzips, t.gzip),
+                ("frame", 40, self.frames, t.frame), ("policy", 6, self.policies, t.policy_text),
+                ("inventory", 6, self.inventories, t.inventory)]
+
+    def inputs(self):
+        """An endless, reproducible stream of (target, runner, data)."""
+        plan = self.plan()
+        weights = [w for _n, w, _s, _r in plan]
+        while True:
+            name, _w, seeds, runner = self.rnd.choices(plan, weights)[0]
+            if name == "frame" and self.rnd.random() < 0.1:
+                data = deep_frame(self.rnd)
+            else:
+                data = mutate(self.rnd, self.rnd.choice(seeds), seeds)
+            yield name, runner, data
+
+    def run(self, count=None, seconds=None, keep=True, log=None):
+        """Run ``count`` inputs (or for ``seconds``). Returns (inputs run, failures)."""
+        failures, done = [], 0
+        end = time.monotonic() + seconds if seconds else None
+        numpy = False
+        for name, runner, data in self.inputs():
+            if (count is not None and done >= count) or (end is not None and time.monotonic() >= end):
+                break
+            started = time.perf_counter()
+            error = run_one(runner, data, numpy=(name == "capture" and numpy))
+            numpy = not numpy
+            took = time.perf_counter() - started
+            if error is None and took > LIMIT:
+                error = f"slow: {took:.2f} s (limit {LIMIT} s)"
+            if error is not None:
+                failures.append((name, data, error))
+                if keep:
+                    save_regression(name, data)
+                if log:
+                    log(f"FAIL {name}: {error}")
+            done += 1
+        return done, failures
+
+
+def run_one(runner, data, numpy=False):
+    """None, or the error text of what the input did."""
+    try:
+        if numpy:
+            runner(data, numpy=True)
+        else:
+            runner(data)
+    except Exception as exc:           # noqa: BLE001 - a fuzzer records every escape
+        import traceback
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return f"{type(exc).__name__}: {exc} at {os.path.basename(where.filename)}:{where.lineno}"
+    return None
+
+
+def save_regression(name, data):
+    os.makedirs(REGRESSIONS, exist_ok=True)
+    path = os.path.join(REGRESSIONS, f"{name}-{hashlib.sha256(data).hexdigest()[:16]}.bin")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def regressions():
+    """(target, data, file name) of every kept failing input."""
+    if not os.path.isdir(REGRESSIONS):
+        return []
+    out = []
+    for name in sorted(os.listdir(REGRESSIONS)):
+        if not name.endswith(".bin"):
+            continue
+        with open(os.path.join(REGRESSIONS, name), "rb") as fh:
+            out.append((name.split("-", 1)[0], fh.read(), name))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--corpus", default=os.path.join(HERE, "..", "..", "shared", "corpus"))
+    args = parser.parse_args(argv)
+    fuzzer = Fuzzer(args.seed, args.corpus)
+    print(f"seed {args.seed}: {len(fuzzer.captures)} capture seeds, {len(fuzzer.frames)} frame seeds; "
+          f"{args.minutes} min", flush=True)
+    done, failures = fuzzer.run(seconds=args.minutes * 60, log=lambda m: print(m, flush=True))
+    print(f"{done} inputs, {len(failures)} failure(s); kept in {REGRESSIONS}" if failures else f"{done} inputs, "
+          "no failure")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    sys.exit(main())
