@@ -57,6 +57,7 @@ R_IPV6_SHORT = "truncated-ipv6"
 R_IPV6_EXT = "bad-ipv6-extension"
 R_L4_SHORT = "truncated-l4"
 R_VERSION = "bad-ip-version"
+R_INTERNAL = "internal-error"               # a bug met while handling the frame (the daemon counts it and goes on)
 R_ENCRYPTED = "encrypted-80211"             # an 802.11 data frame with the Protected bit: its payload is ciphertext
 
 # Tunnel kinds (``Packet.tunnels`` entries and tunnel-endpoint evidence)
@@ -64,7 +65,7 @@ GTPU, VXLAN, GENEVE, GRE, ERSPAN, IPIP = "gtp-u", "vxlan", "geneve", "gre", "ers
 TUNNEL_UDP_PORTS = {2152: GTPU, 4789: VXLAN, 8472: VXLAN, 6081: GENEVE, 4754: GRE}
 ET_TEB, ET_ERSPAN2, ET_ERSPAN3, ET_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
 REASONS = (R_LINKTYPE, R_L2_SHORT, R_DEPTH, R_MPLS, R_IPV4_SHORT, R_IPV4_BAD,
-           R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION, R_ENCRYPTED)
+           R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION, R_ENCRYPTED, R_INTERNAL)
 
 # ICMP types whose counterpart makes a request/reply one flow (Community ID v1).
 ICMP4_PAIRS = {8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17, 10: 9, 9: 10}

@@ -23,7 +23,7 @@ import numpy as np
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
 from .batch import open_directions, split
-from .decode import LT_ETHERNET, R_LINKTYPE, REASONS, decode
+from .decode import LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
 from .flows import FlowTable
 from .policy.evaluate import Verdicts
 
@@ -63,6 +63,8 @@ class Pipeline:
         # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
         self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
+        self.survive_bugs = None      # the daemon: a callable(exc) told of a bug met in one packet, which is
+        # counted (R_INTERNAL) and skipped; None (the audit): the bug ends the run (exit 4)
 
     def use(self, policy, attributor):
         """Judge with ``policy`` and ``attributor`` from now on (start-up, and a
@@ -155,30 +157,38 @@ class Pipeline:
         ``rows``: int array of chunk rows; only their facts become Python values."""
         if not len(rows):
             return
-        table, stats = self.table, self.stats
-        errors = stats.decode_errors
+        errors = self.stats.decode_errors
         buf = chunk.buf
         columns = (chunk.ts[rows], chunk.ifx[rows], chunk.off[rows], chunk.incl[rows], chunk.orig[rows])
         for ts, ifx, off, incl, orig in zip(*(c.tolist() for c in columns)):
-            data = buf[off:off + incl]
-            pkt = decode(data, linktypes[ifx])
-            if pkt.__class__ is str:
-                errors[pkt] += 1
-                if pkt is R_LINKTYPE:
-                    lt = linktypes[ifx]
-                    stats.unsupported_linktypes[lt] = stats.unsupported_linktypes.get(lt, 0) + 1
-            elif not pkt.family:
-                stats.non_ip += 1
-                for hook in self.control_frame_hooks:
-                    hook(ts, gmap[ifx], pkt, data)
-            else:
-                table.add(pkt, ts, gmap[ifx], orig)
-                if pkt.proto == 17:
-                    if self.control_plane is not None and (pkt.dport in CONTROL_UDP_PORTS
-                                                           or pkt.sport in CONTROL_UDP_PORTS):
-                        self.control_plane(ts, data, pkt.payload, pkt.sport, pkt.dport)   # GTP-C, PFCP
-                elif pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
-                    self.discovery.ndp(ts, gmap[ifx], pkt)        # neighbour solicitation/advertisement
+            try:
+                self._decode_one(ts, buf[off:off + incl], gmap[ifx], linktypes[ifx], orig)
+            except Exception as exc:         # noqa: BLE001 - a bug; see survive_bugs
+                if self.survive_bugs is None:
+                    raise
+                errors[R_INTERNAL] += 1
+                self.survive_bugs(exc)
+
+    def _decode_one(self, ts, data, ifindex, linktype, orig):
+        """One frame through the decoder, into the flow table or a control-frame consumer."""
+        stats = self.stats
+        pkt = decode(data, linktype)
+        if pkt.__class__ is str:
+            stats.decode_errors[pkt] += 1
+            if pkt is R_LINKTYPE:
+                stats.unsupported_linktypes[linktype] = stats.unsupported_linktypes.get(linktype, 0) + 1
+        elif not pkt.family:
+            stats.non_ip += 1
+            for hook in self.control_frame_hooks:
+                hook(ts, ifindex, pkt, data)
+        else:
+            self.table.add(pkt, ts, ifindex, orig)
+            if pkt.proto == 17:
+                if self.control_plane is not None and (pkt.dport in CONTROL_UDP_PORTS
+                                                       or pkt.sport in CONTROL_UDP_PORTS):
+                    self.control_plane(ts, data, pkt.payload, pkt.sport, pkt.dport)   # GTP-C, PFCP
+            elif pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
+                self.discovery.ndp(ts, ifindex, pkt)        # neighbour solicitation/advertisement
 
     # --- per flow -----------------------------------------------------------
 

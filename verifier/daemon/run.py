@@ -21,9 +21,11 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 from ..attribution.discovery import SegmentDiscovery
 from ..attribution.mobile import ControlPlane
+from ..decode import R_INTERNAL
 from ..errors import VerifierError
 from ..pipeline import Pipeline
 from ..sinks.events import EventSink
@@ -83,6 +85,8 @@ class Daemon:
         self.discovery = SegmentDiscovery(attributor, self.catalogue)
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
                                  options.max_flows, discovery=self.discovery, control_plane=ControlPlane())
+        self.pipeline.survive_bugs = self._bug
+        self.bugs = 0
         self.source_kind = _source_kind(options)
         if options.probe:
             self._start_prober(policy)
@@ -153,7 +157,7 @@ class Daemon:
         try:
             for chunk in source.chunks():
                 if chunk is not None and len(chunk):
-                    pipe.feed(source, chunk)
+                    self._feed(pipe, source, chunk)
                 else:
                     pipe.tick(source.now())
                 if self._reload_wanted:
@@ -165,6 +169,28 @@ class Daemon:
                     self._drained()
         finally:
             self.shutdown()
+
+    def _feed(self, pipe, source, chunk):
+        """A bug in a chunk's fast path costs that chunk (counted as
+        ``internal-error``), not the daemon; one in a packet's decode costs
+        that packet (Pipeline.survive_bugs)."""
+        try:
+            pipe.feed(source, chunk)
+        except Exception as exc:           # noqa: BLE001 - counted and logged, never fatal
+            pipe.stats.decode_errors[R_INTERNAL] += len(chunk)
+            self._bug(exc)
+
+    def _bug(self, exc):
+        """Log the first bug with its traceback, then one line at the 2nd, 4th,
+        8th ... and every 1000th: a bug that repeats per packet cannot flood the log."""
+        self.bugs += 1
+        if self.bugs & (self.bugs - 1) == 0 or self.bugs % 1000 == 0:
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            self.log(f"internal error #{self.bugs} (counted as decode error 'internal-error', capture goes on): "
+                     f"{type(exc).__name__}: {exc}" + (f" at {os.path.basename(where.filename)}:{where.lineno}"
+                                                        if where else ""))
+            if self.bugs == 1:
+                self.log("".join(traceback.format_exception(exc)).rstrip())
 
     def _drained(self):
         """A finite source (a replay) has ended: judge what is open, keep serving until stopped."""
