@@ -3,8 +3,9 @@
 Registered on a private ``CollectorRegistry`` (no process or platform
 collectors from prometheus-client's default registry, so every series is one
 we document). The collector reads snapshots at scrape time; nothing here runs
-per packet or per flow. Served by prometheus-client's HTTP server, with TLS
-when a certificate and key are given (and client certificates when a CA is).
+per packet or per flow. Served by http.py (many concurrent scrapers share
+one render), with TLS when a certificate and key are given (and client
+certificates when a CA is).
 
 Series beyond SPEC.md (documented in the README):
   cleanpath_zone_window_flows{zone}              flows judged in the rolling window
@@ -16,14 +17,17 @@ Series beyond SPEC.md (documented in the README):
 """
 
 import datetime
+import ssl
+import threading
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
 from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
 from ..sinks.metrics import ANY, OTHER
+from .http import MetricsServer
 
 RELOAD_RESULTS = ("success", "failure")
 
@@ -169,12 +173,22 @@ def build_timestamp(build_date):
 
 
 def serve(daemon, addr, certfile=None, keyfile=None, client_cafile=None):
-    """Start the HTTP(S) server on ``addr`` ("host:port", "[v6]:port"); returns (server, thread)."""
+    """Start the HTTP(S) server (http.py) on ``addr`` ("host:port",
+    "[v6]:port") in a thread; returns (registry, server, thread)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
     host, port = split_addr(addr)
-    server, thread = start_http_server(port, addr=host, registry=registry, certfile=certfile, keyfile=keyfile,
-                                       client_cafile=client_cafile, client_auth_required=bool(client_cafile))
+    tls = None
+    if certfile:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_cert_chain(certfile, keyfile)
+        if client_cafile:
+            tls.verify_mode = ssl.CERT_REQUIRED
+            tls.load_verify_locations(cafile=client_cafile)
+    server = MetricsServer(host, port, registry, tls)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True)
+    thread.start()
     return registry, server, thread
 
 
