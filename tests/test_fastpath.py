@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from verifier import batch, engine
+from verifier import craft as c
 from verifier.capture import open_capture
 from verifier.capture.chunk import from_frames
 from verifier.capture.files import MAX_RECORD
@@ -228,7 +229,7 @@ def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
     for cls in (Flow, Grown, dict):
         table = FlowTable(lambda flow: None)
         engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS, parts,
-                                        cls, table.capacity)
+                                        cls, table.capacity, _macs(table))
         states.append([_flow_state(f) for f in table.flows.values()])
     assert len(states[0]) > 3 and states[0] == states[1] == states[2]
 
@@ -243,8 +244,38 @@ def test_open_directions_refuses_fields_outside_the_key():
     parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
     with pytest.raises(ValueError, match="no fields inside its key"):
         engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts, Flow,
-                                        table.capacity)
+                                        table.capacity, _macs(table))
     assert not table.flows
+
+
+def _macs(table):
+    from verifier.model import NO_MACS
+    return table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT
+
+
+def test_flows_share_their_mac_sets_on_both_engines():
+    """Flows through one gateway hold the very same frozenset for its side
+    (model.MacSets), whichever engine opened them, and the sets are right."""
+    from verifier.flows import FlowTable
+    frames = [c.ether("00:00:0c:01:02:03", "02:00:00:00:00:aa", c.ETH_IPV4,
+                      c.ipv4("198.51.100.5", "192.0.2.%d" % (k + 1), 6, c.tcp(40000 + k, 443))) for k in range(50)]
+    chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(frames))
+    results = []
+    for compiled in (engine.compiled, None):
+        saved, engine.compiled = engine.compiled, compiled
+        try:
+            table = FlowTable(lambda flow: None)
+            parts, _slow = batch.split(chunk, np.array([True]), [0])
+            batch.open_directions(table, [(g, np.arange(len(g))) for g in parts])
+        finally:
+            engine.compiled = saved
+        flows = list(table.flows.values())
+        sides = {id(f.macs[f.origin]) for f in flows}, {id(f.macs[1 - f.origin]) for f in flows}
+        assert len(flows) == 50 and sides[0] == {id(flows[0].macs[flows[0].origin])} and len(sides[1]) == 1
+        results.append(sorted((sorted(f.macs[0]), sorted(f.macs[1])) for f in flows))
+        assert all(isinstance(m, frozenset) for f in flows for m in f.macs)
+    assert results[0] == results[1] and results[0][0] == ([bytes.fromhex("00000c010203")],
+                                                          [bytes.fromhex("0200000000aa")])
 
 
 def _bind_rounds(seed):

@@ -39,7 +39,7 @@
  *     index holds (same hash, same key) and that was not quiet past the idle
  *     timeout has its sums added to its entry, in place; the rest are returned.
  *
- * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity)
+ * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity, (shared, empty, limit))
  *     -> per part, the list of (flow, side) owners of its rows
  *     batch.open_directions: the rows account() handed back, every part's
  *     merged by first frame (arrival order), go through the steps of
@@ -47,7 +47,8 @@
  *     batch.FIELDS says they are, the flow's key, the live flow or a new
  *     flow_type (model.Flow) one while the table holds fewer than
  *     ``capacity``, else renew(flow or None, key, side, first_ts)
- *     (FlowTable.renew, which may end flows), counters, last time, MACs,
+ *     (FlowTable.renew, which may end flows), counters, last time, MACs
+ *     (model.MacSets.add, on its table ``shared``: flows share frozensets),
  *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
  *     last_ts, count, octets).
  *
@@ -588,7 +589,7 @@ static int flow_set(PyObject *flow, int k, PyObject *v)
 
 /* Flow(key, ts) with origin ``side``, as model.Flow.__init__ and
  * FlowTable.renew make it; ``type`` has Flow's layout. */
-static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side)
+static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side, PyObject *no_macs)
 {
     PyObject *flow = type->tp_alloc(type, 0), *first = PyFloat_FromDouble(ts);
     if (flow == NULL || first == NULL)
@@ -608,19 +609,20 @@ static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side
     first = NULL;
     SLOT(flow, S_PKTS) = PyList_New(2);
     SLOT(flow, S_OCTETS) = PyList_New(2);
-    SLOT(flow, S_MACS) = PyTuple_New(2);
+    SLOT(flow, S_MACS) = PyList_New(2);
     SLOT(flow, S_ICMP_ERRORS) = PyLong_FromLong(0);
     SLOT(flow, S_ORIGIN) = PyLong_FromLong(side);
     if (!SLOT(flow, S_FAMILY) || !SLOT(flow, S_PKTS) || !SLOT(flow, S_OCTETS) || !SLOT(flow, S_MACS)
         || !SLOT(flow, S_ICMP_ERRORS) || !SLOT(flow, S_ORIGIN))
         goto fail;
     for (int k = 0; k < 2; k++) {
-        PyObject *zero = PyLong_FromLong(0), *set = PySet_New(NULL);
+        PyObject *zero = PyLong_FromLong(0);
         Py_XINCREF(zero);
+        Py_INCREF(no_macs);
         PyList_SET_ITEM(SLOT(flow, S_PKTS), k, zero);
         PyList_SET_ITEM(SLOT(flow, S_OCTETS), k, zero);
-        PyTuple_SET_ITEM(SLOT(flow, S_MACS), k, set);
-        if (zero == NULL || set == NULL)
+        PyList_SET_ITEM(SLOT(flow, S_MACS), k, no_macs);
+        if (zero == NULL)
             goto fail;
     }
     static const int none[] = {S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES};
@@ -692,12 +694,35 @@ static int last_of(PyObject *flow, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* flow.macs[i].add(item) */
-static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac)
+/* flow.macs[i] = mac_sets.add(flow.macs[i], item): model.MacSets.add, its
+ * table ``shared`` (a dict, bounded by ``limit``) passed in. */
+static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *shared, Py_ssize_t limit)
 {
     PyObject *sets = flow_get(flow, S_MACS), *set = sets ? PySequence_GetItem(sets, i) : NULL;
-    PyObject *item = set ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL;
-    int rc = item ? PySet_Add(set, item) : -1;
+    PyObject *item = set ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL, *grown = NULL;
+    int rc = -1, has = item ? PySequence_Contains(set, item) : -1;
+    if (has != 0) {
+        rc = has < 0 ? -1 : 0;
+        goto done;
+    }
+    /* A frozenset no other code has seen yet may be filled with PySet_Add (the C API allows it). */
+    if ((grown = PyFrozenSet_New(set)) == NULL || PySet_Add(grown, item) < 0)
+        goto done;
+    PyObject *known = PyDict_GetItemWithError(shared, grown);     /* borrowed */
+    if (known == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        if (PyDict_GET_SIZE(shared) >= limit)
+            PyDict_Clear(shared);
+        if (PyDict_SetItem(shared, grown, grown) < 0)
+            goto done;
+        known = grown;
+    }
+    Py_INCREF(known);
+    rc = PySequence_SetItem(sets, i, known);
+    Py_DECREF(known);
+done:
+    Py_XDECREF(grown);
     Py_XDECREF(item);
     Py_XDECREF(set);
     Py_XDECREF(sets);
@@ -743,9 +768,14 @@ static PyObject *flow_key(long ifindex, int vlan, int proto, const uint8_t *a, i
 /* One new direction: add_directions' loop body. Returns the new owner (flow, side), or NULL.
  * A key no live flow holds gets a new flow here when the table has room (so
  * FlowTable.renew would neither end nor shed one); renew does the rest. */
+typedef struct {
+    PyObject *shared, *none;             /* model.MacSets' table, and the empty frozenset new flows start with */
+    Py_ssize_t limit;
+} Macs;
+
 static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, PyTypeObject *type,
-                          Py_ssize_t capacity, const int64_t *f, const uint8_t *h, uint64_t tag, double first_ts,
-                          double last_ts, int64_t count, int64_t octets)
+                          Py_ssize_t capacity, const Macs *macs, const int64_t *f, const uint8_t *h, uint64_t tag,
+                          double first_ts, double last_ts, int64_t count, int64_t octets)
 {
     long ifindex = (long)(tag >> 8);
     int vlan = f[F_VLAN] >= 0 ? (be16(h + f[F_VLAN]) & 0x0FFF) : -1, proto = h[f[F_PROTO]];
@@ -766,7 +796,7 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
     if (flow != NULL && last_of(flow, &last) < 0)
         goto done;
     if (flow == NULL && PyDict_GET_SIZE(flows) < capacity && flow_layout(type)) {
-        if ((flow = new_flow(type, key, first_ts, side)) == NULL || PyDict_SetItem(flows, key, flow) < 0)
+        if ((flow = new_flow(type, key, first_ts, side, macs->none)) == NULL || PyDict_SetItem(flows, key, flow) < 0)
             goto done;
     } else if (flow == NULL || first_ts - last > idle) {
         PyObject *renewed = PyObject_CallFunction(renew, "OOid", flow ? flow : Py_None, key, side, first_ts);
@@ -775,8 +805,8 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
         if (flow == NULL)
             goto done;
     }
-    if (fold(flow, side, count, octets, last_ts) < 0 || add_mac(flow, side, h + f[F_SMAC]) < 0
-        || add_mac(flow, 1 - side, h + f[F_DMAC]) < 0)
+    if (fold(flow, side, count, octets, last_ts) < 0 || add_mac(flow, side, h + f[F_SMAC], macs->shared, macs->limit) < 0
+        || add_mac(flow, 1 - side, h + f[F_DMAC], macs->shared, macs->limit) < 0)
         goto done;
     if (f[F_TUNNEL] >= 0) {
         unsigned long ident = 0;
@@ -821,8 +851,10 @@ static PyObject *open_directions(PyObject *self, PyObject *args)
     Py_ssize_t capacity;
     double idle;
     Py_buffer fields;
-    if (!PyArg_ParseTuple(args, "O!OdO!y*O!O!n", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds, &fields,
-                          &PyList_Type, &part_list, &PyType_Type, &type, &capacity))
+    Macs macs;
+    if (!PyArg_ParseTuple(args, "O!OdO!y*O!O!n(O!O!n)", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds,
+                          &fields, &PyList_Type, &part_list, &PyType_Type, &type, &capacity, &PyDict_Type, &macs.shared,
+                          &PyFrozenSet_Type, &macs.none, &macs.limit))
         return NULL;
     Py_ssize_t nparts = PyList_GET_SIZE(part_list), nclasses = fields.len / (8 * F_COLUMNS);
     Part *parts = PyMem_Calloc(nparts ? nparts : 1, sizeof(Part));
@@ -875,7 +907,7 @@ static PyObject *open_directions(PyObject *self, PyObject *args)
         }
         const int64_t *f = (const int64_t *)fields.buf + cls * F_COLUMNS;
         /* header bytes first (as split stored them), the class/interface word last */
-        PyObject *owner = open_one(flows, renew, idle, kinds, type, capacity, f, (const uint8_t *)key, key[p->width - 1],
+        PyObject *owner = open_one(flows, renew, idle, kinds, type, capacity, &macs, f, (const uint8_t *)key, key[p->width - 1],
                                    ((const double *)p->first_ts.buf)[row], ((const double *)p->last_ts.buf)[row],
                                    ((const int64_t *)p->count.buf)[row], ((const int64_t *)p->octets.buf)[row]);
         if (owner == NULL)

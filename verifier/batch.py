@@ -52,7 +52,7 @@ import numpy as np
 from . import engine
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .decode import GTPU, TUNNEL_UDP_PORTS, VXLAN
-from .model import Flow
+from .model import NO_MACS, Flow
 
 WIDTH = 64                    # header bytes looked at per frame
 # Port sets as 65,536-entry tables: one gather per row instead of np.isin's sort.
@@ -446,8 +446,9 @@ def open_directions(table, opened):
         parts = [(np.ascontiguousarray(g.keys, np.uint64), g.width, _int64(g.classes), _int64(rows), _int64(g.first),
                   np.ascontiguousarray(g.first_ts, np.float64), np.ascontiguousarray(g.last_ts, np.float64),
                   _int64(g.count), _int64(g.octets)) for g, rows in opened]
+        macs = (table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT)
         return engine.compiled.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts,
-                                                Flow, table.capacity)
+                                                Flow, table.capacity, macs)
     items, firsts = [], []
     for g, rows in opened:
         items.extend(zip(g.interfaces(rows), fields_of(g, rows), g.first_ts[rows].tolist(),

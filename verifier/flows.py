@@ -24,7 +24,7 @@ it ends; their last timestamps are carried into the flows before each scan.
 from collections import OrderedDict
 
 from .directions import DirectionIndex
-from .model import Flow
+from .model import Flow, MacSets
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
@@ -43,6 +43,7 @@ class FlowTable:
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
+        self.mac_sets = MacSets()        # the frozensets flows' ``macs`` share
 
     def __len__(self):
         return len(self.flows)
@@ -119,9 +120,9 @@ class FlowTable:
             flow.octets[side] += octets
             if last_ts > flow.last:
                 flow.last = last_ts
-            macs = flow.macs
-            macs[side].add(src_mac)
-            macs[1 - side].add(dst_mac)
+            macs, add = flow.macs, self.mac_sets.add
+            macs[side] = add(macs[side], src_mac)
+            macs[1 - side] = add(macs[1 - side], dst_mac)
             if tunnels is not None:
                 _carried(flow, tunnels)
             owners.append((flow, side))
@@ -166,7 +167,17 @@ class FlowTable:
         flow.octets[side] += wirelen
         if ts > flow.last:
             flow.last = ts
-        _learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)
+        self._learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)
+
+    def _learn(self, flow, side, src_mac, dst_mac, tunnels):
+        """MACs adjacent to each side, and the tunnels (``_carried``)."""
+        macs, add = flow.macs, self.mac_sets.add
+        if src_mac:
+            macs[side] = add(macs[side], src_mac)
+        if dst_mac:
+            macs[1 - side] = add(macs[1 - side], dst_mac)
+        if tunnels is not None:
+            _carried(flow, tunnels)
 
     def _quoted_flow(self, pkt, ifindex):
         q = pkt.quote
@@ -233,16 +244,6 @@ class FlowTable:
     def _publish(self):
         for index in self._directions.values():
             index.publish()
-
-
-def _learn(flow, side, src_mac, dst_mac, tunnels):
-    """MACs adjacent to each side, and the tunnels (``_carried``)."""
-    if src_mac:
-        flow.macs[side].add(src_mac)
-    if dst_mac:
-        flow.macs[1 - side].add(dst_mac)
-    if tunnels is not None:
-        _carried(flow, tunnels)
 
 
 def _carried(flow, tunnels):
