@@ -16,8 +16,9 @@ reason, packets. When the daemon says its input is finished (every open flow
 judged), the totals are checked: evictions (capacity + idle + active +
 shutdown) equal the number of flows; flows counted by verdict equal it too.
 
-The peer, ``argus -r FLOOD`` (a compiled flow meter), reads the same file in
-the same run: its peak RSS and time are reported beside ours.
+The peer, ``argus -r FLOOD`` (a compiled flow meter, no flow cap), reads the
+same file in the same run, given three times our time: its peak RSS and time
+(or that it had not finished) are reported beside ours.
 
 Results go to bench/out/flood.json. Targets (issue 22): peak RSS <= 1 GB and
 flat once the cap is reached; every eviction counted by reason; no flow lost.
@@ -136,17 +137,25 @@ def run_daemon(path, flows):
             "flows_by_verdict_total": by_verdict, "log_tail": lines[-3:], "samples": samples}
 
 
-def run_argus(path):
+def run_argus(path, limit):
+    """argus over the same file, stopped after ``limit`` seconds if still running."""
     argus = shutil.which("argus", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
     if argus is None:
         return None
     out = os.path.join(OUT, "flood.argus")
     started = time.monotonic()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([argus, "-r", path, "-w", out], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    os.unlink(out)
-    return {"seconds": round(time.monotonic() - started, 1), "peak_rss_mib": round(max(before, after) / 1024, 1)}
+    proc = subprocess.Popen([argus, "-r", path, "-w", out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0.0
+    while proc.poll() is None and time.monotonic() - started < limit:
+        peak = max(peak, rss_mib(proc.pid) or 0.0)
+        time.sleep(0.25)
+    finished = proc.poll() is not None
+    if not finished:
+        proc.kill()
+        proc.wait()
+    if os.path.exists(out):
+        os.unlink(out)
+    return {"seconds": round(time.monotonic() - started, 1), "finished": finished, "peak_rss_mib": round(peak, 1)}
 
 
 def main():
@@ -158,7 +167,7 @@ def main():
     if not os.path.exists(path):
         write_flood(path, args.flows)
     ours = run_daemon(path, args.flows)
-    peer = run_argus(path)
+    peer = run_argus(path, limit=3 * ours["seconds"])
     report = {"verifier": ours, "argus": peer}
     with open(os.path.join(OUT, "flood.json"), "w") as fh:
         json.dump(report, fh, indent=2)
