@@ -55,3 +55,14 @@ def engine(request, monkeypatch):
     else:
         monkeypatch.setattr(engine, "compiled", None)
     return request.param
+
+
+def self_signed(directory):
+    """(key, cert) paths of a fresh self-signed certificate for 127.0.0.1 (openssl)."""
+    import subprocess
+    need_tool("openssl")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return key, cert

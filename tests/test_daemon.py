@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import need_tool
+from conftest import need_tool, self_signed
 from lab import LAB_POLICY, wait_for
 from verifier.capture.replay import Replay
 from verifier.capture.watch import WatchDir
@@ -308,11 +308,7 @@ def test_replay_daemon_metrics_pass_promtool_and_match_the_audit(tmp_path):
 
 
 def test_metrics_over_tls(tmp_path):
-    need_tool("openssl")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    key, cert = self_signed(tmp_path)
     policy = tmp_path / "policy.yaml"
     policy.write_text(LAB_POLICY)
     port = free_port()

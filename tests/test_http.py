@@ -5,7 +5,6 @@ a stalled TLS client that holds nobody back."""
 import gzip
 import socket
 import ssl
-import subprocess
 import threading
 
 import pytest
@@ -13,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from verifier.daemon.http import IDLE_TIMEOUT, MetricsServer
 
-from conftest import need_tool
+from conftest import self_signed
 from lab import wait_for
 
 
@@ -119,11 +118,7 @@ def test_silent_connections_are_dropped_after_the_idle_timeout():
 
 
 def test_a_stalled_tls_handshake_holds_nobody_back(tmp_path):
-    need_tool("openssl")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    key, cert = self_signed(tmp_path)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(str(cert), str(key))
     registry = CollectorRegistry()
