@@ -82,7 +82,7 @@ def crafted_frames():
 
 
 def control_frames():
-    """LLDP, CDP and STP frames, made by scapy (not by us)."""
+    """LLDP, CDP, STP and GTPv1-C/GTPv2-C frames, made by scapy (not by us)."""
     from scapy.all import Dot3, LLC, SNAP, STP, Ether, raw
     from scapy.contrib.cdp import CDPMsgDeviceID, CDPMsgPlatform, CDPMsgSoftwareVersion, CDPv2_HDR
     from scapy.contrib.lldp import (LLDPDUChassisID, LLDPDUEndOfLLDPDU, LLDPDUPortID, LLDPDUSystemDescription,
@@ -95,7 +95,19 @@ def control_frames():
            SNAP(OUI=0x0C, code=0x2000) / CDPv2_HDR() / CDPMsgDeviceID(val=b"edge-rtr") /
            CDPMsgSoftwareVersion(val=b"Cisco IOS Software") / CDPMsgPlatform(val=b"cisco ISR4431"))
     stp = Dot3(dst="01:80:c2:00:00:00", src="00:e0:fc:00:00:03") / LLC(dsap=0x42, ssap=0x42, ctrl=3) / STP()
-    return [raw(lldp), raw(cdp), raw(stp)]
+    from scapy.all import IP, UDP
+    from scapy.contrib.gtp import GTPCreatePDPContextRequest, GTPHeader, IE_GSNAddress, IE_TEIDI
+    from scapy.contrib.gtp_v2 import GTPHeader as GTPv2Header
+    from scapy.contrib.gtp_v2 import IE_EPSBearerID, IE_FTEID, GTPV2CreateSessionRequest, IE_BearerContext
+    link = Ether(dst="00:e0:fc:00:00:01", src="02:00:00:00:00:0a") / IP(src="192.0.2.1", dst="192.0.2.2")
+    gtpv1 = (link / UDP(sport=2123, dport=2123) / GTPHeader(gtp_type=16, teid=0) /
+             GTPCreatePDPContextRequest(IE_list=[IE_TEIDI(TEIDI=0x55), IE_GSNAddress(ipv4_address="192.0.2.40"),
+                                                 IE_GSNAddress(ipv4_address="192.0.2.41")]))
+    gtpv2 = (link / UDP(sport=2123, dport=2123) / GTPv2Header(gtp_type=32, T=1, teid=0, seq=1) /
+             GTPV2CreateSessionRequest(IE_list=[IE_FTEID(InterfaceType=10, GRE_Key=0x1234, ipv4="192.0.2.30"),
+                                                IE_BearerContext(IE_list=[IE_EPSBearerID(EBI=5), IE_FTEID(
+                                                    InterfaceType=0, GRE_Key=0x99, ipv4="192.0.2.31")])]))
+    return [raw(lldp), raw(cdp), raw(stp), raw(gtpv1), raw(gtpv2)]
 
 
 def pcap_bytes(frames, linktype=1, big=False, nano=False):

@@ -138,6 +138,8 @@ class MetricsServer:
             if conn.handshaking:
                 conn.sock.do_handshake()
                 conn.handshaking = False
+                if not conn.outbuf:                # a handshake that wanted to write: back to reading
+                    self._want(conn, selectors.EVENT_READ)
             if mask & selectors.EVENT_WRITE and conn.outbuf:
                 self._flush(conn)
                 return
