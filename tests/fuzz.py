@@ -370,7 +370,7 @@ class Fuzzer:
             plain.append(fh.read()[:MAX_SEED_BYTES])
         plain += corpus_seeds(corpus)
         self.captures = plain
-        self.gzips = [gzip.compress(p, 6) for p in plain[:8]]
+        self.gzips = [gzip.compress(p, 6, mtime=0) for p in plain[:8]]       # mtime 0: the same bytes every run
         self.frames = frames
         from verifier.cli import default_policy_path
         with open(default_policy_path(), "rb") as fh:
