@@ -313,3 +313,19 @@ def test_the_daemon_counts_a_bug_per_packet_or_chunk_and_goes_on(tmp_path, monke
     assert [line.split(":")[0] for line in logged if line.startswith("internal error #")] == \
         ["internal error #1 (counted as decode error 'internal-error', capture goes on)",
          "internal error #2 (counted as decode error 'internal-error', capture goes on)"]   # #3 is not logged
+
+
+def test_an_interface_option_that_overruns_its_block_is_ignored(tmp_path):
+    """Found by the fuzzer: an if_tsresol option declaring more bytes than
+    its Interface Description Block holds (IndexError before)."""
+    shb = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+    body = struct.pack("<HHI", 1, 0, 65535) + struct.pack("<HH", 9, 40)       # tsresol, 40 bytes: none follow
+    idb = struct.pack("<II", 1, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+    frame = frames_of(1)[0]
+    pad = frame + b"\0" * (-len(frame) % 4)
+    epb_body = struct.pack("<IIIII", 0, 0, 1, len(frame), len(frame)) + pad
+    epb = struct.pack("<II", 6, 12 + len(epb_body)) + epb_body + struct.pack("<I", 12 + len(epb_body))
+    path = tmp_path / "idb.pcapng"
+    path.write_bytes(shb + idb + epb)
+    cap = open_capture(str(path))
+    assert len(list(cap.frames())) == 1 and cap.errors == []

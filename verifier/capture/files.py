@@ -340,7 +340,7 @@ def _idb_options(opts, order):
         code, length = struct.unpack_from(order + "HH", opts, pos)
         value = opts[pos + 4:pos + 4 + length]
         pos += 4 + ((length + 3) & ~3)
-        if code == 0:
+        if code == 0 or len(value) < length:       # the end, or an option that overruns its block
             break
         if code == 2:
             name = value.decode("utf-8", "replace").rstrip("\0") or None
