@@ -42,5 +42,6 @@ if [ -z "${VIRTUAL_ENV:-}" ]; then
   . .venv/bin/activate
 fi
 python -m pip install -q --upgrade pip >/dev/null
-python -m pip install -q -e '.[test]'
+# setuptools prints a banner about editable installs on every run: kept out of sight unless the install fails.
+python -m pip install -q -e '.[test]' > .venv-install.log 2>&1 || { cat .venv-install.log >&2; exit 1; }
 exec python -m pytest -q "$@"

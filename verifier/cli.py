@@ -134,7 +134,17 @@ def _fail(exc):
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
           active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, quiet):
-    """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy."""
+    """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy.
+
+    \b
+    Exit codes:
+      0  every zone with traffic certified
+      1  at least one violation
+      3  no violation, but unverified traffic where a zone requires attribution
+      2  usage, policy or input error (a capture not read completely, or of
+         which nothing decoded, when nothing was violated)
+      4  internal error (a bug; no output written; --debug shows the traceback)
+    """
     from .audit import run_audit
     from .demo import demo_inputs
     if demo:
