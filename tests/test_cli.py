@@ -206,3 +206,13 @@ def test_the_console_script_leaves_with_every_byte_written_and_the_exit_code(tmp
     expected = CliRunner().invoke(cli, full)
     assert expected.exit_code == code
     assert done.stdout == expected.stdout and done.stdout
+
+
+def test_lookup_says_which_option_would_answer_and_which_policy_judged(tmp_path):
+    result = CliRunner().invoke(cli, ["--data-dir", str(tmp_path), "lookup", "202.97.33.5", "192.168.1.1"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[1] == ("  no source answers: unknown (no ASN database given: --asn-db FILE, a MaxMind-format ASN "
+                        "database, answers for IP addresses)")
+    assert lines[3] == "  no source answers: unknown"          # a private address: no database would answer
+    assert "trust as the shipped default policy judges it (" in result.stderr and "default-policy.yaml" in result.stderr

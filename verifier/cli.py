@@ -33,6 +33,7 @@ class App:
     def __init__(self, data_dir):
         self.data_dir = data_dir
         self._catalogue = None
+        self._warned = set()
 
     @property
     def catalogue(self):
@@ -42,8 +43,15 @@ class App:
         return self._catalogue
 
     def policy(self, paths):
+        """The compiled policy (the shipped default without ``paths``); its
+        warnings go to stderr, each once per process."""
         from .policy.load import load_policy
-        return load_policy(list(paths) or [default_policy_path()], self.catalogue)
+        policy = load_policy(list(paths) or [default_policy_path()], self.catalogue)
+        for warning in policy.warnings:
+            if str(warning) not in self._warned:
+                self._warned.add(str(warning))
+                click.echo(f"warning: {warning}", err=True)
+        return policy
 
     def attributor(self, inventory_path, asn_dbs):
         from .attribution import Attributor
@@ -427,13 +435,18 @@ def lookup(app, queries, as_json, inventory, asn_dbs, policies):
     except (VerifierError, ValueError) as exc:
         _fail(exc)
     results = [answers_for(q, raw, is_mac, attributor, policy_) for q, (raw, is_mac) in zip(queries, parsed)]
+    if not policies and not as_json:
+        click.echo(f"trust as the shipped default policy judges it ({default_policy_path()}); "
+                   "--policy FILE for your own", err=True)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return
-    for res in results:
+    for res, (_raw, is_mac) in zip(results, parsed):
         click.echo(res["query"] + (f"  ({res['note']})" if res.get("note") else ""))
         if not res["answers"]:
-            click.echo("  no source answers: unknown")
+            hint = "" if is_mac or asn_dbs or res.get("note") else \
+                " (no ASN database given: --asn-db FILE, a MaxMind-format ASN database, answers for IP addresses)"
+            click.echo("  no source answers: unknown" + hint)
         for a in res["answers"]:
             extra = f" AS{a['asn']}" if a.get("asn") is not None else ""
             click.echo(f"  {a['source']:<10} {a['vendor'] or '-':<14} {a['trust']:<14}{extra} "

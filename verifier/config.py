@@ -20,6 +20,7 @@ class Reader:
     def __init__(self, path):
         self.path = path
         self.problems = []
+        self.warnings = []          # positioned like problems, but the file still loads
 
     def compose(self, text):
         """Root node of ``text``, or None (with a problem recorded)."""
@@ -34,9 +35,16 @@ class Reader:
         return None
 
     def error(self, node, message):
+        self.problems.append(self.at(node, message))
+
+    def warn(self, node, message):
+        self.warnings.append(self.at(node, message))
+
+    def at(self, node, message):
+        """A ``Problem`` at ``node``'s position (its ``str`` is ``file:line:column: message``)."""
         mark = node.start_mark if node is not None else None
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        self.problems.append(Problem(self.path, line, col, message))
+        return Problem(self.path, line, col, message)
 
     def raise_if_any(self):
         if self.problems:
@@ -109,10 +117,16 @@ class Reader:
         if text is None:
             return None
         try:
-            return ipaddress.ip_network(text, strict=False)
+            return ipaddress.ip_network(text)
+        except ValueError:
+            pass
+        try:
+            network = ipaddress.ip_network(text, strict=False)
         except ValueError:
             self.error(node, f"{where}: '{text}' is not an IP address or prefix")
             return None
+        self.warn(node, f"{where}: '{text}' has host bits set; read as {network}")
+        return network
 
     def strings(self, node, where, choices=None):
         values = [self.string(n, where, choices) for n in self.seq(node, where)]

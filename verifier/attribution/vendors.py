@@ -48,8 +48,9 @@ def default_path():
 class VendorCatalogue:
     def __init__(self, vendors, path):
         self.path = path
-        # How messages name the file: the shipped catalogue by its repo path.
-        self.display = "rules/vendors.yaml" if os.path.abspath(path) == os.path.abspath(DEFAULT_PATH) else path
+        # How messages name the file: where it is on this machine (a pip
+        # install has no rules/ folder of its own to look in).
+        self.display = os.path.abspath(path)
         self.vendors = vendors                     # id -> {"name", "organizations", "descriptions"}
         self._match = PhraseMatcher((phrase, vid) for vid, entry in vendors.items()
                                     for phrase in entry.get("organizations", ()))

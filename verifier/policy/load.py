@@ -46,9 +46,11 @@ def load_policy(paths, catalogue):
                       key=lambda p: (paths.index(p.path) if p.path in paths else 0, p.line, p.column))
     if problems:
         raise ConfigError(problems)
-    return Policy(list(paths), digest.hexdigest(), state.trusted, state.untrusted, state.trusted_asns,
-                  state.untrusted_asns, state.network_default or "trusted", state.zones, state.rules,
-                  state.exceptions)
+    policy = Policy(list(paths), digest.hexdigest(), state.trusted, state.untrusted, state.trusted_asns,
+                    state.untrusted_asns, state.network_default or "trusted", state.zones, state.rules,
+                    state.exceptions)
+    policy.warnings = [w for r in state.readers for w in r.warnings]
+    return policy
 
 
 class _State:
@@ -60,6 +62,7 @@ class _State:
         self.network_default = None
         self.zones, self.rules, self.exceptions = {}, [], []
         self.refs = []                                  # (reader, node, kind, value)
+        self.first = {}                                 # ("zone" | "rule", name) -> "file:line:column" of its definition
 
     def cross_check(self):
         rule_names = {r.name for r in self.rules}
@@ -110,14 +113,20 @@ def _read_file(reader, root, state):
         _read_exception(reader, node, state)
 
 
+def _position(reader, node):
+    problem = reader.at(node, "")
+    return f"{problem.path}:{problem.line}:{problem.column}"
+
+
 def _read_zone(reader, name, node, state):
     where = f"zone '{name}'"
     if name == ANY_ZONE:
         reader.error(node, f"'{ANY_ZONE}' is reserved for rules that apply to every flow")
         return
     if name in state.zones:
-        reader.error(node, f"{where} is defined twice")
+        reader.error(node, f"{where} is defined twice (first at {state.first[('zone', name)]})")
         return
+    state.first[("zone", name)] = _position(reader, node)
     fields = reader.mapping(node, ZONE_KEYS, where, required=("prefixes",))
     prefixes = [reader.network(n, f"{where} prefixes") for n in reader.seq(fields.get("prefixes"), "prefixes")]
     vlans = [reader.integer(n, f"{where} vlans", 0, 4095) for n in reader.seq(fields.get("vlans"), "vlans")]
@@ -130,8 +139,10 @@ def _read_rule(reader, node, state):
     fields = reader.mapping(node, RULE_KEYS, "rule", required=("name", "zone"))
     name = reader.string(fields["name"], "rule name") if "name" in fields else None
     where = f"rule '{name}'" if name else "rule"
-    if name and any(r.name == name for r in state.rules):
-        reader.error(fields["name"], f"{where} is defined twice")
+    if name and ("rule", name) in state.first:
+        reader.error(fields["name"], f"{where} is defined twice (first at {state.first[('rule', name)]})")
+    elif name:
+        state.first[("rule", name)] = _position(reader, fields["name"])
     zone = reader.string(fields["zone"], f"{where} zone") if "zone" in fields else None
     if zone:
         state.refs.append((reader, fields["zone"], "zone", zone))
