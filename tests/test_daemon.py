@@ -253,6 +253,11 @@ def test_watch_dir_daemon_sigterm_judges_open_flows_and_sighup_keeps_a_good_poli
         text = d.until(lambda t: value(t, "cleanpath_packets_total", source="watch-dir") == 10, "a.pcap read")
         assert value(text, "cleanpath_active_flows") == 5
         assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+        # judged at first sight: counted while open, and the zone is not certified
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 5
+        assert value(text, "cleanpath_violations_total", zone="embassy-lan", rule="embassy-clean-path",
+                     vendor="huawei", kind="l2-neighbor") == 5
+        assert value(text, "cleanpath_zone_certified", zone="embassy-lan") == 0
         old_sha = re.search(r'cleanpath_policy_info\{sha256="(\w+)"', text).group(1)
 
         d.policy.write_text(LAB_POLICY.replace("require: clean-path", "require: clean-pth"))
@@ -271,9 +276,13 @@ def test_watch_dir_daemon_sigterm_judges_open_flows_and_sighup_keeps_a_good_poli
     assert d.proc.returncode == 0, stderr
     assert "reload failed" in stderr and "clean-pth" in stderr
     events = d.events_list()
-    assert len(events) == 5 and {e["end_reason"] for e in events} == {"shutdown"}
+    detected = [e for e in events if e["phase"] == "detected"]
+    ended = [e for e in events if e["phase"] == "ended"]
+    assert len(detected) == len(ended) == 5 and len(events) == 10
+    assert {e["end_reason"] for e in ended} == {"shutdown"} and {e["end_reason"] for e in detected} == {None}
     assert {e["verdict"] for e in events} == {"VIOLATION"}
-    assert sorted(e["sport"] for e in events) == [40000 + i for i in range(5)]
+    assert sorted(e["sport"] for e in ended) == [40000 + i for i in range(5)]
+    assert {e["community_id"] for e in detected} == {e["community_id"] for e in ended}
     # b.pcap was never complete (newest, not settled): a restart will read it; a.pcap it will not.
     state = json.load(open(os.path.join(tmp_path, "data", "watch",
                                         os.listdir(os.path.join(tmp_path, "data", "watch"))[0])))

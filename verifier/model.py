@@ -17,6 +17,8 @@ KINDS = (L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWOR
 # Trust classes
 TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE = "trusted", "untrusted", "unknown", "unattributable"
 
+MISSING = "missing"           # the kind blamed when a rule with roles found no element of those roles
+
 # Verdicts
 CLEAN, VIOLATION, UNVERIFIED = "CLEAN", "VIOLATION", "UNVERIFIED"
 VERDICTS = (CLEAN, VIOLATION, UNVERIFIED)
@@ -89,7 +91,7 @@ class Flow:
 
     __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
                  "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries")
+                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries", "verdicts")
 
     def __init__(self, key, ts):
         self.key = key
@@ -105,6 +107,7 @@ class Flow:
         self.origin = 0            # the side that sent the first packet seen
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
         self.entries = None        # [(DirectionIndex, entry)]: fast-path counters not yet folded in
+        self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)
@@ -268,6 +271,16 @@ class Judgement:
             return self.outcome.attributed
         return attributed(self.path, self.reasons)
 
+    def blamed(self):
+        """(rule, vendor or None, kind) of each element a deciding rule's
+        reason names; a rule with roles that found no such element blames
+        (rule, None, ``MISSING``). Empty unless VIOLATION."""
+        if self.verdict != VIOLATION:
+            return frozenset()
+        path = self.path
+        return frozenset((rule, None, MISSING) if index is None else (rule, path[index].vendor, path[index].kind)
+                         for rule, index, _text in self.reasons if rule in self.rules)
+
     @property
     def vendors(self):
         """The equipment columns of the zone x vendor matrix this path counts in."""
@@ -287,3 +300,13 @@ def attributed(path, reasons):
 def equipment(path):
     """Distinct ``equipment`` of a path's elements (carriers have none), in path order."""
     return tuple(dict.fromkeys(el.equipment for el in path if el.equipment is not None))
+
+
+def counted(verdicts, zone):
+    """What a flow's ``verdicts`` (as last judged open, or None) blamed in
+    ``zone`` so far: the (rule, vendor, kind) triples already reported."""
+    if verdicts:
+        for z, _verdict, blamed in verdicts:
+            if z == zone:
+                return blamed
+    return frozenset()

@@ -14,6 +14,18 @@ its key and opens or joins its flow (``batch.open_directions``, which learns
 its MACs and tunnels); every other frame (ICMP, fragments, other tunnels,
 other link types) is decoded one by one. A chunk that spans more than the
 idle timeout is decoded packet by packet so timeouts stay exact.
+
+Live verdicts (the daemon: ``live_sinks`` set): after each chunk, every flow
+the chunk opened, or whose new direction may have brought a new MAC or
+tunnel, or that a slow-path packet touched, is judged at once; a flow whose
+(zone, verdict, blamed elements) differ from its last judgement
+(``Flow.verdicts``) is handed to each live sink's ``judged(flow, judgements,
+before)``. Paths and verdicts are cached per element and per path shape, so
+a re-judgement that changes nothing costs lookups. Flows that only add to
+known directions' counters are not judged again: their path cannot have
+changed. ``rejudge_open()`` judges every open flow (after a reload). The end
+of a flow is judged as before; its sinks read ``Flow.verdicts`` to know what
+was already reported.
 """
 
 import datetime
@@ -25,6 +37,7 @@ from .attribution.path import PathBuilder, ip_text
 from .batch import open_directions, split
 from .decode import LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
 from .flows import FlowTable
+from .model import counted
 from .policy.evaluate import Verdicts
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
@@ -63,6 +76,9 @@ class Pipeline:
         # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
         self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
+        self.live_sinks = []          # sinks told of open flows' verdicts as they change (the daemon)
+        self._touched = None          # live: flows to judge after the chunk
+        self._states = {}             # interned Flow.verdicts tuples (most flows share one)
         self.survive_bugs = None      # the daemon: a callable(exc) told of a bug met in one packet, which is
         # counted (R_INTERNAL) and skipped; None (the audit): the bug ends the run (exit 4)
 
@@ -123,9 +139,14 @@ class Pipeline:
         else:
             # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
             parts, slow = [], np.arange(len(chunk))
+        if self.live_sinks:
+            self._touched = []
         if parts:
             self._account_groups(chunk, parts)
         self._decode_rows(chunk, slow, gmap, linktypes)
+        if self._touched:
+            touched, self._touched = self._touched, None
+            self._judge_open(touched)
 
     def tick(self, now):
         """No traffic for a while: end the flows that are idle as of ``now``
@@ -148,8 +169,11 @@ class Pipeline:
         if not opened:
             return
         # Owners first, then entries (no flow can end in between).
+        touched = self._touched
         for (g, rest), owners in zip(opened, open_directions(table, opened)):
             table.directions(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
+            if touched is not None:
+                touched.extend(owners)
 
     def _decode_rows(self, chunk, rows, gmap, linktypes):
         """The full decoder, one packet at a time, in arrival order.
@@ -182,7 +206,9 @@ class Pipeline:
             for hook in self.control_frame_hooks:
                 hook(ts, ifindex, pkt, data)
         else:
-            self.table.add(pkt, ts, ifindex, orig)
+            owner = self.table.add(pkt, ts, ifindex, orig)
+            if self._touched is not None and owner[0] is not None:
+                self._touched.append(owner)
             if pkt.proto == 17:
                 if self.control_plane is not None and (pkt.dport in CONTROL_UDP_PORTS
                                                        or pkt.sport in CONTROL_UDP_PORTS):
@@ -194,6 +220,39 @@ class Pipeline:
 
     def judge(self, flow):
         """Zones -> path -> verdict for one ended flow; feed every sink."""
+        judgements = self.judgements(flow)
+        for sink in self.sinks:
+            sink.flow(flow, judgements)
+
+    def _judge_open(self, owners):
+        """Live: judge each open flow of ``owners`` ((flow, side) pairs) once."""
+        seen = set()
+        for flow, _side in owners:
+            if flow.end_reason is None and id(flow) not in seen:
+                seen.add(id(flow))
+                self.judge_open(flow)
+
+    def rejudge_open(self):
+        """Live: judge every open flow (a reload changed policy, inventory or databases)."""
+        for flow in list(self.table.flows.values()):
+            self.judge_open(flow)
+
+    def judge_open(self, flow):
+        """Live: judge an open flow; tell the live sinks if its verdicts changed."""
+        judgements = self.judgements(flow)
+        before = flow.verdicts
+        state = tuple((j.zone, j.verdict, j.blamed() | counted(before, j.zone)) for j in judgements)
+        if state == before:
+            return
+        state = self._states.setdefault(state, state)
+        if len(self._states) > 65536:
+            self._states.clear()
+        flow.verdicts = state
+        for sink in self.live_sinks:
+            sink.judged(flow, judgements, before)
+
+    def judgements(self, flow):
+        """Zones -> path -> verdict: one Judgement per zone of the flow."""
         policy = self.policy
         iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
         za, zb = policy.zones_of(flow.a, flow.b, flow.vlan, flow.vlan2, iface)
@@ -213,9 +272,9 @@ class Pipeline:
                 if trace is not None:
                     path = path + self.paths.probe_hops(trace)
             judgements.append(verdict(flow, zone, side, path, today))
-        for sink in self.sinks:
-            sink.flow(flow, judgements)
+        return judgements
 
     def finish(self):
         """End of input: end every open flow through policy and sinks; returns them, ended."""
         return self.table.flush()
+

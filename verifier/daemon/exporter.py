@@ -58,6 +58,12 @@ class DaemonCollector:
             violations.add_metric([zone, rule, vendor, kind], n)
         yield violations
 
+        open_flows = GaugeMetricFamily("cleanpath_open_flows", "Open flows by zone and current verdict.",
+                                       labels=["zone", "verdict"])
+        for (zone, verdict), n in sorted(dict(sink.open_flows).items()):
+            open_flows.add_metric([zone, verdict], n)
+        yield open_flows
+
         window = sink.window()
         certified = GaugeMetricFamily("cleanpath_zone_certified",
                                       "1 when the zone's rolling window holds traffic and no violation or "

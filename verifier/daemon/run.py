@@ -86,6 +86,7 @@ class Daemon:
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
                                  options.max_flows, discovery=self.discovery, control_plane=ControlPlane())
         self.pipeline.survive_bugs = self._bug
+        self.pipeline.live_sinks = sinks      # verdicts at first sight and on change, not only at the end
         self.bugs = 0
         self.source_kind = _source_kind(options)
         if options.probe:
@@ -216,6 +217,7 @@ class Daemon:
         pipe = self.pipeline
         self.discovery.reattribute(attributor)
         pipe.use(policy, attributor)
+        pipe.rejudge_open()                   # open flows are judged by the new policy at once
         self.metrics.set_policy(policy)
         if pipe.probes is not None:
             pipe.probes.zones = frozenset(protected_zones(policy))

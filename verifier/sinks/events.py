@@ -1,8 +1,13 @@
-"""One JSON line per violating flow (or per flow with ``all_flows``).
+"""JSON lines about violating flows: ``"phase": "detected"`` the moment a flow
+is first found violating while open (the daemon judges flows at first sight
+and on path changes), ``"phase": "ended"`` when it ends (a violating flow, or
+one detected before; with ``all_flows`` every judged flow), both with the
+flow's Community ID.
 
 Each line is the certificate's violation record (Community ID, zone, rule,
-path with evidence, reasons) plus ``ts`` (when it was judged), ``verdict``
-and ``end_reason``, so tools that read certificates read events too.
+path with evidence, reasons) plus ``ts`` (when it was judged), ``phase``,
+``verdict`` and ``end_reason`` (null while open), so tools that read
+certificates read events too.
 
 Output goes to stdout (``-``) or to a file rotated by size: ``events.jsonl``
 becomes ``events.jsonl.1`` and so on, ``keep`` files kept. A write that
@@ -17,7 +22,7 @@ import os
 import sys
 import time
 
-from ..model import VIOLATION
+from ..model import VIOLATION, counted
 from .report import _iso, violation_record
 
 DROP_REASONS = ("disk_full", "io_error")
@@ -35,14 +40,22 @@ class EventSink:
         self.written = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
 
+    def judged(self, flow, judgements, before):
+        """An open flow's verdicts changed: a zone's first violation is "detected"."""
+        for j in judgements:
+            if j.verdict == VIOLATION and not counted(before, j.zone):
+                self._event(flow, j, "detected")
+
     def flow(self, flow, judgements):
         for j in judgements:
-            if j.verdict != VIOLATION and not self.all_flows:
-                continue
-            record = violation_record(flow, j)
-            event = {"ts": _iso(self.clock()), "verdict": j.verdict, "end_reason": flow.end_reason}
-            event.update(record)
-            self._write(json.dumps(event, separators=(",", ":")) + "\n")
+            if j.verdict == VIOLATION or self.all_flows or counted(flow.verdicts, j.zone):
+                self._event(flow, j, "ended")
+
+    def _event(self, flow, judgement, phase):
+        event = {"ts": _iso(self.clock()), "phase": phase, "verdict": judgement.verdict,
+                 "end_reason": flow.end_reason}
+        event.update(violation_record(flow, judgement))
+        self._write(json.dumps(event, separators=(",", ":")) + "\n")
 
     def _write(self, line):
         data = line.encode()

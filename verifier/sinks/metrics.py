@@ -1,7 +1,14 @@
 """Judged flows -> the daemon's per-zone metric values (SPEC "Metrics").
 
-``MetricsSink.flow`` runs once per ended flow and only adds to plain dicts;
-the exporter (daemon/exporter.py) reads snapshots of them at scrape time.
+``MetricsSink.judged`` runs when an open flow's verdicts change (its first
+sight, a path change, a reload: pipeline.py), ``MetricsSink.flow`` once per
+ended flow; both only add to plain dicts, which the exporter
+(daemon/exporter.py) reads snapshots of at scrape time. A flow's violations
+are counted once per (rule, vendor, kind) when first found — open or at its
+end, never again; flows and bytes by verdict when they end;
+``open_flows[(zone, verdict)]`` holds open flows by current verdict, and a
+zone with an open violating (or, where attribution is required, unverified)
+flow is not certified.
 Keeping the values out of prometheus-client objects keeps the per-flow cost
 to a few dict updates and lets a scrape take one consistent copy.
 
@@ -20,12 +27,11 @@ VIOLATION, and no UNVERIFIED flow where the policy requires attribution.
 import threading
 import time
 
-from ..model import KINDS, UNVERIFIED, VERDICTS, VIOLATION
+from ..model import KINDS, UNVERIFIED, VERDICTS, VIOLATION, counted
 from ..policy.model import CLEAN_PATH
 
 ANY = "any"
 OTHER = "other"
-MISSING = "missing"            # kind label when a rule with roles found no element of those roles
 WINDOW_BUCKETS = 60
 
 
@@ -40,6 +46,7 @@ class MetricsSink:
         self.octets = {}
         self.violations = {}                  # (zone, rule, vendor, kind) -> n
         self.last_violation = {}              # zone -> epoch seconds
+        self.open_flows = {}                  # (zone, verdict) -> open flows judged so
         self.buckets = {}                     # bucket number -> {zone: [flows, attributed, violation, unverified]}
         self.set_policy(policy)
 
@@ -54,6 +61,7 @@ class MetricsSink:
             for verdict in VERDICTS:
                 self.flows.setdefault((zone, verdict), 0)
                 self.octets.setdefault((zone, verdict), 0)
+                self.open_flows.setdefault((zone, verdict), 0)
             for rule in policy.rules_for[zone if zone != ANY else None]:
                 if rule.require == CLEAN_PATH:
                     vendors, kinds = untrusted + [OTHER], rule.kinds
@@ -63,29 +71,47 @@ class MetricsSink:
                     for kind in kinds:
                         self.violations.setdefault((zone, rule.name, vendor, kind), 0)
 
+    def judged(self, flow, judgements, before):
+        """An open flow's verdicts changed (``before``: as last judged, or None)."""
+        now = self.clock()
+        self._open(before, -1)
+        for j in judgements:
+            zone = j.zone if j.zone is not None else ANY
+            self.open_flows[(zone, j.verdict)] = self.open_flows.get((zone, j.verdict), 0) + 1
+            if j.verdict == VIOLATION:
+                self.last_violation[zone] = now
+                self._count(zone, j, before)
+
     def flow(self, flow, judgements):
+        """A flow ended: by final verdict; violations not yet counted while it was open."""
         octets = flow.octets[0] + flow.octets[1]
         now = self.clock()
+        before = flow.verdicts
+        self._open(before, -1)
         for j in judgements:
             zone = j.zone if j.zone is not None else ANY
             key = (zone, j.verdict)
             self.flows[key] = self.flows.get(key, 0) + 1
             self.octets[key] = self.octets.get(key, 0) + octets
-            attributed = j.attributed
             if j.verdict == VIOLATION:
                 self.last_violation[zone] = now
-                for vkey in {(zone, rule, *self._blame(j.path, index)) for rule, index, _text in j.reasons
-                             if rule in j.rules}:
-                    self.violations[vkey] = self.violations.get(vkey, 0) + 1
-            self._window_add(now, zone, attributed, j.verdict)
+                self._count(zone, j, before)
+            self._window_add(now, zone, j.attributed, j.verdict)
 
-    def _blame(self, path, index):
-        """(vendor, kind) labels of the element a reason names; a rule with
-        roles that found no such element blames (other, missing)."""
-        if index is None:
-            return OTHER, MISSING
-        el = path[index]
-        return self._vendor(el.vendor), el.kind
+    def _open(self, verdicts, step):
+        for zone, verdict, _blamed in verdicts or ():
+            key = (zone if zone is not None else ANY, verdict)
+            self.open_flows[key] = self.open_flows.get(key, 0) + step
+
+    def _count(self, zone, judgement, before):
+        """Each (rule, vendor, kind) label of the judgement not yet counted for this flow, once."""
+        done = {(rule, self._vendor(vendor), kind) for rule, vendor, kind in counted(before, judgement.zone)}
+        for rule, vendor, kind in judgement.blamed():
+            label = (rule, self._vendor(vendor), kind)     # no vendor (a missing role): other
+            if label not in done:
+                done.add(label)
+                vkey = (zone,) + label
+                self.violations[vkey] = self.violations.get(vkey, 0) + 1
 
     def _vendor(self, vendor):
         return vendor if vendor is not None and vendor in self.catalogue else OTHER
@@ -122,7 +148,14 @@ class MetricsSink:
         return totals
 
     def certified(self, zone, totals):
+        """1 when the zone's window or its open flows hold traffic and
+        neither holds a violation (nor, where the zone requires attribution,
+        an unverified flow)."""
         flows, _attributed, violations, unverified = totals
+        open_flows = self.open_flows
+        violations += open_flows.get((zone, VIOLATION), 0)
+        unverified += open_flows.get((zone, UNVERIFIED), 0)
+        flows += sum(open_flows.get((zone, v), 0) for v in VERDICTS)
         if not flows or violations:
             return 0
         if unverified and self.policy.requires_attribution(zone):
