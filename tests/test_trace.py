@@ -94,7 +94,7 @@ def test_daemon_probe_hops_join_later_verdicts(chain, tmp_path):
     """verifier run --probe in the client namespace: the first flow toward the
     server queues a trace; a flow after it is judged with the probed hops."""
     import subprocess
-    import time
+    import threading
     from lab import wait_for
     (tmp_path / "policy.yaml").write_text(POLICY)
     (tmp_path / "inventory.yaml").write_text(INVENTORY)
@@ -104,26 +104,34 @@ def test_daemon_probe_hops_join_later_verdicts(chain, tmp_path):
          "run", "-i", "l0a", "--probe", "--probe-rate", "50", "--policy", str(tmp_path / "policy.yaml"),
          "--inventory", str(tmp_path / "inventory.yaml"), "--events", str(events), "--events-all",
          "--idle-timeout", "1", "--metrics-addr", "127.0.0.1:9108"], stderr=subprocess.PIPE, text=True)
+    probed = lambda e: [el for el in e["path"] if el["kind"] == "router-hop" and  # noqa: E731
+                        el["evidence"]["source"] == "probe"]
     try:
-        time.sleep(2)
+        for line in daemon.stderr:                          # the ready line, not a fixed start-up sleep
+            if "source ready" in line:
+                break
+        threading.Thread(target=daemon.stderr.read, daemon=True).start()    # keep its log flowing
         chain.run("cli", sys.executable, "-c", SEND, "41000", RouterChain.SERVER)
 
         def flow(sport):
             for line in (events.read_text().splitlines() if events.exists() else []):
                 e = json.loads(line)
-                if e["sport"] == sport and e["dst"] == RouterChain.SERVER:
+                if e["sport"] == sport and e["dst"] == RouterChain.SERVER and e.get("phase") == "ended":
                     return e
             return None
-        first = wait_for(lambda: flow(41000), 20, what="the first flow judged")
-        time.sleep(2)                                       # the trace runs meanwhile
-        chain.run("cli", sys.executable, "-c", SEND, "41001", RouterChain.SERVER)
-        later = wait_for(lambda: flow(41001), 20, what="the later flow judged")
+        wait_for(lambda: flow(41000), 20, what="the first flow judged")     # it queued the trace
+        # Later flows until one is judged with the trace's hops (the trace runs meanwhile).
+        sports = iter(range(41001, 41100))
+
+        def traced():
+            sport = next(sports)
+            chain.run("cli", sys.executable, "-c", SEND, str(sport), RouterChain.SERVER)
+            e = wait_for(lambda: flow(sport), 20, what=f"flow {sport} judged")
+            return e if probed(e) else None
+        later = wait_for(traced, 60, every=0.5, what="a flow judged with the probed hops")
     finally:
         daemon.terminate()
         daemon.wait(timeout=10)
-    probed = lambda e: [el for el in e["path"] if el["kind"] == "router-hop" and  # noqa: E731
-                        el["evidence"]["source"] == "probe"]
-    assert probed(first) == []
     hops = probed(later)
     assert [h["subject"] for h in hops] == ["198.51.100.2", "198.51.100.6", "198.51.100.10"]
     assert later["verdict"] == "VIOLATION" and later["rule"] == "branch-clean-path"
