@@ -158,7 +158,7 @@ def test_prometheus_sees_the_untrusted_gateway(site):
     assert prom.scalar('cleanpath_discovered_devices{vendor="cisco",trust="trusted",source="inventory"}') == 1
     # Coverage as Prometheus shows it equals the share of fully attributed paths in the events.
     events = [json.loads(line) for line in open(site["socket_events"])]
-    zone_events = [e for e in events if e["zone"] == "embassy-lan"]
+    zone_events = [e for e in events if e["zone"] == "embassy-lan" and e["phase"] == "ended"]
     attributed = sum(all(el["trust"] not in ("unknown", "unattributable") for el in e["path"]) for e in zone_events)
     assert prom.scalar('cleanpath_coverage_ratio{zone="embassy-lan"}') == pytest.approx(attributed / len(zone_events))
     alerts = prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}')
@@ -271,3 +271,82 @@ def test_every_dashboard_query_returns_data(site):
         assert prom.query(expr), f"dashboard panel {name}: '{expr}' returns no data"
     instances = prom.api("label/instance/values", **{"match[]": "cleanpath_build_info"})
     assert instances == [f"127.0.0.1:{site['port']}"]
+
+
+LONG_SERVER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((sys.argv[1], 8081)); s.listen(4)
+print("ready", flush=True)
+c, _ = s.accept()
+while True:
+    data = c.recv(4096)
+    if not data:
+        break
+    c.sendall(data)
+"""
+LONG_CLIENT = r"""
+import socket, sys, time
+t = socket.create_connection((sys.argv[1], 8081), timeout=5)
+print("connected", flush=True)
+end = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < end:
+    t.sendall(b"busy\n"); t.recv(100); time.sleep(0.1)
+print("done", flush=True)
+sys.stdin.readline()                      # keep the connection open until told
+"""
+
+
+def test_a_long_lived_connection_is_counted_while_open_with_default_timeouts(tmp_path):
+    """Issue 17: the daemon with its default timeouts (idle 60 s, active
+    600 s); one TCP connection through the Huawei gateway, kept busy: it is
+    counted in /metrics within 2 s of its first packet, exactly once, and not
+    again when it ends (at shutdown); events say detected, then ended."""
+    require_root_netns()
+    import time
+    from test_daemon import value
+    with Lab() as lab:
+        (tmp_path / "policy.yaml").write_text(LAB_POLICY)
+        (tmp_path / "inventory.yaml").write_text("devices: []\n")
+        port = free_port()
+        events = tmp_path / "events.jsonl"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "verifier", "--data-dir", str(tmp_path / "data"), "run", "-i", lab.capture_if,
+             "--policy", str(tmp_path / "policy.yaml"), "--metrics-addr", f"127.0.0.1:{port}",
+             "--events", str(events)], stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(["ip", "netns", "exec", lab.ns["gw1"], sys.executable, "-c", LONG_SERVER,
+                                   "203.0.113.1"], stdout=subprocess.PIPE, text=True)
+        client = None
+        try:
+            wait_for(lambda: _scrapes(port, proc), 30, what="daemon up")
+            assert server.stdout.readline().strip() == "ready"
+            labels = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="huawei", kind="l2-neighbor")
+            assert value(scrape(port), "cleanpath_violations_total", **labels) == 0
+            started = time.monotonic()                 # before the connection's first packet
+            client = subprocess.Popen(["ip", "netns", "exec", lab.ns["cli"], sys.executable, "-c", LONG_CLIENT,
+                                       "203.0.113.1", "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            text = wait_for(lambda: (lambda t: t if value(t, "cleanpath_violations_total", **labels) else None)(
+                scrape(port)), 10, every=0.1, what="the open connection counted")
+            took = time.monotonic() - started
+            print(f"counted {took:.2f} s after the client started")
+            assert took <= 2.0, took
+            assert value(text, "cleanpath_violations_total", **labels) == 1
+            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+            assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+            assert value(text, "cleanpath_zone_certified", zone="embassy-lan") == 0
+            assert client.stdout.readline().strip() == "connected"
+            assert client.stdout.readline().strip() == "done"          # 4 s busy, still counted once
+            assert value(scrape(port), "cleanpath_violations_total", **labels) == 1
+            client.stdin.write("\n")
+            client.stdin.flush()
+            client.wait(timeout=10)
+        finally:
+            for p in (client, server):
+                if p is not None and p.poll() is None:
+                    p.kill()
+                    p.wait()
+            proc.terminate()
+            proc.wait(timeout=10)
+        lines = [json.loads(line) for line in events.read_text().splitlines()]
+        mine = [e for e in lines if e["proto"] == "tcp" and e["dport"] == 8081]
+        assert [e["phase"] for e in mine] == ["detected", "ended"]
+        assert mine[0]["community_id"] == mine[1]["community_id"] and mine[1]["end_reason"] == "shutdown"
