@@ -18,7 +18,7 @@ destination. Elsewhere a hidden ``.NAME.PID.tmp`` beside it takes that role.
 import io
 import os
 
-_NO_TMPFILE = {getattr(os, "O_TMPFILE", 0)} == {0}
+O_TMPFILE = getattr(os, "O_TMPFILE", 0)          # 0: not Linux
 
 
 class AtomicFile:
@@ -28,7 +28,7 @@ class AtomicFile:
         self._named = None
         fd = self._unnamed()
         if fd is None:
-            self._named = os.path.join(self.directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+            self._named = self._temp_name()
             fd = os.open(self._named, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         raw = io.FileIO(fd, "w", closefd=True)
         buffered = io.BufferedWriter(raw, 1 << 20)
@@ -36,11 +36,14 @@ class AtomicFile:
         self._fd = fd
         self._open = True
 
+    def _temp_name(self):
+        return os.path.join(self.directory, f".{os.path.basename(self.path)}.{os.getpid()}.tmp")
+
     def _unnamed(self):
-        if _NO_TMPFILE:
+        if not O_TMPFILE:
             return None
         try:
-            return os.open(self.directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
+            return os.open(self.directory, O_TMPFILE | os.O_WRONLY, 0o666)
         except OSError:              # a file system without O_TMPFILE (some network and FUSE mounts)
             return None
 
@@ -52,7 +55,7 @@ class AtomicFile:
         self.file.flush()
         os.fsync(self._fd)
         if self._named is None:
-            named = os.path.join(self.directory, f".{os.path.basename(self.path)}.{os.getpid()}.tmp")
+            named = self._temp_name()
             try:
                 os.unlink(named)
             except FileNotFoundError:
