@@ -329,3 +329,21 @@ def test_an_interface_option_that_overruns_its_block_is_ignored(tmp_path):
     path.write_bytes(shb + idb + epb)
     cap = open_capture(str(path))
     assert len(list(cap.frames())) == 1 and cap.errors == []
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_atomic_files_appear_whole_or_not_at_all(tmp_path, monkeypatch, unnamed):
+    """Both ways atomic.py writes: an unnamed O_TMPFILE file, or (where the
+    file system has none) a hidden temporary name; nothing is left behind."""
+    from verifier import atomic
+    if not unnamed:
+        monkeypatch.setattr(atomic, "O_TMPFILE", 0)
+    target = tmp_path / "cert.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic.AtomicFile(str(target)) as out:
+            out.write("half")
+            raise RuntimeError("killed mid-way")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["cert.json"]
+    atomic.write_atomic(str(target), "new")
+    assert target.read_text() == "new" and os.listdir(tmp_path) == ["cert.json"]
