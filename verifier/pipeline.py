@@ -19,7 +19,7 @@ Live verdicts (the daemon: ``live_sinks`` set): after each chunk, every flow
 the chunk opened, or whose new direction may have brought a new MAC or
 tunnel, or that a slow-path packet touched, is judged at once; a flow whose
 (zone, verdict, blamed elements) differ from its last judgement
-(``Flow.verdicts``) is handed to each live sink's ``judged(flow, judgements,
+(``Flow.verdicts``, updated first) is handed to each live sink's ``judged(flow, judgements,
 before)``. Paths and verdicts are cached per element and per path shape, so
 a re-judgement that changes nothing costs lookups. Flows that only add to
 known directions' counters are not judged again: their path cannot have

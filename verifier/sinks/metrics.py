@@ -72,15 +72,13 @@ class MetricsSink:
                         self.violations.setdefault((zone, rule.name, vendor, kind), 0)
 
     def judged(self, flow, judgements, before):
-        """An open flow's verdicts changed (``before``: as last judged, or None)."""
+        """An open flow's verdicts changed (``before``: as last judged, or
+        None; ``flow.verdicts`` already holds the new ones)."""
         now = self.clock()
         self._open(before, -1)
+        self._open(flow.verdicts, +1)
         for j in judgements:
-            zone = j.zone if j.zone is not None else ANY
-            self.open_flows[(zone, j.verdict)] = self.open_flows.get((zone, j.verdict), 0) + 1
-            if j.verdict == VIOLATION:
-                self.last_violation[zone] = now
-                self._count(zone, j, before)
+            self._violating(j.zone if j.zone is not None else ANY, j, before, now)
 
     def flow(self, flow, judgements):
         """A flow ended: by final verdict; violations not yet counted while it was open."""
@@ -93,9 +91,7 @@ class MetricsSink:
             key = (zone, j.verdict)
             self.flows[key] = self.flows.get(key, 0) + 1
             self.octets[key] = self.octets.get(key, 0) + octets
-            if j.verdict == VIOLATION:
-                self.last_violation[zone] = now
-                self._count(zone, j, before)
+            self._violating(zone, j, before, now)
             self._window_add(now, zone, j.attributed, j.verdict)
 
     def _open(self, verdicts, step):
@@ -103,8 +99,12 @@ class MetricsSink:
             key = (zone if zone is not None else ANY, verdict)
             self.open_flows[key] = self.open_flows.get(key, 0) + step
 
-    def _count(self, zone, judgement, before):
-        """Each (rule, vendor, kind) label of the judgement not yet counted for this flow, once."""
+    def _violating(self, zone, judgement, before, now):
+        """A violating judgement: the zone's last-violation time, and each
+        (rule, vendor, kind) label not yet counted for this flow, once."""
+        if judgement.verdict != VIOLATION:
+            return
+        self.last_violation[zone] = now
         done = {(rule, self._vendor(vendor), kind) for rule, vendor, kind in counted(before, judgement.zone)}
         for rule, vendor, kind in judgement.blamed():
             label = (rule, self._vendor(vendor), kind)     # no vendor (a missing role): other
