@@ -181,7 +181,8 @@ def run_one(server, scrapers, idle, seconds, rate):
     pick = (lambda q: round(1000 * lat[min(len(lat) - 1, int(q * len(lat)))], 1)) if lat else (lambda q: None)
     return {"server": server, "scrapers": scrapers, "idle": idle, "scrapes": len(lat), "failed": len(failures),
             "p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": round(1000 * lat[-1], 1) if lat else None,
-            "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else None, "capture_pace": round(pace, 3), "failures_by": why}
+            "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else None, "capture_pace": round(pace, 3),
+            "failures_by": why}
 
 
 def main():

@@ -205,7 +205,8 @@ INVENTORY_YAML = """devices:
     role: gnb
     interfaces: [{interface: eth1, vlan: 20}]
 """
-INVENTORY_CSV = "name,vendor,model,macs,ips,role\ncore-sw,huawei,S5700,00:e0:fc:00:00:02;00:e0:fc:10:00:00/36,192.0.2.20,upf\n"
+INVENTORY_CSV = ("name,vendor,model,macs,ips,role\n"
+                 "core-sw,huawei,S5700,00:e0:fc:00:00:02;00:e0:fc:10:00:00/36,192.0.2.20,upf\n")
 
 
 # --- mutation ----------------------------------------------------------------

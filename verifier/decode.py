@@ -34,7 +34,8 @@ from .layers import (  # noqa: F401 - re-exported: callers name them from decode
     ET_IPV4, ET_IPV6, ET_MPLS, ET_NSH, ERSPAN, GENEVE, GRE, GTPU, ICMP, ICMP6, ICMP4_ERRORS, ICMP4_PAIRS,
     ICMP6_ERRORS, ICMP6_PAIRS, IPIP, MAX_DEPTH, MAX_NESTING, MAX_TUNNELS, R_DEPTH, R_IPV4_BAD, R_IPV4_SHORT,
     R_IPV6_EXT, R_IPV6_SHORT, R_L2_SHORT, R_L4_SHORT, R_LINKTYPE, R_MPLS, R_VERSION, REASONS, SCTP, TCP,
-    R_ENCRYPTED, R_INTERNAL, TUNNEL_UDP_PORTS, UDP, VXLAN, ethertype_chain, ip_layer, ipv4_layer, ipv6_layer, ppp_payload)
+    R_ENCRYPTED, R_INTERNAL, TUNNEL_UDP_PORTS, UDP, VXLAN, ethertype_chain, ip_layer, ipv4_layer, ipv6_layer,
+    ppp_payload)
 from .model import Packet
 
 # Link types (https://www.tcpdump.org/linktypes.html)
