@@ -531,9 +531,11 @@ enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUT
  * that gains or renames a slot, goes through getattr and FlowTable.renew. */
 static const char *const FLOW_SLOTS[] = {"key", "ifindex", "vlan", "vlan2", "family", "proto", "a", "ap", "b", "bp",
                                          "first", "last", "pkts", "octets", "macs", "icmp_errors", "hops",
-                                         "end_reason", "origin", "tunnels", "entries", "verdicts"};
+                                         "end_reason", "origin", "tunnels", "entries", "verdicts",
+                                         "depends"};
 enum { S_KEY, S_IFINDEX, S_VLAN, S_VLAN2, S_FAMILY, S_PROTO, S_A, S_AP, S_B, S_BP, S_FIRST, S_LAST, S_PKTS, S_OCTETS,
-       S_MACS, S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_ORIGIN, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_COUNT };
+       S_MACS, S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_ORIGIN, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS,
+       S_COUNT };
 
 static PyObject *slot_names[S_COUNT];
 static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (held: its address stays its own) */
@@ -625,8 +627,8 @@ static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side
         if (zero == NULL)
             goto fail;
     }
-    static const int none[] = {S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS};
-    for (int k = 0; k < 5; k++) {
+    static const int none[] = {S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS};
+    for (int k = 0; k < (int)(sizeof none / sizeof none[0]); k++) {
         Py_INCREF(Py_None);
         SLOT(flow, none[k]) = Py_None;
     }

@@ -91,7 +91,8 @@ class Flow:
 
     __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
                  "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries", "verdicts")
+                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries", "verdicts",
+                 "depends")
 
     def __init__(self, key, ts):
         self.key = key
@@ -108,6 +109,7 @@ class Flow:
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
         self.entries = None        # [(DirectionIndex, entry)]: fast-path counters not yet folded in
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
+        self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)

@@ -15,17 +15,21 @@ its MACs and tunnels); every other frame (ICMP, fragments, other tunnels,
 other link types) is decoded one by one. A chunk that spans more than the
 idle timeout is decoded packet by packet so timeouts stay exact.
 
-Live verdicts (the daemon: ``live_sinks`` set): after each chunk, every flow
-the chunk opened, or whose new direction may have brought a new MAC or
-tunnel, or that a slow-path packet touched, is judged at once; a flow whose
+Live verdicts (the daemon: ``go_live``): after each chunk, every flow the
+chunk opened, or whose new direction may have brought a new MAC or tunnel,
+or that a slow-path packet touched (an ICMP error quoting it among them), is
+judged at once; so is every open flow whose path depends on an outside fact
+that changed (a device announced on its segment, an ARP/NDP binding or a
+mobile-core role of its tunnel endpoints, a finished trace toward its remote
+end: ``dependents.py`` indexes open flows by those facts). A flow whose
 (zone, verdict, blamed elements) differ from its last judgement
-(``Flow.verdicts``, updated first) is handed to each live sink's ``judged(flow, judgements,
-before)``. Paths and verdicts are cached per element and per path shape, so
-a re-judgement that changes nothing costs lookups. Flows that only add to
-known directions' counters are not judged again: their path cannot have
-changed. ``rejudge_open()`` judges every open flow (after a reload). The end
-of a flow is judged as before; its sinks read ``Flow.verdicts`` to know what
-was already reported.
+(``Flow.verdicts``, updated first) is handed to each live sink's
+``judged(flow, judgements, before)``. Paths and verdicts are cached per
+element and per path shape, so a re-judgement that changes nothing costs
+lookups. Flows that only add to known directions' counters are not judged
+again: their path cannot have changed. ``rejudge_open()`` judges every open
+flow (after a reload). The end of a flow is judged as before; its sinks read
+``Flow.verdicts`` to know what was already reported.
 """
 
 import datetime
@@ -35,7 +39,8 @@ import numpy as np
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
 from .batch import open_directions, split
-from .decode import LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
+from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
+from .dependents import NEIGHBOUR, NODE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
 from .model import counted
 from .policy.evaluate import Verdicts
@@ -76,11 +81,21 @@ class Pipeline:
         # ^ callables(ts, ifindex, packet, data) for non-IP frames
         self._next_sweep = float("-inf")
         self._sweep_every = min(SWEEP_EVERY, self.table.idle / 2)
-        self.live_sinks = []          # sinks told of open flows' verdicts as they change (the daemon)
+        self.live_sinks = []          # sinks told of open flows' verdicts as they change (the daemon: go_live)
+        self.dependents = None        # live: open flows by the outside facts their paths depend on
         self._touched = None          # live: flows to judge after the chunk
         self._states = {}             # interned Flow.verdicts tuples (most flows share one)
         self.survive_bugs = None      # the daemon: a callable(exc) told of a bug met in one packet, which is
         # counted (R_INTERNAL) and skipped; None (the audit): the bug ends the run (exit 4)
+
+    def go_live(self, sinks):
+        """Judge open flows as they appear and change, telling ``sinks``
+        (the daemon; the audit judges flows at their end only)."""
+        self.live_sinks = list(sinks)
+        self.dependents = Dependents()
+        for producer in (self.discovery, self.control_plane):
+            if producer is not None:
+                producer.on_change = self.dependents.changed_fact
 
     def use(self, policy, attributor):
         """Judge with ``policy`` and ``attributor`` from now on (start-up, and a
@@ -144,9 +159,9 @@ class Pipeline:
         if parts:
             self._account_groups(chunk, parts)
         self._decode_rows(chunk, slow, gmap, linktypes)
-        if self._touched:
+        if self.live_sinks:
             touched, self._touched = self._touched, None
-            self._judge_open(touched)
+            self._judge_live(touched)
 
     def tick(self, now):
         """No traffic for a while: end the flows that are idle as of ``now``
@@ -154,6 +169,8 @@ class Pipeline:
         if now >= self._next_sweep:
             self.table.sweep(now)
             self._next_sweep = now + self._sweep_every
+        if self.live_sinks:
+            self._judge_live(())
 
     def _account_groups(self, chunk, parts):
         """Known directions: their sums added to their fast-path counters.
@@ -220,14 +237,25 @@ class Pipeline:
 
     def judge(self, flow):
         """Zones -> path -> verdict for one ended flow; feed every sink."""
+        if flow.depends is not None:
+            self.dependents.forget(flow)
         judgements = self.judgements(flow)
         for sink in self.sinks:
             sink.flow(flow, judgements)
 
-    def _judge_open(self, owners):
-        """Live: judge each open flow of ``owners`` ((flow, side) pairs) once."""
+    def _judge_live(self, owners):
+        """Live: judge once each open flow of ``owners`` ((flow, side) pairs)
+        and each one whose outside facts changed."""
+        probes, dependents = self.probes, self.dependents
+        if probes is not None:
+            traced = probes.traced
+            while traced:
+                dependents.changed_fact((TRACE, traced.popleft()))
+        concerned = dependents.take()
+        if not owners and not concerned:
+            return
         seen = set()
-        for flow, _side in owners:
+        for flow in [f for f, _side in owners] + concerned:
             if flow.end_reason is None and id(flow) not in seen:
                 seen.add(id(flow))
                 self.judge_open(flow)
@@ -238,8 +266,11 @@ class Pipeline:
             self.judge_open(flow)
 
     def judge_open(self, flow):
-        """Live: judge an open flow; tell the live sinks if its verdicts changed."""
-        judgements = self.judgements(flow)
+        """Live: judge an open flow, note what its path depends on, and tell
+        the live sinks if its verdicts changed."""
+        iface, places = self._places(flow)
+        judgements = self._judge_places(flow, iface, places)
+        self.dependents.follow(flow, self._depends(flow, places))
         before = flow.verdicts
         state = tuple((j.zone, j.verdict, j.blamed() | counted(before, j.zone)) for j in judgements)
         if state == before:
@@ -251,8 +282,34 @@ class Pipeline:
         for sink in self.live_sinks:
             sink.judged(flow, judgements, before)
 
+    def _depends(self, flow, places):
+        """The ``dependents`` keys of an open flow's path (see dependents.py)."""
+        keys = []
+        discovery, control_plane, probes = self.discovery, self.control_plane, self.probes
+        if discovery is not None:
+            keys.append((SEGMENT, flow.ifindex, flow.vlan))
+        if flow.tunnels:
+            for kind, src, dst, _ident in flow.tunnels:
+                if kind != ERSPAN:
+                    for addr in (src, dst):
+                        if discovery is not None:
+                            keys.append((NEIGHBOUR, flow.ifindex, flow.vlan, addr))
+                        if control_plane is not None:
+                            keys.append((NODE, addr))
+        if probes is not None:
+            for zone, side in places:
+                if side is not None and zone in probes.zones:
+                    keys.append((TRACE, ip_text(flow.endpoint(1 - side)[0])))
+        return tuple(dict.fromkeys(keys)) if len(keys) > 1 else tuple(keys)
+
     def judgements(self, flow):
         """Zones -> path -> verdict: one Judgement per zone of the flow."""
+        iface, places = self._places(flow)
+        return self._judge_places(flow, iface, places)
+
+    def _places(self, flow):
+        """The flow's capture interface name, and its (zone, local side) pairs
+        (side None: a ``zone: any`` rule judges a flow of no zone)."""
         policy = self.policy
         iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
         za, zb = policy.zones_of(flow.a, flow.b, flow.vlan, flow.vlan2, iface)
@@ -262,6 +319,9 @@ class Pipeline:
             places = ((zb, 1),)
         else:
             places = ((None, None),) if policy.rules_for[None] else ()
+        return iface, places
+
+    def _judge_places(self, flow, iface, places):
         judgements = []
         probes = self.probes
         build, verdict, today = self.paths.build, self.verdicts.judge, self.today

@@ -14,6 +14,7 @@ row, or at ``max_ttl``. Results are cached per (destination, protocol, port)
 for ``cache_ttl`` seconds.
 """
 
+import collections
 import threading
 import time
 
@@ -175,6 +176,8 @@ class ProbeService:
         self.zones = frozenset(zones)            # zones whose flows' remote ends are traced
         self.queue = queue.Queue(max_queue)
         self.pending = set()
+        self.traced = collections.deque(maxlen=max_queue)   # destinations traced since the pipeline last looked
+        # (appended here, taken on the capture thread: deque ends are thread-safe)
         self.failures = 0
         self.log = log or (lambda text: None)
         self.thread = threading.Thread(target=self._run, name="prober", daemon=True)
@@ -197,6 +200,7 @@ class ProbeService:
                 return
             try:
                 self.prober.trace(dest)
+                self.traced.append(dest)
             except Exception as exc:             # scapy raises many kinds; a failed trace must not stop the rest
                 self.failures += 1
                 self.log(f"probe toward {dest} failed: {exc}")

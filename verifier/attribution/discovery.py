@@ -34,6 +34,7 @@ and software text, else the chassis MAC's OUI.
 import ipaddress
 import struct
 
+from ..dependents import NEIGHBOUR, SEGMENT
 from ..model import Answer, Evidence
 from .vendors import PhraseMatcher
 
@@ -90,6 +91,8 @@ class SegmentDiscovery:
         self.frames = dict.fromkeys(DISCOVERY_ERRORS, 0)
         self.neighbours = {}              # (ifindex, vlan, IP bytes) -> (MAC, protocol, last seen)
         self.neighbour_changes = 0        # bindings made or changed: what caches of ``neighbour`` check
+        self.on_change = None             # live verdicts: told (SEGMENT, ifindex, vlan) when a device is
+        # announced anew or says something new, (NEIGHBOUR, ifindex, vlan, address) when a binding changes
         self._match = PhraseMatcher((phrase, vid) for vid, entry in catalogue.vendors.items()
                                     for phrase in entry.get("descriptions", ()) or ())
 
@@ -132,6 +135,8 @@ class SegmentDiscovery:
             self.neighbours[key] = (mac, protocol, ts)
             if held is None or held[:2] != (mac, protocol):
                 self.neighbour_changes += 1
+                if self.on_change is not None:
+                    self.on_change((NEIGHBOUR, ifindex, vlan, addr))
 
     def neighbour(self, ifindex, vlan, addr):
         """(MAC, protocol) last announced for ``addr`` on that segment, or None."""
@@ -159,6 +164,9 @@ class SegmentDiscovery:
             dev = self.devices[key] = Learned(protocol, fact["id"], ifindex, vlan)
             dev.first_seen = ts
             self.by_segment.setdefault((ifindex, vlan), []).append(dev)
+            said, lapsed = None, False
+        else:
+            said, lapsed = _said(dev), ts > dev.last_seen + dev.ttl
         for field in ("chassis_mac", "name", "description", "platform", "software", "port", "role"):
             if fact.get(field) is not None:
                 setattr(dev, field, fact[field])
@@ -167,7 +175,14 @@ class SegmentDiscovery:
                 dev.addresses.append(addr)
         dev.last_seen = max(dev.last_seen, ts)
         dev.ttl = fact.get("ttl") or dev.ttl
-        dev.answer = self._attribute(dev)
+        # A periodic announcement that says nothing new keeps the device's
+        # answer (and the path elements cached on it) and judges no flow again.
+        if said is None or _said(dev) != said:
+            dev.answer = self._attribute(dev)
+        elif not lapsed:
+            return
+        if self.on_change is not None:
+            self.on_change((SEGMENT, ifindex, vlan))
 
     # --- attribution --------------------------------------------------------
 
@@ -226,6 +241,12 @@ class SegmentDiscovery:
 
     def all_devices(self):
         return list(self.devices.values())
+
+
+def _said(dev):
+    """What a device's announcements told so far (what its answer is made from)."""
+    return (dev.chassis_mac, dev.name, dev.description, dev.platform, dev.software, dev.port, dev.role,
+            tuple(dev.addresses), dev.ttl)
 
 
 def _with(answer, protocol, detail):

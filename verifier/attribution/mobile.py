@@ -28,6 +28,8 @@ message is counted in ``errors`` and teaches nothing.
 
 import struct
 
+from ..dependents import NODE
+
 GTPC_PORT, PFCP_PORT = 2123, 8805
 CONTROL_UDP_PORTS = frozenset((GTPC_PORT, PFCP_PORT))
 PROTOCOLS = ("gtpv1-c", "gtpv2-c", "pfcp")
@@ -82,6 +84,7 @@ class ControlPlane:
     def __init__(self):
         self.nodes = {}                   # address bytes -> Node
         self.changes = 0                  # nodes learned, roles or TEIDs added: what caches of ``node`` check
+        self.on_change = None             # live verdicts: told (NODE, address) of each such change
         self.frames = dict.fromkeys(PROTOCOLS, 0)
         self.errors = dict.fromkeys(PROTOCOLS, 0)
 
@@ -104,18 +107,23 @@ class ControlPlane:
 
     def _learn(self, ts, address, teid, role, protocol):
         node = self.nodes.get(address)
+        changed = False
         if node is None:
             if len(self.nodes) >= MAX_NODES:
                 return
             node = self.nodes[address] = Node(address, role, protocol, ts)
-            self.changes += 1
+            changed = True
         elif role is not None and (role, protocol) != (node.role, node.protocol):
             node.role, node.protocol = role, protocol
-            self.changes += 1
+            changed = True
         node.last_seen = max(node.last_seen, ts)
         if teid is not None and len(node.teids) < MAX_TEIDS and teid not in node.teids:
             node.teids.add(teid)
+            changed = True
+        if changed:
             self.changes += 1
+            if self.on_change is not None:
+                self.on_change((NODE, address))
 
     def node(self, address):
         """What the control plane said about ``address`` (a ``Node``), or None."""

@@ -86,7 +86,7 @@ class Daemon:
         self.pipeline = Pipeline(policy, attributor, sinks, options.idle_timeout, options.active_timeout,
                                  options.max_flows, discovery=self.discovery, control_plane=ControlPlane())
         self.pipeline.survive_bugs = self._bug
-        self.pipeline.live_sinks = sinks      # verdicts at first sight and on change, not only at the end
+        self.pipeline.go_live(sinks)          # verdicts at first sight and on change, not only at the end
         self.bugs = 0
         self.source_kind = _source_kind(options)
         if options.probe:
