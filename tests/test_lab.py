@@ -296,57 +296,194 @@ sys.stdin.readline()                      # keep the connection open until told
 """
 
 
+class Connection:
+    """One TCP connection from the client through ``gw`` (gw1: the Huawei
+    gateway, gw2: the Cisco one), kept busy for ``seconds``, then held open
+    until ``close``."""
+
+    def __init__(self, lab, gw, seconds):
+        from lab import DESTINATIONS
+        dest = DESTINATIONS[gw][0]
+        self.client = None
+        self.server = subprocess.Popen(["ip", "netns", "exec", lab.ns[gw], sys.executable, "-c", LONG_SERVER, dest],
+                                       stdout=subprocess.PIPE, text=True)
+        assert self.server.stdout.readline().strip() == "ready"
+        self.client = subprocess.Popen(["ip", "netns", "exec", lab.ns["cli"], sys.executable, "-c", LONG_CLIENT,
+                                        dest, str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def said(self):
+        return self.client.stdout.readline().strip()
+
+    def close(self):
+        if self.client is not None and self.client.poll() is None:
+            self.client.stdin.write("\n")
+            self.client.stdin.flush()
+            self.client.wait(timeout=10)
+        for p in (self.client, self.server):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+class DefaultDaemon:
+    """``verifier run`` on the lab's capture port with its default timeouts
+    (idle 60 s, active 600 s), an events file, and ``policy_text``."""
+
+    def __init__(self, tmp_path, lab, policy_text=LAB_POLICY):
+        self.policy = tmp_path / "policy.yaml"
+        self.policy.write_text(policy_text)
+        self.port = free_port()
+        self.events = tmp_path / "events.jsonl"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "verifier", "--data-dir", str(tmp_path / "data"), "run", "-i", lab.capture_if,
+             "--policy", str(self.policy), "--metrics-addr", f"127.0.0.1:{self.port}", "--events", str(self.events)],
+            stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: _scrapes(self.port, self.proc), 30, what="daemon up")
+
+    def scrape(self):
+        return scrape(self.port)
+
+    def wait(self, name, expected, timeout=10, **labels):
+        """Wait (polling every 0.1 s) until ``name{labels}`` equals ``expected``;
+        returns the seconds it took and the exposition text."""
+        import time
+        from test_daemon import value
+        started = time.monotonic()
+        text = wait_for(lambda: (lambda t: t if value(t, name, **labels) == expected else None)(self.scrape()),
+                        timeout, every=0.1, what=f"{name}{labels} == {expected}")
+        return time.monotonic() - started, text
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def ended_events(self, dport):
+        lines = [json.loads(line) for line in self.events.read_text().splitlines()]
+        return [e for e in lines if e["proto"] == "tcp" and e["dport"] == dport]
+
+
+VIOLATING = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="huawei", kind="l2-neighbor")
+
+
 def test_a_long_lived_connection_is_counted_while_open_with_default_timeouts(tmp_path):
-    """Issue 17: the daemon with its default timeouts (idle 60 s, active
-    600 s); one TCP connection through the Huawei gateway, kept busy: it is
-    counted in /metrics within 2 s of its first packet, exactly once, and not
-    again when it ends (at shutdown); events say detected, then ended."""
+    """Issue 17: with the daemon's default timeouts, one TCP connection
+    through the Huawei gateway, kept busy, is counted in /metrics within 2 s
+    of its first packet, exactly once, and not again when it ends (at
+    shutdown); events say detected, then ended. A real Prometheus scraping
+    the daemon fires CleanPathViolation while the connection is still open."""
     require_root_netns()
-    import time
+    need_tool("prometheus")
     from test_daemon import value
     with Lab() as lab:
-        (tmp_path / "policy.yaml").write_text(LAB_POLICY)
-        (tmp_path / "inventory.yaml").write_text("devices: []\n")
-        port = free_port()
-        events = tmp_path / "events.jsonl"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "verifier", "--data-dir", str(tmp_path / "data"), "run", "-i", lab.capture_if,
-             "--policy", str(tmp_path / "policy.yaml"), "--metrics-addr", f"127.0.0.1:{port}",
-             "--events", str(events)], stderr=subprocess.PIPE, text=True)
-        server = subprocess.Popen(["ip", "netns", "exec", lab.ns["gw1"], sys.executable, "-c", LONG_SERVER,
-                                   "203.0.113.1"], stdout=subprocess.PIPE, text=True)
-        client = None
+        daemon = DefaultDaemon(tmp_path, lab)
+        conn = prom = None
         try:
-            wait_for(lambda: _scrapes(port, proc), 30, what="daemon up")
-            assert server.stdout.readline().strip() == "ready"
-            labels = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="huawei", kind="l2-neighbor")
-            assert value(scrape(port), "cleanpath_violations_total", **labels) == 0
-            started = time.monotonic()                 # before the connection's first packet
-            client = subprocess.Popen(["ip", "netns", "exec", lab.ns["cli"], sys.executable, "-c", LONG_CLIENT,
-                                       "203.0.113.1", "4"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-            text = wait_for(lambda: (lambda t: t if value(t, "cleanpath_violations_total", **labels) else None)(
-                scrape(port)), 10, every=0.1, what="the open connection counted")
-            took = time.monotonic() - started
+            prom = Prometheus(str(tmp_path), [f"127.0.0.1:{daemon.port}"], "127.0.0.1:1")
+            wait_for(lambda: prom.query("cleanpath_violations_total"), 30, what="Prometheus's first scrape")
+            assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 0
+            conn = Connection(lab, "gw1", 4)                # timed from before its first packet
+            took, text = daemon.wait("cleanpath_violations_total", 1, **VIOLATING)
             print(f"counted {took:.2f} s after the client started")
             assert took <= 2.0, took
-            assert value(text, "cleanpath_violations_total", **labels) == 1
             assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
             assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
             assert value(text, "cleanpath_zone_certified", zone="embassy-lan") == 0
-            assert client.stdout.readline().strip() == "connected"
-            assert client.stdout.readline().strip() == "done"          # 4 s busy, still counted once
-            assert value(scrape(port), "cleanpath_violations_total", **labels) == 1
-            client.stdin.write("\n")
-            client.stdin.flush()
-            client.wait(timeout=10)
+            assert conn.said() == "connected"
+            alert = wait_for(lambda: prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
+                             what="the violation alert to fire while the connection is open")
+            assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} >= {("embassy-clean-path", "huawei")}
+            assert prom.scalar('sum(cleanpath_open_flows{zone="embassy-lan",verdict="VIOLATION"})') == 1
+            assert conn.client.poll() is None                        # still open
+            assert conn.said() == "done"                             # 4 s busy, still counted once
+            assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 1
+            conn.close()
         finally:
-            for p in (client, server):
-                if p is not None and p.poll() is None:
-                    p.kill()
-                    p.wait()
-            proc.terminate()
-            proc.wait(timeout=10)
-        lines = [json.loads(line) for line in events.read_text().splitlines()]
-        mine = [e for e in lines if e["proto"] == "tcp" and e["dport"] == 8081]
+            for part in (conn, prom):
+                if part is not None:
+                    part.close()
+            daemon.close()
+        mine = daemon.ended_events(8081)
         assert [e["phase"] for e in mine] == ["detected", "ended"]
         assert mine[0]["community_id"] == mine[1]["community_id"] and mine[1]["end_reason"] == "shutdown"
+
+
+SEND_FRAME = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("eth0", 0)); s.send(bytes.fromhex(sys.argv[1]))
+"""
+
+
+def test_an_lldp_announced_switch_turns_an_open_clean_connection_violating(tmp_path):
+    """A clean connection (through the Cisco gateway) is open; a switch on
+    the client's segment announces itself by LLDP (a frame made by scapy) as
+    a Huawei device: the open connection turns VIOLATION within 2 s, counted
+    once, under the segment-device kind."""
+    require_root_netns()
+    from test_daemon import value
+    from test_live import lldp_frame
+    with Lab() as lab:
+        daemon = DefaultDaemon(tmp_path, lab)
+        conn = None
+        try:
+            conn = Connection(lab, "gw2", 1)
+            daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
+            assert conn.said() == "connected"
+            frame = lldp_frame("00:e0:fc:00:00:99", "Huawei Versatile Routing Platform Software")
+            subprocess.run(["ip", "netns", "exec", lab.ns["cli"], sys.executable, "-c", SEND_FRAME, frame.hex()],
+                           check=True)
+            labels = dict(zone="embassy-lan", rule="no-untrusted-vendors", vendor="huawei", kind="segment-device")
+            took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
+            print(f"turned {took:.2f} s after the LLDP frame")
+            assert took <= 2.0, took
+            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
+            assert value(text, "cleanpath_discovered_devices", vendor="huawei", trust="untrusted",
+                         source="lldp") == 1
+            conn.close()
+        finally:
+            if conn is not None:
+                conn.close()
+            daemon.close()
+        mine = daemon.ended_events(8081)
+        assert [e["phase"] for e in mine] == ["detected", "ended"]
+        assert any(el["kind"] == "segment-device" and el["vendor"] == "huawei" for el in mine[0]["path"])
+
+
+def test_a_sighup_that_distrusts_a_vendor_rejudges_open_connections(tmp_path):
+    """A clean connection through the Cisco gateway is open; the policy file
+    is rewritten to distrust Cisco and the daemon gets SIGHUP: the open
+    connection is judged again by the new policy and counted at once. The
+    counter of that (rule, vendor) is born at 1 (no series existed for a
+    trusted vendor): Prometheus's alert fires all the same."""
+    require_root_netns()
+    need_tool("prometheus")
+    import signal
+    from test_daemon import value
+    with Lab() as lab:
+        daemon = DefaultDaemon(tmp_path, lab)
+        conn = prom = None
+        try:
+            prom = Prometheus(str(tmp_path), [f"127.0.0.1:{daemon.port}"], "127.0.0.1:1")
+            wait_for(lambda: prom.query("cleanpath_violations_total"), 30, what="Prometheus's first scrape")
+            conn = Connection(lab, "gw2", 1)
+            daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
+            assert conn.said() == "connected"
+            daemon.policy.write_text(LAB_POLICY.replace("trusted: [cisco]", "trusted: []")
+                                     .replace("untrusted: [huawei, zte]", "untrusted: [huawei, zte, cisco]"))
+            daemon.proc.send_signal(signal.SIGHUP)
+            labels = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="cisco", kind="l2-neighbor")
+            took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
+            print(f"re-judged {took:.2f} s after SIGHUP")
+            assert value(text, "cleanpath_policy_reloads_total", result="success") == 1
+            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
+            assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+            alert = wait_for(lambda: prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
+                             what="the violation alert to fire for the newly distrusted vendor")
+            assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} == {("embassy-clean-path", "cisco")}
+            conn.close()
+        finally:
+            for part in (conn, prom):
+                if part is not None:
+                    part.close()
+            daemon.close()
