@@ -372,3 +372,30 @@ def test_ended_flows_leave_the_index(live):
     assert pipe.dependents.flows                                # the segment key holds the open flow
     pipe.finish()
     assert not pipe.dependents.flows and all(f.depends is None for f in pipe.table.flows.values())
+
+
+def test_the_index_follows_a_flow_whose_keys_change():
+    """A flow that gains a tunnel endpoint follows its key from then on;
+    keys it no longer has stop reaching it; an ended flow leaves every key."""
+    from verifier.dependents import NODE, SEGMENT, Dependents
+
+    class Open:
+        depends = None
+
+    index, a, b = Dependents(), Open(), Open()
+    seg, gnb = (SEGMENT, 0, -1), (NODE, ip(GNB))
+    index.follow(a, (seg,))
+    index.follow(b, (seg,))
+    assert a.depends is b.depends                             # one interned tuple for the segment's flows
+    index.follow(a, (seg, gnb))
+    index.changed_fact(gnb)
+    index.changed_fact((NODE, ip(UPF)))                       # no open flow depends on it: nothing to do
+    assert index.take() == [a] and index.take() == []
+    index.changed_fact(seg)
+    assert index.take() == [a, b]
+    index.follow(a, (seg,))
+    index.changed_fact(gnb)
+    assert index.take() == []
+    index.forget(a)
+    index.forget(b)
+    assert len(index) == 0 and a.depends is None
