@@ -4,7 +4,9 @@
 #     engine), mmdb-bin (mmdblookup, the ASN cross-check), prometheus,
 #     prometheus-pushgateway and prometheus-alertmanager (the lab scrapes the
 #     daemon with a real Prometheus; promtool/amtool check deploy/), openssl
-#     (TLS test) and iproute2 (network namespaces); gcc and, for Debian's own
+#     (TLS test, and the README's signature check) and iproute2 (network
+#     namespaces); chromium and poppler-utils (the HTML report printed to PDF,
+#     its pages read back); gcc and, for Debian's own
 #     python3, python3-dev, so the install builds the compiled per-frame module
 #     (verifier/_fastpath.c; tests/test_fastpath.py compares it with the numpy
 #     passes and skips without it). Skipped when apt-get is
@@ -24,6 +26,8 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || missing+=(iproute2)
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v pdftotext >/dev/null || missing+=(poppler-utils)
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)

@@ -32,11 +32,13 @@ class AuditResult:
 
 
 def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, active_timeout=1800.0,
-              max_flows=500_000, progress=False, max_violations=1000, catalogue=None, require_ip=True):
+              max_flows=500_000, progress=False, max_violations=1000, catalogue=None, require_ip=True,
+              signed_by=None):
     """Audit ``paths``; ``csv_fh``: a text file object for one CSV row per flow.
     ``require_ip``: a capture whose frames include no IP packet is an input
     error (fail closed: nothing in it could be judged); ``verifier discover``,
-    which reads control frames only, turns that off."""
+    which reads control frames only, turns that off. ``signed_by``: the
+    keyid the certificate will be signed with (it names it)."""
     report = ReportSink(policy, max_violations)
     files = expand_paths(paths)
     bar = _progress_bar(files) if progress else None
@@ -55,16 +57,13 @@ def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, 
             bar.finish()
     expired = [e.describe() for e in policy.exceptions if e.expired(when.date())]
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
-                       when.isoformat().replace("+00:00", "Z"), expired)
+                       when.isoformat().replace("+00:00", "Z"), expired, signed_by)
     cert["discovered_devices"] = discovered(discovery, policy, pipe.interfaces)
     cert["tunnel_nodes"] = [{"address": ip_text(n.address), "role": n.role, "learned_from": n.protocol,
                              "teids": sorted(n.teids), "first_seen": _iso(n.first_seen),
                              "last_seen": _iso(n.last_seen)}
                             for n in sorted(pipe.control_plane.nodes.values(), key=lambda n: n.address)]
-    code = exit_code(cert)
-    if code in (0, 3) and any(c["errors"] for c in captures):
-        code = 2                  # an incompletely read capture cannot be certified
-    return AuditResult(cert, code)
+    return AuditResult(cert, exit_code(cert))
 
 
 def nothing_decoded(packets, unsupported, decode_errors, non_ip):

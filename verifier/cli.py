@@ -138,10 +138,13 @@ def _fail(exc):
               help="Publish cleanpath_audit_* to DIR/cleanpath_audit.prom (node_exporter textfile collector).")
 @click.option("--pushgateway", "pushgateway_url", help="Publish cleanpath_audit_* to this Pushgateway URL.")
 @click.option("--job", default="cleanpath_audit", show_default=True, help="Pushgateway job name.")
+@click.option("--sign-key", type=click.Path(dir_okay=False),
+              help="Ed25519 key (verifier keygen): write JSON.dsse, a signed statement over the JSON, HTML "
+                   "and evidence.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
-          active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, quiet):
+          active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, sign_key, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy.
 
     \b
@@ -169,6 +172,16 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     when = when.replace(microsecond=0)
     if textfile_dir and not os.path.isdir(textfile_dir):
         raise click.BadParameter(f"'{textfile_dir}' is not a directory", param_hint="--textfile")
+    key = keyid = None
+    if sign_key:
+        if not json_out:
+            raise click.UsageError("--sign-key signs the certificate: give --json OUT.json too")
+        from . import signing
+        try:
+            key = signing.load_private_key(sign_key)
+        except VerifierError as exc:
+            _fail(exc)
+        keyid = signing.keyid(key.public_key())
     started = time.monotonic()
     # Nothing is written unless the audit ends: the CSV grows in an unnamed
     # file and is renamed into place after the certificate (atomic.py).
@@ -180,7 +193,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
             result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
                                active_timeout=active_timeout, max_flows=max_flows,
                                progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
-                               catalogue=app.catalogue)
+                               catalogue=app.catalogue, signed_by=keyid)
         except VerifierError as exc:
             _fail(exc)
         cert = result.certificate
@@ -196,6 +209,12 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
                 write_atomic(path, text)
             except OSError as exc:
                 _fail(VerifierError(f"cannot write {path}: {exc.strerror or exc}"))
+        if key is not None:
+            from . import signing
+            try:
+                signing.sign(key, json_out, [html_out] if html_out else [], signing.predicate(cert))
+            except (VerifierError, OSError) as exc:
+                _fail(exc if isinstance(exc, VerifierError) else VerifierError(f"cannot sign: {exc}"))
     if not quiet and csv_out != "-":
         from .sinks.summary import render_summary
         click.echo(render_summary(cert))
@@ -307,6 +326,57 @@ def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, repl
         _fail(exc)
     finally:
         daemon.close_server()
+
+
+# --- keygen, verify -------------------------------------------------------------
+
+@cli.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Private key file (PKCS#8 PEM, mode 0600); the public key goes to OUT.pub.")
+def keygen(out):
+    """Make an Ed25519 key for signing certificates (audit --sign-key)."""
+    from .signing import keygen as make
+    try:
+        keyid = make(out)
+    except VerifierError as exc:
+        _fail(exc)
+    click.echo(f"wrote {out} (private: keep it on the audit host, mode 0600) and {out}.pub (give it to auditors)")
+    click.echo(f"keyid (sha256 of the public key, DER): {keyid}")
+
+
+@cli.command()
+@click.argument("certificate", type=click.Path(dir_okay=False))
+@click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
+              help="The signer's public key (KEY.pub from verifier keygen).")
+def verify(certificate, key_path):
+    """Check CERTIFICATE.dsse: the signature by KEY over the certificate, the
+    HTML report and evidence files it names (by sha256).
+
+    \b
+    Exit codes:
+      0  valid: signed by KEY, every named file unchanged
+      1  invalid or not matching (the first problem is printed)
+      2  usage: the certificate or key cannot be read
+    """
+    from . import signing
+    if not os.path.isfile(certificate):
+        _fail(VerifierError(f"no such certificate: {certificate}"))
+    try:
+        key = signing.load_public_key(key_path)
+    except VerifierError as exc:
+        _fail(exc)
+    try:
+        stmt, checked = signing.verify(certificate, key)
+    except signing.Invalid as exc:
+        click.echo(f"INVALID: {exc}")
+        sys.exit(1)
+    for line in checked:
+        click.echo(f"ok  {line}")
+    pred = stmt["predicate"]
+    period = pred.get("period") or {}
+    site = (pred.get("site") or {}).get("name")
+    click.echo(f"VALID: {pred.get('result')}" + (f" for {site}" if site else "")
+               + f", {period.get('start')} to {period.get('end')}, policy sha256 {pred['policy']['sha256']}")
 
 
 # --- discover ----------------------------------------------------------------

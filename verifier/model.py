@@ -169,8 +169,10 @@ class PathElement:
         self.trust, self.evidence = trust, evidence
         self.role = role              # the inventory's role for the device (lower case), e.g. "gnb", "upf"
         self.known = trust != UNKNOWN and trust != UNATTRIBUTABLE      # some source attributed it
-        # The zone x vendor matrix counts equipment, not carriers: its column, or None for a network.
-        self.equipment = (vendor or "unattributed") if asn is None or vendor else None
+        # The zone x vendor matrix counts equipment, not carriers: its column, or None for a network. The
+        # zone's own devices (endpoint-device) have columns of their own: they are not crossed on the way.
+        self.equipment = None if asn is not None and not vendor else \
+            DEVICE_COLUMN + (vendor or "unattributed") if kind == ENDPOINT_DEVICE else (vendor or "unattributed")
         self.cls = _ELEMENT_CLASSES.setdefault((kind, trust, vendor, asn, role), len(_ELEMENT_CLASSES))
         self._dict = None
 
@@ -297,6 +299,9 @@ def attributed(path, reasons):
         if index is None:
             return False
     return True
+
+
+DEVICE_COLUMN = "device:"      # prefix of the matrix columns of a zone's own devices (endpoint-device)
 
 
 def equipment(path):

@@ -18,7 +18,8 @@ from ..errors import ConfigError
 from ..model import KINDS, L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK
 from .model import ANY_ZONE, CLEAN_PATH, ON_UNATTRIBUTED, Exception_, Policy, PrefixSet, Rule, Zone
 
-TOP_KEYS = ("version", "vendors", "networks", "zones", "rules", "exceptions")
+TOP_KEYS = ("version", "site", "vendors", "networks", "zones", "rules", "exceptions")
+SITE_KEYS = ("name", "operator", "location", "contact")
 ZONE_KEYS = ("prefixes", "vlans", "interfaces", "description")
 RULE_KEYS = ("name", "zone", "require", "kinds", "roles", "on_unattributed", "deny_vendors", "deny_asns",
              "description")
@@ -50,6 +51,7 @@ def load_policy(paths, catalogue):
                     state.untrusted_asns, state.network_default or "trusted", state.zones, state.rules,
                     state.exceptions)
     policy.warnings = [w for r in state.readers for w in r.warnings]
+    policy.site = state.site
     return policy
 
 
@@ -60,6 +62,7 @@ class _State:
         self.trusted, self.untrusted = {}, {}          # vendor -> (reader, node)
         self.trusted_asns, self.untrusted_asns = {}, {}
         self.network_default = None
+        self.site = None                                # {name, operator, ...}: printed on certificates
         self.zones, self.rules, self.exceptions = {}, [], []
         self.refs = []                                  # (reader, node, kind, value)
         self.first = {}                                 # ("zone" | "rule", name) -> "file:line:column" of its definition
@@ -85,6 +88,8 @@ def _read_file(reader, root, state):
     top = reader.mapping(root, TOP_KEYS, "policy", required=("version",))
     if "version" in top and reader.integer(top["version"], "version") not in (1, None):
         reader.error(top["version"], "unsupported policy version (this tool reads version 1)")
+    if "site" in top:
+        _read_site(reader, top["site"], state)
     if "vendors" in top:
         vendors = reader.mapping(top["vendors"], ("trusted", "untrusted"), "vendors")
         for cls, target in (("trusted", state.trusted), ("untrusted", state.untrusted)):
@@ -111,6 +116,21 @@ def _read_file(reader, root, state):
         _read_rule(reader, node, state)
     for node in reader.seq(top.get("exceptions"), "exceptions"):
         _read_exception(reader, node, state)
+
+
+def _read_site(reader, node, state):
+    """The site a certificate is about (optional; one file of the set gives it)."""
+    fields = reader.mapping(node, SITE_KEYS, "site", required=("name",))
+    site = {}
+    for key in SITE_KEYS:
+        if key in fields:
+            value = reader.string(fields[key], f"site.{key}")
+            if value:
+                site[key] = value
+    if state.site is not None:
+        reader.error(node, f"site defined twice (first at {state.site_at})")
+        return
+    state.site, state.site_at = site, _position(reader, node)
 
 
 def _position(reader, node):
@@ -236,6 +256,7 @@ def dump(policy):
     return {
         "version": 1,
         "files": policy.files, "sha256": policy.sha256,
+        **({"site": policy.site} if policy.site else {}),
         "vendors": {"trusted": sorted(policy.trusted), "untrusted": sorted(policy.untrusted)},
         "networks": {"untrusted_asns": sorted(policy.untrusted_asns), "trusted_asns": sorted(policy.trusted_asns),
                      "default": policy.network_default},

@@ -131,6 +131,7 @@ class Policy:
         self.rules_for[None] = [r for r in rules if r.zone == ANY_ZONE]
         self.waivable = frozenset(e.rule for e in exceptions)    # rules some exception names
         self.warnings = []                        # positioned Problems that did not stop the load (load.py)
+        self.site = None                          # the policy's site: block ({name, operator, ...}) or None
         self._zone_cache = {}
 
     def zone_of(self, addr, vlan, vlan2, interface):

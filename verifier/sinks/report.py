@@ -11,7 +11,7 @@ import datetime
 from .. import __version__
 from ..attribution.path import ip_text, mac_text
 from ..communityid import community_id
-from ..model import CLEAN, UNVERIFIED, VIOLATION, VERDICTS
+from ..model import CLEAN, DEVICE_COLUMN, UNVERIFIED, VIOLATION, VERDICTS
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 MAX_VIOLATIONS = 1000         # flows listed in the certificate; counts are always exact, the CSV has all
@@ -28,14 +28,15 @@ def _iso(ts):
 
 
 class ZoneTally:
-    __slots__ = ("flows", "octets", "attributed_flows", "attributed_octets", "vendors", "shapes")
+    __slots__ = ("flows", "octets", "attributed_flows", "attributed_octets", "vendors", "devices", "shapes")
 
     def __init__(self):
         self.flows = dict.fromkeys(VERDICTS, 0)
         self.octets = dict.fromkeys(VERDICTS, 0)
         self.attributed_flows = 0
         self.attributed_octets = 0
-        self.vendors = {}             # vendor id (or "unattributed") -> flows
+        self.vendors = {}             # vendor id (or "unattributed") -> flows that crossed its equipment
+        self.devices = {}             # vendor id (or "unattributed") -> flows of the zone's own devices of it
         self.shapes = {}              # a path's equipment columns (tuple) -> flows; folded into vendors when read
 
 
@@ -77,7 +78,11 @@ class ReportSink:
         for name, t in self.zones.items():
             for vendors, flows in t.shapes.items():
                 for vendor in vendors:
-                    t.vendors[vendor] = t.vendors.get(vendor, 0) + flows
+                    if vendor.startswith(DEVICE_COLUMN):
+                        vendor = vendor[len(DEVICE_COLUMN):]
+                        t.devices[vendor] = t.devices.get(vendor, 0) + flows
+                    else:
+                        t.vendors[vendor] = t.vendors.get(vendor, 0) + flows
             t.shapes.clear()
             total = sum(t.flows.values())
             total_octets = sum(t.octets.values())
@@ -96,6 +101,7 @@ class ReportSink:
                              "bytes": round(t.attributed_octets / total_octets, 6) if total_octets else None},
                 "requires_attribution": self.policy.requires_attribution(name),
                 "vendors": dict(sorted(t.vendors.items(), key=lambda kv: (-kv[1], kv[0]))),
+                "endpoint_vendors": dict(sorted(t.devices.items(), key=lambda kv: (-kv[1], kv[0]))),
             })
         return out
 
@@ -119,15 +125,22 @@ def violation_record(flow, judgement):
     }
 
 
-def certificate(report, policy, stats, captures, data_sources, generated_at, expired):
-    """The audit certificate as plain data (JSON-ready)."""
-    return {
+def certificate(report, policy, stats, captures, data_sources, generated_at, expired, signed_by=None):
+    """The audit certificate as plain data (JSON-ready). ``signed_by``: the
+    keyid of the key that will sign it (``verifier audit --sign-key``)."""
+    zones = report.zone_entries()
+    starts = [c["first_ts"] for c in captures if c.get("first_ts")]
+    ends = [c["last_ts"] for c in captures if c.get("last_ts")]
+    cert = {
         "generated_at": generated_at,
         "tool_version": __version__,
+        "result": RESULTS[_code(report.violation_count, zones, captures)],
+        "site": policy.site,
+        "period": {"start": min(starts) if starts else None, "end": max(ends) if ends else None},
         "policy": {"files": policy.files, "sha256": policy.sha256},
         "data": data_sources,
         "captures": captures,
-        "zones": report.zone_entries(),
+        "zones": zones,
         "summary": {
             "packets": stats.packets, "bytes": stats.octets, "flows": report.flows,
             "flows_by_proto": dict(report.by_proto),
@@ -141,6 +154,9 @@ def certificate(report, policy, stats, captures, data_sources, generated_at, exp
         "exceptions_applied": [{"rule": r, "reason": why, "flows": n} for (r, why), n in sorted(report.excepted.items())],
         "expired_exceptions": expired,
     }
+    if signed_by is not None:
+        cert["signed_by"] = {"algorithm": "ed25519", "keyid": signed_by}
+    return cert
 
 
 def to_json(cert):
@@ -152,13 +168,24 @@ def to_json(cert):
     return json.dumps(cert, separators=(",", ":")) + "\n"
 
 
+RESULTS = {0: "CERTIFIED", 1: "VIOLATION", 2: "INCOMPLETE", 3: "UNVERIFIED"}    # by exit code
+
+
 def exit_code(cert):
-    """SPEC exit codes: 0 certified, 1 violation, 3 unverified where attribution is required."""
-    if cert["summary"]["violations"]:
+    """SPEC exit codes: 0 certified, 1 violation, 3 unverified where
+    attribution is required, 2 a capture not read completely (when nothing
+    was violated: an incompletely read capture cannot be certified)."""
+    return _code(cert["summary"]["violations"], cert["zones"], cert["captures"])
+
+
+def _code(violations, zones, captures):
+    if violations:
         return 1
-    if any(z["status"] == ZONE_UNVERIFIED and z["requires_attribution"] for z in cert["zones"]):
+    if any(c["errors"] for c in captures):
+        return 2
+    if any(z["status"] == ZONE_UNVERIFIED and z["requires_attribution"] for z in zones):
         return 3
     return 0
 
 
-__all__ = ["ReportSink", "certificate", "exit_code", "CLEAN"]
+__all__ = ["ReportSink", "certificate", "exit_code", "CLEAN", "RESULTS"]

@@ -3,8 +3,14 @@
 
 def render_summary(cert):
     s = cert["summary"]
-    lines = [f"clean-path audit  {cert['generated_at']}  policy {cert['policy']['sha256'][:12]}",
+    site = cert.get("site") or {}
+    period = cert.get("period") or {}
+    lines = [f"result: {cert['result']}" + (f"  site: {site['name']}" if site.get("name") else "")
+             + (f"  period: {period['start']} to {period['end']}" if period.get("start") else ""),
+             f"clean-path audit  {cert['generated_at']}  policy {cert['policy']['sha256'][:12]}",
              f"captures: {len(cert['captures'])}  packets: {s['packets']}  bytes: {s['bytes']}  flows: {s['flows']}"]
+    if cert.get("signed_by"):
+        lines.append(f"signed: Ed25519 key {cert['signed_by']['keyid']} (signature beside the JSON: .dsse; verifier verify checks it)")
     for cap in cert["captures"]:
         for err in cap["errors"]:
             lines.append(f"  capture error: {err}")
@@ -15,7 +21,7 @@ def render_summary(cert):
     for z in cert["zones"]:
         cov = z["coverage"]["flows"]
         lines.append(f"{z['name']:<20} {z['status']:<14} {z['flows']['CLEAN']:>8} {z['flows']['VIOLATION']:>10} "
-                     f"{z['flows']['UNVERIFIED']:>11} {'-' if cov is None else f'{cov:.0%}':>9}")
+                     f"{z['flows']['UNVERIFIED']:>11} {'-' if cov is None else f'{cov:.1%}':>9}")
     if s["violations"]:
         lines.append("")
         lines.append(f"violations: {s['violations']} flow(s)")
