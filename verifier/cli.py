@@ -138,13 +138,18 @@ def _fail(exc):
               help="Publish cleanpath_audit_* to DIR/cleanpath_audit.prom (node_exporter textfile collector).")
 @click.option("--pushgateway", "pushgateway_url", help="Publish cleanpath_audit_* to this Pushgateway URL.")
 @click.option("--job", default="cleanpath_audit", show_default=True, help="Pushgateway job name.")
+@click.option("--evidence", "evidence_dir", type=click.Path(file_okay=False),
+              help="Write each listed violating flow's first packets to DIR/<Community ID>.pcap (a second pass "
+                   "over the captures, made only when there are violations).")
+@click.option("--evidence-packets", default=20, show_default=True, help="Packets per evidence pcap, at most.")
 @click.option("--sign-key", type=click.Path(dir_okay=False),
               help="Ed25519 key (verifier keygen): write JSON.dsse, a signed statement over the JSON, HTML "
                    "and evidence.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
-          active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, sign_key, quiet):
+          active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, evidence_dir,
+          evidence_packets, sign_key, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy.
 
     \b
@@ -197,6 +202,13 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
         except VerifierError as exc:
             _fail(exc)
         cert = result.certificate
+        evidence = []
+        if evidence_dir:
+            from .evidence import collect
+            try:
+                evidence = collect(cert, evidence_dir, evidence_packets)
+            except VerifierError as exc:
+                _fail(exc)
         outputs = []
         if json_out:
             from .sinks.report import to_json
@@ -212,7 +224,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
         if key is not None:
             from . import signing
             try:
-                signing.sign(key, json_out, [html_out] if html_out else [], signing.predicate(cert))
+                signing.sign(key, json_out, ([html_out] if html_out else []) + evidence, signing.predicate(cert))
             except (VerifierError, OSError) as exc:
                 _fail(exc if isinstance(exc, VerifierError) else VerifierError(f"cannot sign: {exc}"))
     if not quiet and csv_out != "-":

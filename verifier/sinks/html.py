@@ -192,7 +192,11 @@ def _violations(cert):
         out.append(f"<div class='flow'><b>{_e(v['zone'] or 'any zone')}</b> &middot; rule <b>{_e(', '.join(v['rules']))}</b>"
                    f"<br><code>{_e(v['proto'])} {_e(v['src'])}:{v['sport']} &rarr; {_e(v['dst'])}:{v['dport']}</code>"
                    f" &middot; {_n(v['packets'], 'packet')}, {_n(v['bytes'], 'byte')} &middot; {_e(v['first_ts'])} &ndash; "
-                   f"{_e(v['last_ts'])}<br><span class='small'>Community ID <code>{_e(v['community_id'])}</code></span>"
+                   f"{_e(v['last_ts'])}<br><span class='small'>Community ID <code>{_e(v['community_id'])}</code>"
+                   + (f" &middot; evidence <code>{_e(v['evidence']['file'])}</code> "
+                      f"({_n(v['evidence']['packets'], 'packet')}, sha256 "
+                      f"<code class='hash'>{_e(v['evidence']['sha256'])}</code>)" if v.get("evidence") else "")
+                   + "</span>"
                    "<div class='chain'>")
         for i, el in enumerate(v["path"]):
             colour = TRUST_COLOUR.get(el["trust"], "#6b7280")
