@@ -133,7 +133,7 @@ def test_metrics_sink_window_coverage_and_labels(catalogue):
     sink.flow(*judged(None, "CLEAN", []))
     sink.flow(*judged("embassy-lan", "VIOLATION", [], ["embassy-clean-path"],
                       [("embassy-clean-path", None, "no gnb (tunnel-endpoint) identified on the path")]))
-    assert sink.flows[("embassy-lan", "VIOLATION")] == 2 and sink.flows[("any", "CLEAN")] == 1
+    assert sink.flows[("embassy-lan", "VIOLATION")] == 2 and sink.flows[("unzoned", "CLEAN")] == 1
     assert sink.octets[("embassy-lan", "VIOLATION")] == 600
     assert {k: v for k, v in sink.violations.items() if v} == {
         ("embassy-lan", "embassy-clean-path", "huawei", "l2-neighbor"): 1,
@@ -141,7 +141,7 @@ def test_metrics_sink_window_coverage_and_labels(catalogue):
     # Every way a rule can be broken has its series from the start, so increase() sees the first one.
     assert sink.violations[("embassy-lan", "embassy-clean-path", "zte", "l2-neighbor")] == 0
     assert sink.violations[("embassy-lan", "no-untrusted-vendors", "zte", "router-hop")] == 0
-    assert sink.violations[("any", "no-untrusted-vendors", "huawei", "endpoint-device")] == 0
+    assert sink.violations[("unzoned", "no-untrusted-vendors", "huawei", "endpoint-device")] == 0
     assert ("embassy-lan", "embassy-clean-path", "huawei", "router-hop") not in sink.violations  # not in its kinds
     totals = sink.window()["embassy-lan"]
     assert totals == [3, 1, 2, 1]

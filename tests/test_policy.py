@@ -223,3 +223,15 @@ def test_a_prefix_with_host_bits_loads_with_a_positioned_warning(tmp_path, catal
     policy = load_policy([str(path)], catalogue)
     assert [str(w) for w in policy.warnings] == [
         f"{path}:4:16: zone 'z' prefixes: '203.0.113.5/25' has host bits set; read as 203.0.113.0/25"]
+
+
+def test_the_metrics_unzoned_label_is_a_reserved_zone_name_and_site_is_one_block(write, catalogue):
+    path = write("p.yaml", "version: 1\nsite: {name: A}\nzones:\n  unzoned: {prefixes: [192.0.2.0/24]}\n")
+    other = write("q.yaml", "version: 1\nsite: {name: B, operator: C}\n")
+    with pytest.raises(ConfigError) as err:
+        load_policy([path, other], catalogue)
+    text = "\n".join(str(p) for p in err.value.problems)
+    assert f"{path}:4:12: 'unzoned' is reserved" in text
+    assert f"{other}:2:7: site defined twice (first at {path}:2:7)" in text
+    ok = load_policy([write("r.yaml", "version: 1\nsite: {name: Lisbon, operator: IT}\n")], catalogue)
+    assert ok.site == {"name": "Lisbon", "operator": "IT"} and dump(ok)["site"] == ok.site

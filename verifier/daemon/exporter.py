@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from .. import __version__
 from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
-from ..sinks.metrics import ANY, OTHER
+from ..sinks.metrics import OTHER, UNZONED
 from .http import MetricsServer
 
 RELOAD_RESULTS = ("success", "failure")
@@ -85,7 +85,7 @@ class DaemonCollector:
         last = GaugeMetricFamily("cleanpath_last_violation_timestamp_seconds",
                                  "When the zone last had a violating flow (0: never since start).", labels=["zone"])
         seen = dict(sink.last_violation)
-        for zone in zones + [ANY]:
+        for zone in zones + [UNZONED]:
             last.add_metric([zone], seen.get(zone, 0.0))
         yield last
 

@@ -16,7 +16,7 @@ import hashlib
 from ..config import Reader, read_text
 from ..errors import ConfigError
 from ..model import KINDS, L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK
-from .model import ANY_ZONE, CLEAN_PATH, ON_UNATTRIBUTED, Exception_, Policy, PrefixSet, Rule, Zone
+from .model import ANY_ZONE, CLEAN_PATH, UNZONED, ON_UNATTRIBUTED, Exception_, Policy, PrefixSet, Rule, Zone
 
 TOP_KEYS = ("version", "site", "vendors", "networks", "zones", "rules", "exceptions")
 SITE_KEYS = ("name", "operator", "location", "contact")
@@ -142,6 +142,9 @@ def _read_zone(reader, name, node, state):
     where = f"zone '{name}'"
     if name == ANY_ZONE:
         reader.error(node, f"'{ANY_ZONE}' is reserved for rules that apply to every flow")
+        return
+    if name == UNZONED:
+        reader.error(node, f"'{UNZONED}' is reserved: metrics count the flows of no zone under zone=\"{UNZONED}\"")
         return
     if name in state.zones:
         reader.error(node, f"{where} is defined twice (first at {state.first[('zone', name)]})")

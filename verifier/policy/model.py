@@ -8,6 +8,7 @@ into a trust class. Both are pure and cached per input.
 from ..model import TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE
 
 ANY_ZONE = "any"
+UNZONED = "unzoned"           # the metrics' zone label of flows with no endpoint in a zone (a reserved name)
 CLEAN_PATH = "clean-path"
 ON_UNATTRIBUTED = ("unverified", "violation", "ignore")
 

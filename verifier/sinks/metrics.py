@@ -28,9 +28,8 @@ import threading
 import time
 
 from ..model import KINDS, UNVERIFIED, VERDICTS, VIOLATION, counted
-from ..policy.model import CLEAN_PATH
+from ..policy.model import CLEAN_PATH, UNZONED
 
-ANY = "any"
 OTHER = "other"
 WINDOW_BUCKETS = 60
 
@@ -57,12 +56,12 @@ class MetricsSink:
         violation; one born at 1 would hide it."""
         self.policy = policy
         untrusted = sorted(policy.untrusted)
-        for zone in list(policy.zones) + [ANY]:
+        for zone in list(policy.zones) + [UNZONED]:
             for verdict in VERDICTS:
                 self.flows.setdefault((zone, verdict), 0)
                 self.octets.setdefault((zone, verdict), 0)
                 self.open_flows.setdefault((zone, verdict), 0)
-            for rule in policy.rules_for[zone if zone != ANY else None]:
+            for rule in policy.rules_for[zone if zone != UNZONED else None]:
                 if rule.require == CLEAN_PATH:
                     vendors, kinds = untrusted + [OTHER], rule.kinds
                 else:
@@ -78,7 +77,7 @@ class MetricsSink:
         self._open(before, -1)
         self._open(flow.verdicts, +1)
         for j in judgements:
-            self._violating(j.zone if j.zone is not None else ANY, j, before, now)
+            self._violating(j.zone if j.zone is not None else UNZONED, j, before, now)
 
     def flow(self, flow, judgements):
         """A flow ended: by final verdict; violations not yet counted while it was open."""
@@ -87,7 +86,7 @@ class MetricsSink:
         before = flow.verdicts
         self._open(before, -1)
         for j in judgements:
-            zone = j.zone if j.zone is not None else ANY
+            zone = j.zone if j.zone is not None else UNZONED
             key = (zone, j.verdict)
             self.flows[key] = self.flows.get(key, 0) + 1
             self.octets[key] = self.octets.get(key, 0) + octets
@@ -96,7 +95,7 @@ class MetricsSink:
 
     def _open(self, verdicts, step):
         for zone, verdict, _blamed in verdicts or ():
-            key = (zone if zone is not None else ANY, verdict)
+            key = (zone if zone is not None else UNZONED, verdict)
             self.open_flows[key] = self.open_flows.get(key, 0) + step
 
     def _violating(self, zone, judgement, before, now):
