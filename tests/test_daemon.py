@@ -290,9 +290,8 @@ def test_watch_dir_daemon_sigterm_judges_open_flows_and_sighup_keeps_a_good_poli
 
 
 def test_replay_daemon_metrics_pass_promtool_and_match_the_audit(tmp_path):
-    d = Daemon(tmp_path, "--replay", os.path.join(DEMO, "demo.pcap"), "--speed", "0",
-               "--inventory", os.path.join(DEMO, "inventory.yaml"), "--asn-db", os.path.join(DEMO, "demo-asn.mmdb"),
-               policy_text=open(os.path.join(DEMO, "policy.yaml")).read())
+    # --demo: the demo capture replayed with the demo inventory and ASN database (and here the demo policy's text).
+    d = Daemon(tmp_path, "--demo", "--speed", "0", policy_text=open(os.path.join(DEMO, "policy.yaml")).read())
     try:
         text = d.until(lambda t: value(t, "cleanpath_active_flows") == 0
                        and value(t, "cleanpath_packets_total", source="replay"), "replay done")

@@ -277,6 +277,9 @@ def _csv_output(csv_out):
               help="--watch-dir: seconds a newest file must be unchanged (and not open) to count as closed.")
 @click.option("--replay", type=click.Path(dir_okay=False), help="Replay a capture file (demos).")
 @click.option("--speed", default=1.0, show_default=True, help="--replay: N times the recorded pace (0: flat out).")
+@click.option("--demo", is_flag=True,
+              help="Replay the shipped demo capture with the demo policy, inventory and ASN database (each unless "
+                   "given), then keep serving.")
 @click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file (repeatable).")
 @click.option("--inventory", type=click.Path(), help="Inventory (YAML or CSV).")
 @click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(), help="MaxMind-format ASN database (repeatable).")
@@ -301,19 +304,22 @@ def _csv_output(csv_out):
 @click.option("--probe-rate", default=10.0, show_default=True, help="Probes per second, at most.")
 @click.option("--probe-cache-ttl", default=3600.0, show_default=True, help="Seconds a trace stays valid.")
 @click.pass_obj
-def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, replay, speed, policies, inventory,
+def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, replay, speed, demo, policies, inventory,
         asn_dbs, metrics_addr, tls_cert, tls_key, tls_client_ca, events, events_all, events_max_bytes, events_keep,
         idle_timeout, active_timeout, max_flows, window, probe, probe_proto, probe_rate, probe_cache_ttl):
     """Watch traffic continuously; serve Prometheus metrics and write violation events.
 
-    Exactly one source: --interface (socket or tshark engine), --watch-dir or --replay.
+    Exactly one source: --interface (socket or tshark engine), --watch-dir, --replay or --demo.
     SIGHUP reloads policy, inventory and databases; SIGTERM ends every open flow, then exits.
     """
     from .daemon.run import Daemon, Options
     chosen = [name for name, given in (("--interface", interfaces), ("--watch-dir", watch_dir),
-                                       ("--replay", replay)) if given]
+                                       ("--replay", replay), ("--demo", demo)) if given]
     if len(chosen) != 1:
-        raise click.UsageError("give exactly one source: --interface, --watch-dir or --replay")
+        raise click.UsageError("give exactly one source: --interface, --watch-dir, --replay or --demo")
+    if demo:
+        from .demo import demo_inputs
+        (replay,), policies, inventory, asn_dbs = demo_inputs((), policies, inventory, asn_dbs)
     if engine == "tshark" and not interfaces:
         raise click.UsageError("--engine tshark needs --interface")
     if bool(tls_cert) != bool(tls_key):
