@@ -98,26 +98,40 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tcpreplay(pcap, rate, count):
+    """tcpreplay inside the namespace: ``count`` packets at ``rate``, the capture preloaded and looped."""
+    return ["ip", "netns", "exec", NS, "tcpreplay", "-i", "eth0", "--preload-pcap", f"--pps={rate}",
+            f"--limit={count}", "--loop=0", pcap]
+
+
+def rated(output):
+    """The packets/s tcpreplay says it reached."""
+    pps = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", output)
+    return float(pps.group(1)) if pps else 0.0
+
+
 def replay(pcap, rate, seconds):
-    count = rate * seconds
-    res = sh("ip", "netns", "exec", NS, "tcpreplay", "-i", "eth0", "--preload-pcap", f"--pps={rate}",
-             f"--limit={count}", "--loop=0", pcap, check=False)
+    res = sh(*tcpreplay(pcap, rate, rate * seconds), check=False)
     sent = re.search(r"Actual: (\d+) packets", res.stdout)
-    pps = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", res.stdout)
-    return int(sent.group(1)) if sent else 0, float(pps.group(1)) if pps else 0.0
+    return int(sent.group(1)) if sent else 0, rated(res.stdout)
 
 
-def run_verifier(pcap, rates, seconds, data_dir):
+def start_daemon(data_dir, *args):
+    """``verifier run -i NEAR *args``, once its /metrics answers: (process, port)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "verifier", "--data-dir", data_dir, "run", "-i", NEAR,
-                             "--metrics-addr", f"127.0.0.1:{port}", "--idle-timeout", "5"],
-                            stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "verifier", "--data-dir", data_dir, "run", "-i", NEAR, *args,
+                             "--metrics-addr", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL, cwd=ROOT)
     for _ in range(100):
         try:
             scrape(port)
             break
         except OSError:
             time.sleep(0.2)
+    return proc, port
+
+
+def run_verifier(pcap, rates, seconds, data_dir):
+    proc, port = start_daemon(data_dir, "--idle-timeout", "5")
     rows = []
     try:
         for rate in rates:
@@ -161,16 +175,8 @@ def run_tshark(pcap, rates, seconds):
 
 def scrape_time(data_dir):
     """Median of 20 scrapes of a daemon running the packaged default policy."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "verifier", "--data-dir", data_dir, "run", "-i", NEAR,
-                             "--metrics-addr", f"127.0.0.1:{port}"], stderr=subprocess.DEVNULL, cwd=ROOT)
+    proc, port = start_daemon(data_dir)
     try:
-        for _ in range(100):
-            try:
-                text = scrape(port)
-                break
-            except OSError:
-                time.sleep(0.2)
         times = []
         for _ in range(20):
             t0 = time.perf_counter()
@@ -249,10 +255,8 @@ def latency_phase(port, pcap, rate, probes, interval, base_port):
     replay_proc = None
     if rate:
         seconds = probes * interval + 4
-        replay_proc = subprocess.Popen(["ip", "netns", "exec", NS, "tcpreplay", "-i", "eth0", "--preload-pcap",
-                                        f"--pps={rate}",
-                                        f"--limit={int(rate * seconds)}", "--loop=0", pcap],
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        replay_proc = subprocess.Popen(tcpreplay(pcap, rate, int(rate * seconds)), stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
         time.sleep(1.5)                                   # the background at its rate before the first probe
     thread = threading.Thread(target=scraper, daemon=True)
     thread.start()
@@ -267,9 +271,7 @@ def latency_phase(port, pcap, rate, probes, interval, base_port):
     thread.join()
     achieved = 0.0
     if replay_proc is not None:
-        out, _ = replay_proc.communicate(timeout=120)
-        m = re.search(r"Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps", out)
-        achieved = float(m.group(1)) if m else 0.0
+        achieved = rated(replay_proc.communicate(timeout=120)[0])
     latencies, missed = [], 0
     for i, t in enumerate(sent):
         seen = next((ts for ts, count, _text in scrapes if ts >= t and count - base > i), None)
@@ -297,16 +299,7 @@ def run_latency(pcap, rates, probes, interval, data_dir):
     policy = os.path.join(OUT, "latency-policy.yaml")
     with open(policy, "w") as fh:
         fh.write(LATENCY_POLICY)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "verifier", "--data-dir", data_dir, "run", "-i", NEAR,
-                             "--policy", policy, "--metrics-addr", f"127.0.0.1:{port}"],
-                            stderr=subprocess.DEVNULL, cwd=ROOT)
-    for _ in range(100):
-        try:
-            scrape(port)
-            break
-        except OSError:
-            time.sleep(0.2)
+    proc, port = start_daemon(data_dir, "--policy", policy)
     try:
         return [latency_phase(port, pcap, rate, probes, interval, 20000 + 1000 * k) for k, rate in enumerate(rates)]
     finally:

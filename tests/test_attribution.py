@@ -127,10 +127,13 @@ def test_oui_answers_agree_with_tshark(oui, catalogue):
     differ where tshark's manuf is older than scapy's (reported, not failed).
     """
     need_tool("tshark")
+    from tshark_conv import in_parallel
     pairs = {}
-    for path in glob.glob(os.path.join(corpus_path("pcaps"), "*", "*")):
-        out = subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-e", "eth.src", "-e",
-                              "eth.src.oui_resolved"], capture_output=True, text=True).stdout
+
+    def resolved(path):
+        return subprocess.run(["tshark", "-n", "-r", path, "-T", "fields", "-e", "eth.src", "-e",
+                               "eth.src.oui_resolved"], capture_output=True, text=True).stdout
+    for out in in_parallel(resolved, glob.glob(os.path.join(corpus_path("pcaps"), "*", "*"))).values():
         for line in out.splitlines():
             cols = line.split("\t")
             if len(cols) == 2 and len(cols[0]) == 17 and cols[1]:

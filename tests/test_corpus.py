@@ -11,7 +11,7 @@ from verifier.audit import run_audit
 from verifier.sinks.html import render
 
 from conftest import corpus_path, need_tool
-from tshark_conv import (frame_totals, our_conversations, tshark_conversations, tshark_frames,
+from tshark_conv import (frame_totals, in_parallel, our_conversations, tshark_conversations, tshark_frames,
                          tshark_inner_frames)
 
 NOW = datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc)
@@ -80,9 +80,9 @@ def test_flows_and_bytes_equal_tshark_conversations(app):
     need_tool("tshark")
     policy = app.policy([])
     attributor = app.attributor(None, [])
-    compared, skipped = 0, []
-    for path in corpus_files():
-        frames = tshark_frames(path)
+    compared, skipped, plain_files = 0, [], []
+    frames_of = in_parallel(tshark_frames, corpus_files())
+    for path, frames in frames_of.items():
         theirs = frame_totals(frames)
         try:
             ours = our_conversations(path, policy, attributor)
@@ -94,7 +94,9 @@ def test_flows_and_bytes_equal_tshark_conversations(app):
             continue
         ours = {k: v for k, v in ours.items() if k in theirs or (k[1][1], k[2][1]) != (0, 0)}
         assert ours == theirs, path
-        conv = tshark_conversations(path)
+        plain_files.append(path)
+    for path, conv in in_parallel(tshark_conversations, plain_files).items():
+        frames = frames_of[path]
         plain = frame_totals(frames, join_fragments=False)
         sure = frame_totals(frames, join_fragments=False, skip_suspect=True)
         assert {k for k, v in sure.items() if v[0]} <= set(conv) <= set(plain), path

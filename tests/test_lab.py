@@ -11,6 +11,7 @@ Skips (with the reason) when not root, or when prometheus,
 prometheus-pushgateway or dumpcap are missing; scripts/test.sh installs them.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -343,6 +344,12 @@ class DefaultDaemon:
     def scrape(self):
         return scrape(self.port)
 
+    def scraped(self, tmp_path):
+        """A real Prometheus scraping this daemon every second, once it has scraped it."""
+        prom = Prometheus(str(tmp_path), [f"127.0.0.1:{self.port}"], "127.0.0.1:1")
+        wait_for(lambda: prom.query("cleanpath_violations_total"), 30, what="Prometheus's first scrape")
+        return prom
+
     def wait(self, name, expected, timeout=10, **labels):
         """Wait (polling every 0.1 s) until ``name{labels}`` equals ``expected``;
         returns the seconds it took and the exposition text."""
@@ -363,6 +370,51 @@ class DefaultDaemon:
 
 
 VIOLATING = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="huawei", kind="l2-neighbor")
+SEND_FRAME = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("eth0", 0)); s.send(bytes.fromhex(sys.argv[1]))
+"""
+
+
+class LiveSite:
+    """A lab, a daemon with default timeouts on it and, when asked, a real
+    Prometheus scraping it; connections made through ``connect`` are closed
+    with the rest."""
+
+    def __init__(self, lab, daemon, prom):
+        self.lab, self.daemon, self.prom = lab, daemon, prom
+        self.connections = []
+
+    def connect(self, gw, seconds):
+        conn = Connection(self.lab, gw, seconds)
+        self.connections.append(conn)
+        return conn
+
+    def send_frame(self, frame):
+        """One raw frame out of the client's interface (so onto the capture port)."""
+        subprocess.run(["ip", "netns", "exec", self.lab.ns["cli"], sys.executable, "-c", SEND_FRAME, frame.hex()],
+                       check=True)
+
+    def alerts(self, what):
+        return wait_for(lambda: self.prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
+                        what=what)
+
+
+@contextlib.contextmanager
+def live_site(tmp_path, prometheus=False):
+    require_root_netns()
+    if prometheus:
+        need_tool("prometheus")
+    with Lab() as lab:
+        daemon = DefaultDaemon(tmp_path, lab)
+        site = None
+        try:
+            site = LiveSite(lab, daemon, daemon.scraped(tmp_path) if prometheus else None)
+            yield site
+        finally:
+            for part in (site.connections if site else []) + ([site.prom] if site and site.prom else []):
+                part.close()
+            daemon.close()
 
 
 def test_a_long_lived_connection_is_counted_while_open_with_default_timeouts(tmp_path):
@@ -371,46 +423,28 @@ def test_a_long_lived_connection_is_counted_while_open_with_default_timeouts(tmp
     of its first packet, exactly once, and not again when it ends (at
     shutdown); events say detected, then ended. A real Prometheus scraping
     the daemon fires CleanPathViolation while the connection is still open."""
-    require_root_netns()
-    need_tool("prometheus")
     from test_daemon import value
-    with Lab() as lab:
-        daemon = DefaultDaemon(tmp_path, lab)
-        conn = prom = None
-        try:
-            prom = Prometheus(str(tmp_path), [f"127.0.0.1:{daemon.port}"], "127.0.0.1:1")
-            wait_for(lambda: prom.query("cleanpath_violations_total"), 30, what="Prometheus's first scrape")
-            assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 0
-            conn = Connection(lab, "gw1", 4)                # timed from before its first packet
-            took, text = daemon.wait("cleanpath_violations_total", 1, **VIOLATING)
-            print(f"counted {took:.2f} s after the client started")
-            assert took <= 2.0, took
-            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
-            assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
-            assert value(text, "cleanpath_zone_certified", zone="embassy-lan") == 0
-            assert conn.said() == "connected"
-            alert = wait_for(lambda: prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
-                             what="the violation alert to fire while the connection is open")
-            assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} >= {("embassy-clean-path", "huawei")}
-            assert prom.scalar('sum(cleanpath_open_flows{zone="embassy-lan",verdict="VIOLATION"})') == 1
-            assert conn.client.poll() is None                        # still open
-            assert conn.said() == "done"                             # 4 s busy, still counted once
-            assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 1
-            conn.close()
-        finally:
-            for part in (conn, prom):
-                if part is not None:
-                    part.close()
-            daemon.close()
-        mine = daemon.ended_events(8081)
-        assert [e["phase"] for e in mine] == ["detected", "ended"]
-        assert mine[0]["community_id"] == mine[1]["community_id"] and mine[1]["end_reason"] == "shutdown"
-
-
-SEND_FRAME = r"""
-import socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(("eth0", 0)); s.send(bytes.fromhex(sys.argv[1]))
-"""
+    with live_site(tmp_path, prometheus=True) as site:
+        daemon = site.daemon
+        assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 0
+        conn = site.connect("gw1", 4)                   # timed from before its first packet
+        took, text = daemon.wait("cleanpath_violations_total", 1, **VIOLATING)
+        print(f"counted {took:.2f} s after the client started")
+        assert took <= 2.0, took
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+        assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+        assert value(text, "cleanpath_zone_certified", zone="embassy-lan") == 0
+        assert conn.said() == "connected"
+        alert = site.alerts("the violation alert to fire while the connection is open")
+        assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} >= {("embassy-clean-path", "huawei")}
+        assert site.prom.scalar('sum(cleanpath_open_flows{zone="embassy-lan",verdict="VIOLATION"})') == 1
+        assert conn.client.poll() is None                        # still open
+        assert conn.said() == "done"                             # 4 s busy, still counted once
+        assert value(daemon.scrape(), "cleanpath_violations_total", **VIOLATING) == 1
+        conn.close()
+    mine = daemon.ended_events(8081)
+    assert [e["phase"] for e in mine] == ["detected", "ended"]
+    assert mine[0]["community_id"] == mine[1]["community_id"] and mine[1]["end_reason"] == "shutdown"
 
 
 def test_an_lldp_announced_switch_turns_an_open_clean_connection_violating(tmp_path):
@@ -418,35 +452,25 @@ def test_an_lldp_announced_switch_turns_an_open_clean_connection_violating(tmp_p
     the client's segment announces itself by LLDP (a frame made by scapy) as
     a Huawei device: the open connection turns VIOLATION within 2 s, counted
     once, under the segment-device kind."""
-    require_root_netns()
     from test_daemon import value
     from test_live import lldp_frame
-    with Lab() as lab:
-        daemon = DefaultDaemon(tmp_path, lab)
-        conn = None
-        try:
-            conn = Connection(lab, "gw2", 1)
-            daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
-            assert conn.said() == "connected"
-            frame = lldp_frame("00:e0:fc:00:00:99", "Huawei Versatile Routing Platform Software")
-            subprocess.run(["ip", "netns", "exec", lab.ns["cli"], sys.executable, "-c", SEND_FRAME, frame.hex()],
-                           check=True)
-            labels = dict(zone="embassy-lan", rule="no-untrusted-vendors", vendor="huawei", kind="segment-device")
-            took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
-            print(f"turned {took:.2f} s after the LLDP frame")
-            assert took <= 2.0, took
-            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
-            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
-            assert value(text, "cleanpath_discovered_devices", vendor="huawei", trust="untrusted",
-                         source="lldp") == 1
-            conn.close()
-        finally:
-            if conn is not None:
-                conn.close()
-            daemon.close()
-        mine = daemon.ended_events(8081)
-        assert [e["phase"] for e in mine] == ["detected", "ended"]
-        assert any(el["kind"] == "segment-device" and el["vendor"] == "huawei" for el in mine[0]["path"])
+    with live_site(tmp_path) as site:
+        daemon = site.daemon
+        conn = site.connect("gw2", 1)
+        daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
+        assert conn.said() == "connected"
+        site.send_frame(lldp_frame("00:e0:fc:00:00:99", "Huawei Versatile Routing Platform Software"))
+        labels = dict(zone="embassy-lan", rule="no-untrusted-vendors", vendor="huawei", kind="segment-device")
+        took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
+        print(f"turned {took:.2f} s after the LLDP frame")
+        assert took <= 2.0, took
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
+        assert value(text, "cleanpath_discovered_devices", vendor="huawei", trust="untrusted", source="lldp") == 1
+        conn.close()
+    mine = daemon.ended_events(8081)
+    assert [e["phase"] for e in mine] == ["detected", "ended"]
+    assert any(el["kind"] == "segment-device" and el["vendor"] == "huawei" for el in mine[0]["path"])
 
 
 def test_a_sighup_that_distrusts_a_vendor_rejudges_open_connections(tmp_path):
@@ -455,35 +479,22 @@ def test_a_sighup_that_distrusts_a_vendor_rejudges_open_connections(tmp_path):
     connection is judged again by the new policy and counted at once. The
     counter of that (rule, vendor) is born at 1 (no series existed for a
     trusted vendor): Prometheus's alert fires all the same."""
-    require_root_netns()
-    need_tool("prometheus")
     import signal
     from test_daemon import value
-    with Lab() as lab:
-        daemon = DefaultDaemon(tmp_path, lab)
-        conn = prom = None
-        try:
-            prom = Prometheus(str(tmp_path), [f"127.0.0.1:{daemon.port}"], "127.0.0.1:1")
-            wait_for(lambda: prom.query("cleanpath_violations_total"), 30, what="Prometheus's first scrape")
-            conn = Connection(lab, "gw2", 1)
-            daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
-            assert conn.said() == "connected"
-            daemon.policy.write_text(LAB_POLICY.replace("trusted: [cisco]", "trusted: []")
-                                     .replace("untrusted: [huawei, zte]", "untrusted: [huawei, zte, cisco]"))
-            daemon.proc.send_signal(signal.SIGHUP)
-            labels = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="cisco", kind="l2-neighbor")
-            took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
-            print(f"re-judged {took:.2f} s after SIGHUP")
-            assert value(text, "cleanpath_policy_reloads_total", result="success") == 1
-            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
-            assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
-            assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
-            alert = wait_for(lambda: prom.query('ALERTS{alertname="CleanPathViolation",alertstate="firing"}'), 30,
-                             what="the violation alert to fire for the newly distrusted vendor")
-            assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} == {("embassy-clean-path", "cisco")}
-            conn.close()
-        finally:
-            for part in (conn, prom):
-                if part is not None:
-                    part.close()
-            daemon.close()
+    with live_site(tmp_path, prometheus=True) as site:
+        daemon = site.daemon
+        conn = site.connect("gw2", 1)
+        daemon.wait("cleanpath_open_flows", 1, zone="embassy-lan", verdict="CLEAN")
+        assert conn.said() == "connected"
+        daemon.policy.write_text(LAB_POLICY.replace("trusted: [cisco]", "trusted: []")
+                                 .replace("untrusted: [huawei, zte]", "untrusted: [huawei, zte, cisco]"))
+        daemon.proc.send_signal(signal.SIGHUP)
+        labels = dict(zone="embassy-lan", rule="embassy-clean-path", vendor="cisco", kind="l2-neighbor")
+        took, text = daemon.wait("cleanpath_violations_total", 1, **labels)
+        print(f"re-judged {took:.2f} s after SIGHUP")
+        assert value(text, "cleanpath_policy_reloads_total", result="success") == 1
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="VIOLATION") == 1
+        assert value(text, "cleanpath_open_flows", zone="embassy-lan", verdict="CLEAN") == 0
+        assert value(text, "cleanpath_flows_total", zone="embassy-lan", verdict="VIOLATION") == 0
+        alert = site.alerts("the violation alert to fire for the newly distrusted vendor")
+        assert {(a["metric"]["rule"], a["metric"]["vendor"]) for a in alert} == {("embassy-clean-path", "cisco")}

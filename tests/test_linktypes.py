@@ -189,9 +189,9 @@ def test_corpus_captures_of_these_link_types_agree_with_tshark():
     every 802.11 data frame has tshark's receiver and transmitter as its MACs,
     and the encrypted ones are counted as such; nothing else is IP for us."""
     need_tool("tshark")
+    from tshark_conv import in_parallel
     compared = {"ip": 0, "wlan-data": 0, "encrypted": 0, "not-ip": 0}
-    for path in corpus_files_of_new_linktypes():
-        rows = tshark(path)
+    for path, rows in in_parallel(tshark, corpus_files_of_new_linktypes()).items():
         decoded = ours(path)
         if len(rows) != len(decoded):
             continue                       # tshark stopped at damage we read past (or the reverse)

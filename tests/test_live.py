@@ -18,6 +18,7 @@ from verifier.sinks.events import EventSink
 from verifier.sinks.metrics import MetricsSink
 
 from lab import LAB_POLICY
+from test_tunnels import GNB, GNB_MAC, POLICY_HEAD, UPF, UPF_MAC
 
 HUAWEI, CISCO, CLIENT = "00:e0:fc:00:00:01", "00:1b:54:00:00:02", "02:00:00:00:00:10"
 LOCAL, REMOTE = "198.51.100.10", "203.0.113.1"
@@ -236,18 +237,8 @@ def test_an_lldp_announcement_turns_the_open_flows_of_its_segment_only(live, mon
     assert metrics.violations[("embassy-lan", "no-untrusted-vendors", "huawei", "segment-device")] == 2
 
 
-N3_POLICY_HEAD = """\
-version: 1
-vendors:
-  trusted: [cisco, nokia, ericsson]
-  untrusted: [huawei, zte]
-zones:
-  ue-pool:
-    prefixes: [198.51.100.0/24, 2001:db8:100::/48]
-rules:
-"""
-GNB, UPF, OTHER_GNB, OTHER_UPF = "192.0.2.10", "192.0.2.20", "192.0.2.11", "192.0.2.21"
-GNB_MAC, UPF_MAC, HUAWEI_GNB_MAC = "00:1b:54:00:00:10", "00:1b:54:00:00:20", "00:e0:fc:00:00:10"
+N3_POLICY_HEAD = POLICY_HEAD + "rules:\n"        # the tunnel tests' vendors and UE zone
+OTHER_GNB, OTHER_UPF, HUAWEI_GNB_MAC = "192.0.2.11", "192.0.2.21", "00:e0:fc:00:00:10"
 
 
 def n3(gnb, ue, sport, start=0.0, upf=UPF):

@@ -64,8 +64,9 @@ def test_a_signed_audit_verifies_and_names_its_key_everywhere(signed):
 
 
 def test_any_altered_byte_of_a_subject_or_of_the_envelope_is_caught(signed, tmp_path):
-    """Every byte of the envelope, the JSON and the HTML flipped in turn
-    (in process: one verify per byte)."""
+    """Every byte of the envelope flipped in turn, and every 7th byte (and
+    the last) of the JSON and the HTML, whose digests change with any byte
+    alike (in process: one verify per altered byte)."""
     d, _ = signed
     for name in ("report.json", "report.html", "report.json.dsse", "signing.key.pub"):
         (tmp_path / name).write_bytes((d / name).read_bytes())
@@ -76,7 +77,9 @@ def test_any_altered_byte_of_a_subject_or_of_the_envelope_is_caught(signed, tmp_
         path = tmp_path / name
         original = path.read_bytes()
         caught = 0
-        for i in range(len(original)):
+        positions = range(len(original)) if name.endswith(".dsse") else \
+            sorted(set(range(0, len(original), 7)) | {len(original) - 1})
+        for i in positions:
             altered = bytearray(original)
             altered[i] ^= 0x01
             path.write_bytes(bytes(altered))
@@ -85,7 +88,7 @@ def test_any_altered_byte_of_a_subject_or_of_the_envelope_is_caught(signed, tmp_
             except signing.Invalid:
                 caught += 1
         path.write_bytes(original)
-        assert caught == len(original), f"{name}: {len(original) - caught} altered bytes passed"
+        assert caught == len(positions), f"{name}: {len(positions) - caught} altered bytes passed"
     signing.verify(cert, key)
 
 

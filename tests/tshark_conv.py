@@ -1,8 +1,10 @@
 """Helpers to compare our flows with tshark's conversations (used by tests)."""
 
+import os
 import re
 import subprocess
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 from verifier.attribution.path import ip_text
 from verifier.pipeline import Pipeline
@@ -12,6 +14,14 @@ LINE = re.compile(r"^(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s+(\d+)\s+(\d+) (bytes|kB|M
 UNIT = {"bytes": 1, "kB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
 # One IP layer only: a tunnel shows up as a second ip/ipv6 layer or a tunnel protocol.
 TSHARK_OPTS = ["-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE", "-o", "tcp.desegment_tcp_streams:FALSE"]
+
+
+def in_parallel(fn, paths):
+    """{path: fn(path)}, one worker per core: most of a tshark run is its own
+    start-up (dissector registration), and the corpus tests start hundreds."""
+    paths = list(paths)
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        return dict(zip(paths, pool.map(fn, paths)))
 
 
 def tshark_conversations(path):
