@@ -48,7 +48,9 @@ def make_flows(n, rnd, remote4=REMOTE4, remote6=REMOTE6, tunnelled=0.0):
         gw = rnd.choice(GATEWAYS)
         host = f"{rnd.choice(HOST_OUIS)}:{i >> 8 & 255:02x}:{i & 255:02x}:{rnd.randrange(256):02x}"
         if v6:
-            local, remote = f"2001:db8:100::{i:x}", rnd.choice(remote6) + f"{rnd.randrange(1, 65535):x}"
+            # Two low groups: 200,000 flows need more than one group's 65,535 (same addresses below that).
+            local = f"2001:db8:100::{i >> 16:x}:{i & 0xFFFF:x}"
+            remote = rnd.choice(remote6) + f"{rnd.randrange(1, 65535):x}"
         else:
             local, remote = f"198.51.100.{i % 250 + 1}", rnd.choice(remote4) + str(rnd.randrange(1, 255))
         sport, dport = 1024 + (i * 7) % 60000, rnd.choice((443, 80, 53, 123, 8443))

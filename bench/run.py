@@ -15,6 +15,13 @@ each in a fresh process and each ``--runs`` times (median reported):
   capture: a compiled flow meter with no attribution, running at about the
   audit issue's target rate (~1M packets/s) on this machine.
 
+Memory per open flow: each tool also reads a 1,000-packet capture of 10
+flows from the same generator; (peak RSS - that baseline) / flows is its
+memory per flow. The generator's timestamps advance 20 us a packet, so a
+10M-packet capture spans 200 s, under the audit's 300 s idle timeout: every
+flow is still open at the end (the #21 measurement: ``--packets 10000000
+--flows 200000``).
+
 Each round runs every tool once, back to back, so a slow phase of a shared
 machine slows them all; the figure to quote is the median of the per-round
 ratios, not any absolute rate. Peak RSS comes from ``wait4``. Results go to
@@ -44,14 +51,16 @@ TSHARK_FIELDS = ["frame.time_epoch", "frame.len", "eth.src", "eth.dst", "eth.src
 
 def timed(cmd, env=None):
     """(wall seconds, peak RSS MiB, exit code) of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024, proc.returncode, err
+    # stderr to a file, not a pipe: a tool that writes more than a pipe holds
+    # would block on it while we wait for it to exit.
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        err.seek(0)
+        text = err.read()[-4000:].decode(errors="replace")
+    return wall, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), text
 
 
 def console_script():
@@ -131,6 +140,17 @@ def main():
         results[f"speed_vs_{peer}"] = ratio
         print(f"  verifier audit runs at {ratio:.2f}x {peer}'s speed (median of per-round ratios)")
     results["median_seconds"] = medians
+    small = os.path.join(OUT, "bench-1000-10.pcap")
+    if not os.path.exists(small):
+        subprocess.run([sys.executable, os.path.join(HERE, "gen_pcap.py"), small, "--packets", "1000", "--flows",
+                        "10"], check=True, stdout=subprocess.DEVNULL)
+    results["bytes_per_flow"] = {}
+    for name, cmd, env in tools:
+        base = timed([small if part == pcap else part for part in cmd], env)[1]
+        peak = max(r for _w, r, _c, _e in runs[name])
+        per_flow = (peak - base) * 1024 * 1024 / args.flows
+        results["bytes_per_flow"][name.split()[0]] = round(per_flow)
+        print(f"  {name:<42} {per_flow:7.0f} bytes per flow (peak {peak:.1f} MiB - baseline {base:.1f} MiB)")
     with open(os.path.join(OUT, f"results{tag}.json"), "w") as fh:
         json.dump(results, fh, indent=2)
     shutil.rmtree(data_dir, ignore_errors=True)
