@@ -17,7 +17,6 @@ name is its Community ID made safe for file systems (``1:abc/d+e=`` ->
 5-tuple). The files are subjects of the signed statement (signing.py).
 """
 
-import datetime
 import hashlib
 import io
 import ipaddress
@@ -30,6 +29,7 @@ from .atomic import write_atomic
 from .capture import open_capture
 from .decode import decode
 from .errors import CaptureError, VerifierError
+from .sinks.report import epoch as _epoch
 
 PACKETS_PER_FLOW = 20
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}
@@ -58,15 +58,16 @@ def collect(cert, out_dir, per_flow=PACKETS_PER_FLOW):
     records = cert["violations"]
     if not records:
         return []
-    wanted = {}
+    wanted, flows = {}, []
     for record in records:
         proto = PROTOCOLS.get(record["proto"]) or (int(record["proto"]) if record["proto"].isdigit() else None)
         if proto is None:
             continue
         flow = _Wanted(record)
+        flows.append(flow)
         for a, b in (flow.ends, flow.ends[::-1]):
             wanted.setdefault((proto, a, b), []).append(flow)
-    pending = {id(f): f for group in wanted.values() for f in group}
+    pending = {id(f): f for f in flows}
     for capture in cert["captures"]:
         if not pending:
             break
@@ -76,7 +77,7 @@ def collect(cert, out_dir, per_flow=PACKETS_PER_FLOW):
     except OSError as exc:
         raise VerifierError(f"--evidence: cannot create {out_dir}: {exc.strerror or exc}") from None
     paths, names = [], set()
-    for flow in _in_order(records, wanted):
+    for flow in flows:
         name = _file_name(flow.record["community_id"], names)
         data = _pcap(flow)
         path = os.path.join(out_dir, name)
@@ -89,15 +90,6 @@ def collect(cert, out_dir, per_flow=PACKETS_PER_FLOW):
         paths.append(path)
     cert["evidence"] = {"directory": out_dir, "packets_per_flow": per_flow, "files": len(paths)}
     return paths
-
-
-def _in_order(records, wanted):
-    """The flows, once each, in the certificate's order."""
-    by_record = {}
-    for group in wanted.values():
-        for flow in group:
-            by_record[id(flow.record)] = flow
-    return [by_record[id(r)] for r in records if id(r) in by_record]
 
 
 def _scan(path, wanted, pending, per_flow):
@@ -171,5 +163,3 @@ def _file_name(community_id, taken):
     return name
 
 
-def _epoch(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

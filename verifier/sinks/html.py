@@ -13,6 +13,8 @@ prints it with headless Chromium and checks the pages).
 import datetime
 import html
 
+from .report import epoch
+
 STATUS_COLOUR = {"CERTIFIED": "#1b7f3b", "NOT_CERTIFIED": "#b3261e", "UNVERIFIED": "#9a6700", "NO_TRAFFIC": "#6b7280"}
 RESULT_COLOUR = {"CERTIFIED": "#1b7f3b", "VIOLATION": "#b3261e", "UNVERIFIED": "#9a6700", "INCOMPLETE": "#6b7280"}
 RESULT_TEXT = {
@@ -139,7 +141,7 @@ def _matrix(cert):
 def _timeline(cert):
     """Violating flows by first-seen time: an SVG bar chart with a count axis
     and time labels (UTC)."""
-    times = sorted(_parse(v["first_ts"]) for v in cert["violations"] if v["first_ts"])
+    times = sorted(epoch(v["first_ts"]) for v in cert["violations"] if v["first_ts"])
     out = ["<h2>Violations over time</h2>"]
     if not times:
         return out[0] + "<p>No violations.</p>"
@@ -270,10 +272,6 @@ def _inputs(cert):
                    for e in cert["exceptions_applied"])
         out.append("</ul>")
     return "".join(out)
-
-
-def _parse(text):
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _fmt(ts, date=True):

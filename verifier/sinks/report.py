@@ -18,6 +18,11 @@ MAX_VIOLATIONS = 1000         # flows listed in the certificate; counts are alwa
 CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC = "CERTIFIED", "NOT_CERTIFIED", "UNVERIFIED", "NO_TRAFFIC"
 
 
+def epoch(text):
+    """An ISO time of the certificate (``_iso``'s form) back to epoch seconds."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def _iso(ts):
     if ts is None:
         return None
