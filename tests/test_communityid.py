@@ -2,14 +2,14 @@
 
 from verifier.communityid import community_id
 from verifier.craft import ip
-from verifier.model import Flow
+from verifier.model import Flow, flow_key
 
 
 def flow(proto, a, ap, b, bp):
     a, b = ip(a), ip(b)
     if (b, bp) < (a, ap):
         a, ap, b, bp = b, bp, a, ap
-    return Flow((0, -1, -1, proto, a, ap, b, bp), 0.0)
+    return Flow(flow_key(0, -1, -1, proto, a, ap, b, bp), 0.0)
 
 
 def test_tcp_example_from_the_spec():

@@ -19,7 +19,7 @@ from lab import LAB_POLICY, wait_for
 from verifier.capture.replay import Replay
 from verifier.capture.watch import WatchDir
 from verifier.craft import ETH_IPV4, PcapWriter, ether, ipv4, tcp
-from verifier.model import Flow, Judgement, PathElement
+from verifier.model import Flow, Judgement, PathElement, flow_key
 from verifier.sinks.events import EventSink
 from verifier.sinks.metrics import MetricsSink
 
@@ -114,8 +114,9 @@ class Daemon:
 # --- sinks -----------------------------------------------------------------------
 
 def judged(zone, verdict, elements, rules=(), reasons=()):
-    flow = Flow((0, -1, -1, 6, bytes([198, 51, 100, 10]), 40000, bytes([203, 0, 113, 1]), 443), 100.0)
-    flow.pkts, flow.octets = [2, 2], [100, 200]
+    flow = Flow(flow_key(0, -1, -1, 6, bytes([198, 51, 100, 10]), 40000, bytes([203, 0, 113, 1]), 443), 100.0)
+    flow.pkts_a = flow.pkts_b = 2
+    flow.octets_a, flow.octets_b = 100, 200
     return flow, [Judgement(zone, verdict, list(rules), elements, list(reasons))]
 
 

@@ -6,11 +6,11 @@ import numpy as np
 
 from verifier import directions
 from verifier.directions import DirectionIndex
-from verifier.model import Flow
+from verifier.model import Flow, flow_key
 
 
 def _flow(n):
-    return Flow((0, -1, -1, 6, bytes([198, 51, 100, n % 250]), n, b"\x08\x08\x08\x08", 443), 0.0)
+    return Flow(flow_key(0, -1, -1, 6, bytes([198, 51, 100, n % 250]), n, b"\x08\x08\x08\x08", 443), 0.0)
 
 
 def test_random_binds_releases_and_finds_match_a_dict(monkeypatch):
@@ -59,5 +59,5 @@ def test_settled_counts_reach_the_flow():
     entry = index.slots[12345]
     index.add(np.array([entry]), np.array([3]), np.array([300]), np.array([9.0]))
     index.settle(entry)
-    assert flow.pkts == [0, 3] and flow.octets == [0, 300] and flow.last == 9.0
+    assert flow.pkts == (0, 3) and flow.octets == (0, 300) and flow.last == 9.0
     assert flow.entries == [(index, entry)] and not index.slots

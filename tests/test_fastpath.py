@@ -167,6 +167,15 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
             assert np.array_equal(getattr(index, a), arr), a
 
 
+def test_flow_slots_are_the_contract_the_compiled_module_reads():
+    """The compiled module writes Flow's slots at their offsets: its list and
+    model.FLOW_SLOTS (Flow's __slots__) are one list, in one order, and the
+    key it packs is model.flow_key's."""
+    from verifier import model
+    assert Flow.__slots__ == model.FLOW_SLOTS == engine.compiled.FLOW_SLOTS
+    assert model.KEY_HEAD.size == 13        # _fastpath.c's KEY_HEAD
+
+
 def _flow_state(flow):
     """Every slot of a flow (sets sorted), the compiled flows' and Flow.__init__'s alike."""
     state = {name: getattr(flow, name) for name in Flow.__slots__}
@@ -347,7 +356,7 @@ def test_end_of_input_settles_entries_as_python_does(seed, monkeypatch):
     got = _settled(seed)
     monkeypatch.setattr(engine, "compiled", None)
     want = _settled(seed)
-    assert got == want and any(p != [0, 0] for p, *_ in want[0]) and not want[2]
+    assert got == want and any(p != (0, 0) for p, *_ in want[0]) and not want[2]
     assert any(last > 0 for _p, _o, last, _e in want[0]) and all(o is None for o in want[1])
 
 

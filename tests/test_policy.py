@@ -7,7 +7,7 @@ import yaml
 from verifier.craft import ip
 from verifier.errors import ConfigError
 from verifier.model import (CLEAN, L2_NEIGHBOR, REMOTE_NETWORK, SEGMENT_DEVICE, TRUSTED, UNKNOWN, UNTRUSTED,
-                            UNVERIFIED, VIOLATION, Answer, Evidence, Flow, PathElement)
+                            UNVERIFIED, VIOLATION, Answer, Evidence, Flow, PathElement, flow_key)
 from verifier.policy.evaluate import evaluate
 from verifier.policy.load import dump, load_policy
 
@@ -112,7 +112,7 @@ def element(kind, trust, vendor=None, asn=None):
 
 def lan_flow(remote="8.8.8.8", port=443, proto=6):
     a, b = ip("198.51.100.7"), ip(remote)
-    return Flow((0, 20, -1, proto, a, 50000, b, port), 0.0)
+    return Flow(flow_key(0, 20, -1, proto, a, 50000, b, port), 0.0)
 
 
 def test_clean_when_every_element_is_trusted(policy):
@@ -138,7 +138,7 @@ def test_untrusted_element_and_denied_vendor_are_violations(policy):
 
 
 def test_deny_asns_in_its_zone(policy):
-    flow = Flow((0, -1, -1, 6, ip("203.0.113.5"), 5000, ip("202.97.33.5"), 443), 0.0)
+    flow = Flow(flow_key(0, -1, -1, 6, ip("203.0.113.5"), 5000, ip("202.97.33.5"), 443), 0.0)
     j = evaluate(policy, flow, "wifi", 0, [element(REMOTE_NETWORK, UNTRUSTED, asn=4134)], TODAY)
     assert j.verdict == VIOLATION and j.rules == ["no-prc"]
 
@@ -180,7 +180,7 @@ def test_roles_limit_a_deny_rule_to_those_devices(write, catalogue):
     p = load_policy([write("r.yaml", "version: 1\nzones:\n  ue: {prefixes: [198.51.100.0/24]}\nrules:\n"
                                      "  - {name: no-huawei-radio, zone: ue, deny_vendors: [huawei], roles: [gnb]}\n")],
                     catalogue)
-    flow = Flow((0, -1, -1, 6, ip("198.51.100.7"), 1000, ip("203.0.113.9"), 443), 0.0)
+    flow = Flow(flow_key(0, -1, -1, 6, ip("198.51.100.7"), 1000, ip("203.0.113.9"), 443), 0.0)
     ev = Evidence("inventory", "inv.yaml", None, 32)
     router = PathElement(L2_NEIGHBOR, "r1", "huawei", "Huawei", None, UNTRUSTED, ev, role="router")
     gnb = PathElement(SEGMENT_DEVICE, "g1", "huawei", "Huawei", None, UNTRUSTED, ev, role="gnb")

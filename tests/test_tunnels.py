@@ -301,7 +301,7 @@ def test_tunnel_endpoints_follow_what_arp_and_the_control_plane_teach_later(oui,
     from verifier.attribution.mobile import ControlPlane
     from verifier.attribution.path import PathBuilder
     from verifier.craft import ETH_ARP, arp, pfcp_session_establishment
-    from verifier.model import TUNNEL_ENDPOINT, Flow
+    from verifier.model import TUNNEL_ENDPOINT, Flow, flow_key
     from verifier.policy.load import load_policy
     policy = load_policy([os.path.join(os.path.dirname(__file__), "..", "verifier", "demo", "policy.yaml")],
                          catalogue)
@@ -310,7 +310,7 @@ def test_tunnel_endpoints_follow_what_arp_and_the_control_plane_teach_later(oui,
     packed = {GNB: bytes([192, 0, 2, 10]), UPF: bytes([192, 0, 2, 20])}
 
     def endpoints(teid):
-        flow = Flow((0, -1, -1, 6, bytes([198, 51, 100, 7]), 40000, bytes([203, 0, 113, 80]), 443), 1.0)
+        flow = Flow(flow_key(0, -1, -1, 6, bytes([198, 51, 100, 7]), 40000, bytes([203, 0, 113, 80]), 443), 1.0)
         flow.tunnels = {(GTPU, packed[GNB], packed[UPF], teid)}
         return {el.subject: el for el in builder.build(flow, 0, None) if el.kind == TUNNEL_ENDPOINT}
 

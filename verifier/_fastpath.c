@@ -528,14 +528,15 @@ enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUT
  * getattr by name (a third of these loops' cost), and a new flow made as
  * Flow.__init__ makes it. Only for a class whose __slots__ are exactly these
  * names (in this order) as plain member slots; any other class, or a Flow
- * that gains or renames a slot, goes through getattr and FlowTable.renew. */
-static const char *const FLOW_SLOTS[] = {"key", "ifindex", "vlan", "vlan2", "family", "proto", "a", "ap", "b", "bp",
-                                         "first", "last", "pkts", "octets", "macs", "icmp_errors", "hops",
-                                         "end_reason", "origin", "tunnels", "entries", "verdicts",
-                                         "depends"};
-enum { S_KEY, S_IFINDEX, S_VLAN, S_VLAN2, S_FAMILY, S_PROTO, S_A, S_AP, S_B, S_BP, S_FIRST, S_LAST, S_PKTS, S_OCTETS,
-       S_MACS, S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_ORIGIN, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS,
-       S_COUNT };
+ * that gains or renames a slot, goes through getattr and FlowTable.renew.
+ * model.FLOW_SLOTS declares the same list (a test holds them equal). */
+static const char *const FLOW_SLOTS[] = {"key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b",
+                                         "macs_a", "macs_b", "origin", "icmp_errors", "hops", "end_reason",
+                                         "tunnels", "entries", "verdicts", "depends"};
+enum { S_KEY, S_FIRST, S_LAST, S_PKTS_A, S_PKTS_B, S_OCTETS_A, S_OCTETS_B, S_MACS_A, S_MACS_B, S_ORIGIN,
+       S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_COUNT };
+
+#define KEY_HEAD 13                      /* model.KEY_HEAD.size */
 
 static PyObject *slot_names[S_COUNT];
 static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (held: its address stays its own) */
@@ -593,48 +594,26 @@ static int flow_set(PyObject *flow, int k, PyObject *v)
  * FlowTable.renew make it; ``type`` has Flow's layout. */
 static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side, PyObject *no_macs)
 {
-    PyObject *flow = type->tp_alloc(type, 0), *first = PyFloat_FromDouble(ts);
-    if (flow == NULL || first == NULL)
+    PyObject *flow = type->tp_alloc(type, 0), *first = PyFloat_FromDouble(ts), *zero = PyLong_FromLong(0);
+    PyObject *origin = PyLong_FromLong(side);
+    if (flow == NULL || first == NULL || zero == NULL || origin == NULL)
         goto fail;
-    static const int unpacked[] = {S_IFINDEX, S_VLAN, S_VLAN2, S_PROTO, S_A, S_AP, S_B, S_BP};
-    for (int k = 0; k < 8; k++) {
-        PyObject *v = PyTuple_GET_ITEM(key, k);
+    PyObject *values[S_COUNT] = {[S_KEY] = key, [S_FIRST] = first, [S_LAST] = first, [S_PKTS_A] = zero,
+                                 [S_PKTS_B] = zero, [S_OCTETS_A] = zero, [S_OCTETS_B] = zero, [S_MACS_A] = no_macs,
+                                 [S_MACS_B] = no_macs, [S_ORIGIN] = origin, [S_ICMP_ERRORS] = zero};
+    for (int k = 0; k < S_COUNT; k++) {
+        PyObject *v = values[k] ? values[k] : Py_None;
         Py_INCREF(v);
-        SLOT(flow, unpacked[k]) = v;
+        SLOT(flow, k) = v;
     }
-    Py_INCREF(key);
-    SLOT(flow, S_KEY) = key;
-    SLOT(flow, S_FAMILY) = PyLong_FromLong(PyBytes_GET_SIZE(PyTuple_GET_ITEM(key, 4)) == 4 ? 4 : 6);
-    Py_INCREF(first);
-    SLOT(flow, S_FIRST) = first;
-    SLOT(flow, S_LAST) = first;
-    first = NULL;
-    SLOT(flow, S_PKTS) = PyList_New(2);
-    SLOT(flow, S_OCTETS) = PyList_New(2);
-    SLOT(flow, S_MACS) = PyList_New(2);
-    SLOT(flow, S_ICMP_ERRORS) = PyLong_FromLong(0);
-    SLOT(flow, S_ORIGIN) = PyLong_FromLong(side);
-    if (!SLOT(flow, S_FAMILY) || !SLOT(flow, S_PKTS) || !SLOT(flow, S_OCTETS) || !SLOT(flow, S_MACS)
-        || !SLOT(flow, S_ICMP_ERRORS) || !SLOT(flow, S_ORIGIN))
-        goto fail;
-    for (int k = 0; k < 2; k++) {
-        PyObject *zero = PyLong_FromLong(0);
-        Py_XINCREF(zero);
-        Py_INCREF(no_macs);
-        PyList_SET_ITEM(SLOT(flow, S_PKTS), k, zero);
-        PyList_SET_ITEM(SLOT(flow, S_OCTETS), k, zero);
-        PyList_SET_ITEM(SLOT(flow, S_MACS), k, no_macs);
-        if (zero == NULL)
-            goto fail;
-    }
-    static const int none[] = {S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS};
-    for (int k = 0; k < (int)(sizeof none / sizeof none[0]); k++) {
-        Py_INCREF(Py_None);
-        SLOT(flow, none[k]) = Py_None;
-    }
+    Py_DECREF(first);
+    Py_DECREF(zero);
+    Py_DECREF(origin);
     return flow;
 fail:
     Py_XDECREF(first);
+    Py_XDECREF(zero);
+    Py_XDECREF(origin);
     Py_XDECREF(flow);
     return NULL;
 }
@@ -672,16 +651,15 @@ static int fields_fit(const int64_t *f, Py_ssize_t bytes, Py_ssize_t kinds)
     return 1;
 }
 
-/* flow.<slot k>[i] += value */
-static int add_to_slot(PyObject *flow, int k, Py_ssize_t i, int64_t value)
+/* flow.<slot k> += value */
+static int add_to_slot(PyObject *flow, int k, int64_t value)
 {
-    PyObject *list = flow_get(flow, k), *old = list ? PySequence_GetItem(list, i) : NULL;
-    PyObject *v = old ? PyLong_FromLongLong(value) : NULL, *sum = v ? PyNumber_Add(old, v) : NULL;
-    int rc = sum ? PySequence_SetItem(list, i, sum) : -1;
+    PyObject *old = flow_get(flow, k), *v = old ? PyLong_FromLongLong(value) : NULL;
+    PyObject *sum = v ? PyNumber_Add(old, v) : NULL;
+    int rc = sum ? flow_set(flow, k, sum) : -1;
     Py_XDECREF(sum);
     Py_XDECREF(v);
     Py_XDECREF(old);
-    Py_XDECREF(list);
     return rc;
 }
 
@@ -696,11 +674,11 @@ static int last_of(PyObject *flow, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* flow.macs[i] = mac_sets.add(flow.macs[i], item): model.MacSets.add, its
+/* flow.macs_<side> = mac_sets.add(flow.macs_<side>, item): model.MacSets.add, its
  * table ``shared`` (a dict, bounded by ``limit``) passed in. */
 static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *shared, Py_ssize_t limit)
 {
-    PyObject *sets = flow_get(flow, S_MACS), *set = sets ? PySequence_GetItem(sets, i) : NULL;
+    PyObject *set = flow_get(flow, i ? S_MACS_B : S_MACS_A);
     PyObject *item = set ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL, *grown = NULL;
     int rc = -1, has = item ? PySequence_Contains(set, item) : -1;
     if (has != 0) {
@@ -720,22 +698,20 @@ static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *s
             goto done;
         known = grown;
     }
-    Py_INCREF(known);
-    rc = PySequence_SetItem(sets, i, known);
-    Py_DECREF(known);
+    rc = flow_set(flow, i ? S_MACS_B : S_MACS_A, known);
 done:
     Py_XDECREF(grown);
     Py_XDECREF(item);
     Py_XDECREF(set);
-    Py_XDECREF(sets);
     return rc;
 }
 
-/* directions._fold: flow.pkts[side] += pkts, flow.octets[side] += octets, flow.last = max(flow.last, last). */
+/* directions._fold: flow.count(side, pkts, octets), flow.last = max(flow.last, last). */
 static int fold(PyObject *flow, Py_ssize_t side, int64_t pkts, int64_t octets, double last)
 {
     double was;
-    if (add_to_slot(flow, S_PKTS, side, pkts) < 0 || add_to_slot(flow, S_OCTETS, side, octets) < 0
+    if (add_to_slot(flow, side ? S_PKTS_B : S_PKTS_A, pkts) < 0
+        || add_to_slot(flow, side ? S_OCTETS_B : S_OCTETS_A, octets) < 0
         || last_of(flow, &was) < 0)
         return -1;
     if (last > was) {
@@ -747,23 +723,23 @@ static int fold(PyObject *flow, Py_ssize_t side, int64_t pkts, int64_t octets, d
     return 0;
 }
 
-/* (ifindex, vlan, -1, proto, a, ap, b, bp): flows.FlowTable's key. */
+/* model.flow_key(ifindex, vlan, -1, proto, a, ap, b, bp): the fields packed
+ * big-endian (int32, int16, int16, uint8, uint16, uint16), then a and b. */
 static PyObject *flow_key(long ifindex, int vlan, int proto, const uint8_t *a, int ap, const uint8_t *b, int bp,
                           Py_ssize_t size)
 {
-    PyObject *key = PyTuple_New(8);
+    PyObject *key = PyBytes_FromStringAndSize(NULL, KEY_HEAD + 2 * size);
     if (key == NULL)
         return NULL;
-    PyObject *items[8] = {PyLong_FromLong(ifindex), PyLong_FromLong(vlan), PyLong_FromLong(-1), PyLong_FromLong(proto),
-                          PyBytes_FromStringAndSize((const char *)a, size), PyLong_FromLong(ap),
-                          PyBytes_FromStringAndSize((const char *)b, size), PyLong_FromLong(bp)};
-    int ok = 1;
-    for (int k = 0; k < 8; k++) {
-        ok = ok && items[k] != NULL;
-        PyTuple_SET_ITEM(key, k, items[k]);
-    }
-    if (!ok)
-        Py_CLEAR(key);
+    uint8_t *k = (uint8_t *)PyBytes_AS_STRING(key);
+    uint32_t ifx = (uint32_t)ifindex;
+    uint16_t tag = (uint16_t)vlan, inner = (uint16_t)-1;
+    k[0] = ifx >> 24, k[1] = ifx >> 16, k[2] = ifx >> 8, k[3] = ifx;
+    k[4] = tag >> 8, k[5] = tag, k[6] = inner >> 8, k[7] = inner;
+    k[8] = (uint8_t)proto;
+    k[9] = ap >> 8, k[10] = ap, k[11] = bp >> 8, k[12] = bp;
+    memcpy(k + KEY_HEAD, a, (size_t)size);
+    memcpy(k + KEY_HEAD + size, b, (size_t)size);
     return key;
 }
 
@@ -1162,5 +1138,17 @@ PyMODINIT_FUNC PyInit__fastpath(void)
     for (int k = 0; k < S_COUNT; k++)
         if ((slot_names[k] = PyUnicode_InternFromString(FLOW_SLOTS[k])) == NULL)
             return NULL;
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(S_COUNT);
+    if (mod == NULL || names == NULL)
+        goto fail;
+    for (int k = 0; k < S_COUNT; k++) {
+        Py_INCREF(slot_names[k]);
+        PyTuple_SET_ITEM(names, k, slot_names[k]);
+    }
+    if (PyModule_AddObject(mod, "FLOW_SLOTS", names) == 0)      /* steals ``names`` */
+        return mod;
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(mod);
+    return NULL;
 }

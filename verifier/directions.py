@@ -237,8 +237,7 @@ class DirectionIndex:
             for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
                                                  self.last[live].tolist()):
                 flow, side = owner[entry]
-                flow.pkts[side] += pkts              # _fold, inline: once per entry
-                flow.octets[side] += octets
+                flow.count(side, pkts, octets)       # _fold, inline: once per entry
                 if last > flow.last:
                     flow.last = last
                 flow.entries = None
@@ -265,7 +264,6 @@ class DirectionIndex:
 
 
 def _fold(flow, side, pkts, octets, last):
-    flow.pkts[side] += pkts
-    flow.octets[side] += octets
+    flow.count(side, pkts, octets)
     if last > flow.last:
         flow.last = last

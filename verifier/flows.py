@@ -5,6 +5,7 @@ Out: ``Flow`` records handed to ``on_expire(flow)`` when they end: idle or
      active timeout, capacity pressure, or shutdown/end of input.
 
 Key: (interface, VLAN, inner VLAN, protocol, lower endpoint, higher endpoint),
+packed in one bytes object (``model.flow_key``),
 so both directions share one flow. IPv4/IPv6 fragments after the first join
 the flow of their first fragment; an ICMP error joins the flow it quotes and
 records the router that sent it.
@@ -24,7 +25,7 @@ it ends; their last timestamps are carried into the flows before each scan.
 from collections import OrderedDict
 
 from .directions import DirectionIndex
-from .model import Flow, MacSets
+from .model import Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
@@ -110,21 +111,16 @@ class FlowTable:
         for ifindex, fields, first_ts, last_ts, count, octets in items:
             vlan, proto, src, sport, dst, dport, src_mac, dst_mac, tunnels = fields
             if src < dst or (src == dst and sport <= dport):
-                key, side = (ifindex, vlan, -1, proto, src, sport, dst, dport), 0
+                key, side = flow_key(ifindex, vlan, -1, proto, src, sport, dst, dport), 0
             else:
-                key, side = (ifindex, vlan, -1, proto, dst, dport, src, sport), 1
+                key, side = flow_key(ifindex, vlan, -1, proto, dst, dport, src, sport), 1
             flow = flows.get(key)
             if flow is None or first_ts - flow.last > idle:
                 flow = self.renew(flow, key, side, first_ts)
-            flow.pkts[side] += count
-            flow.octets[side] += octets
+            flow.count(side, count, octets)
             if last_ts > flow.last:
                 flow.last = last_ts
-            macs, add = flow.macs, self.mac_sets.add
-            macs[side] = add(macs[side], src_mac)
-            macs[1 - side] = add(macs[1 - side], dst_mac)
-            if tunnels is not None:
-                _carried(flow, tunnels)
+            self._learn(flow, side, src_mac, dst_mac, tunnels)
             owners.append((flow, side))
         return owners
 
@@ -132,9 +128,9 @@ class FlowTable:
         """(flow, side, key) for a packet from src to dst at ``ts``: the live
         flow, or a new one when there is none or it has been idle too long."""
         if src < dst or (src == dst and sport <= dport):
-            key, side = (ifindex, vlan, vlan2, proto, src, sport, dst, dport), 0
+            key, side = flow_key(ifindex, vlan, vlan2, proto, src, sport, dst, dport), 0
         else:
-            key, side = (ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
+            key, side = flow_key(ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
         flow = self.flows.get(key)
         if flow is None or ts - flow.last > self.idle:
             flow = self.renew(flow, key, side, ts)
@@ -163,19 +159,24 @@ class FlowTable:
             self._account(pkt, ts, ifindex, wirelen)
 
     def _count(self, flow, side, ts, wirelen, pkt):
-        flow.pkts[side] += 1
-        flow.octets[side] += wirelen
+        flow.count(side, 1, wirelen)
         if ts > flow.last:
             flow.last = ts
         self._learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)
 
     def _learn(self, flow, side, src_mac, dst_mac, tunnels):
         """MACs adjacent to each side, and the tunnels (``_carried``)."""
-        macs, add = flow.macs, self.mac_sets.add
-        if src_mac:
-            macs[side] = add(macs[side], src_mac)
-        if dst_mac:
-            macs[1 - side] = add(macs[1 - side], dst_mac)
+        add = self.mac_sets.add
+        if side:
+            if src_mac:
+                flow.macs_b = add(flow.macs_b, src_mac)
+            if dst_mac:
+                flow.macs_a = add(flow.macs_a, dst_mac)
+        else:
+            if src_mac:
+                flow.macs_a = add(flow.macs_a, src_mac)
+            if dst_mac:
+                flow.macs_b = add(flow.macs_b, dst_mac)
         if tunnels is not None:
             _carried(flow, tunnels)
 
@@ -183,9 +184,9 @@ class FlowTable:
         q = pkt.quote
         # The quoted packet went from q.src to q.dst; the key is direction-free.
         if q.src < q.dst or (q.src == q.dst and q.sport <= q.dport):
-            key = (ifindex, pkt.vlan, pkt.vlan2, q.proto, q.src, q.sport, q.dst, q.dport)
+            key = flow_key(ifindex, pkt.vlan, pkt.vlan2, q.proto, q.src, q.sport, q.dst, q.dport)
         else:
-            key = (ifindex, pkt.vlan, pkt.vlan2, q.proto, q.dst, q.dport, q.src, q.sport)
+            key = flow_key(ifindex, pkt.vlan, pkt.vlan2, q.proto, q.dst, q.dport, q.src, q.sport)
         return self.flows.get(key)
 
     def _remember_fragment(self, fkey, key):

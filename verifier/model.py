@@ -5,6 +5,8 @@ in sinks. ``PathElement`` and ``Evidence`` are built once per flow at
 attribution time, so they may hold strings.
 """
 
+import struct
+
 # Path element kinds (SPEC "The model")
 L2_NEIGHBOR = "l2-neighbor"
 SEGMENT_DEVICE = "segment-device"
@@ -80,8 +82,33 @@ class MacSets:
         return shared
 
 
+FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
+              "origin", "icmp_errors", "hops", "end_reason", "tunnels", "entries", "verdicts", "depends")
+"""``Flow``'s slots, in order: a contract. The compiled module
+(verifier/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
+offsets and checks at run time that the class has exactly these;
+tests/test_fastpath.py holds the two lists equal."""
+
+KEY_HEAD = struct.Struct(">ihhBHH")          # ifindex, VLAN, inner VLAN, protocol, a's port, b's port
+_KEYS = {4: struct.Struct(">ihhBHH4s4s"), 16: struct.Struct(">ihhBHH16s16s")}
+
+
+def flow_key(ifindex, vlan, vlan2, proto, a, ap, b, bp):
+    """A flow's key: its fields packed in one bytes object (KEY_HEAD, then
+    address ``a`` and address ``b``, 4 or 16 bytes each). One object, not a
+    tuple of eight (~200 bytes less per open flow), its hash cached by
+    Python; the compiled module builds the same bytes (``flow_key``)."""
+    return _KEYS[len(a)].pack(ifindex, vlan, vlan2, proto, ap, bp, a, b)
+
+
 class Flow:
     """A bidirectional flow. Side 0 is ``a`` (the key's first endpoint).
+
+    Its fields (``ifindex``, ``vlan``, ``vlan2``, ``proto``, ``a``, ``ap``,
+    ``b``, ``bp``, ``family``) are read from the packed ``key``; per-side
+    counters are two slots each (``pkts_a``/``pkts_b``...), read as pairs
+    through ``pkts``, ``octets`` and ``macs``. A flow is the table's biggest
+    cost (issue 21: memory per open flow), so it holds no list of its own.
 
     ``macs[side]`` holds the MAC addresses adjacent to that side at the
     capture point: the source MAC of frames it sent and the destination MAC of
@@ -89,27 +116,86 @@ class Flow:
     it is replaced, never changed in place.
     """
 
-    __slots__ = ("key", "ifindex", "vlan", "vlan2", "family", "proto",
-                 "a", "ap", "b", "bp", "first", "last", "pkts", "octets",
-                 "macs", "icmp_errors", "hops", "end_reason", "origin", "tunnels", "entries", "verdicts",
-                 "depends")
+    __slots__ = FLOW_SLOTS
 
     def __init__(self, key, ts):
         self.key = key
-        self.ifindex, self.vlan, self.vlan2, self.proto, self.a, self.ap, self.b, self.bp = key
-        self.family = 4 if len(self.a) == 4 else 6
         self.first = self.last = ts
-        self.pkts = [0, 0]
-        self.octets = [0, 0]
-        self.macs = [NO_MACS, NO_MACS]
+        self.pkts_a = self.pkts_b = self.octets_a = self.octets_b = 0
+        self.macs_a = self.macs_b = NO_MACS
+        self.origin = 0            # the side that sent the first packet seen
         self.icmp_errors = 0
         self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
-        self.origin = 0            # the side that sent the first packet seen
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
-        self.entries = None        # [(DirectionIndex, entry)]: fast-path counters not yet folded in
+        self.entries = None        # the first of its fast-path entries not yet folded in (directions.py)
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
         self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
+
+    def unpacked(self):
+        """(ifindex, vlan, vlan2, proto, ap, bp, a, b) in one step: for a
+        reader of several fields (each property unpacks the key anew)."""
+        key = self.key
+        return _KEYS[(len(key) - KEY_HEAD.size) >> 1].unpack(key)
+
+    @property
+    def ifindex(self):
+        return KEY_HEAD.unpack_from(self.key)[0]
+
+    @property
+    def vlan(self):
+        return KEY_HEAD.unpack_from(self.key)[1]
+
+    @property
+    def vlan2(self):
+        return KEY_HEAD.unpack_from(self.key)[2]
+
+    @property
+    def proto(self):
+        return self.key[8]
+
+    @property
+    def ap(self):
+        return KEY_HEAD.unpack_from(self.key)[4]
+
+    @property
+    def bp(self):
+        return KEY_HEAD.unpack_from(self.key)[5]
+
+    @property
+    def family(self):
+        return 4 if len(self.key) == KEY_HEAD.size + 8 else 6
+
+    @property
+    def a(self):
+        key = self.key
+        return key[KEY_HEAD.size:KEY_HEAD.size + ((len(key) - KEY_HEAD.size) >> 1)]
+
+    @property
+    def b(self):
+        key = self.key
+        return key[KEY_HEAD.size + ((len(key) - KEY_HEAD.size) >> 1):]
+
+    @property
+    def pkts(self):
+        return (self.pkts_a, self.pkts_b)
+
+    @property
+    def octets(self):
+        return (self.octets_a, self.octets_b)
+
+    @property
+    def macs(self):
+        return (self.macs_a, self.macs_b)
+
+    def count(self, side, pkts, octets):
+        """Add ``pkts`` packets of ``octets`` bytes sent by ``side``."""
+        if side:
+            self.pkts_b += pkts
+            self.octets_b += octets
+        else:
+            self.pkts_a += pkts
+            self.octets_a += octets
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)

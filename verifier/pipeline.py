@@ -311,8 +311,9 @@ class Pipeline:
         """The flow's capture interface name, and its (zone, local side) pairs
         (side None: a ``zone: any`` rule judges a flow of no zone)."""
         policy = self.policy
-        iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
-        za, zb = policy.zones_of(flow.a, flow.b, flow.vlan, flow.vlan2, iface)
+        ifindex, vlan, vlan2, _proto, _ap, _bp, a, b = flow.unpacked()
+        iface = self.interfaces[ifindex][0] if ifindex < len(self.interfaces) else None
+        za, zb = policy.zones_of(a, b, vlan, vlan2, iface)
         if za is not None:
             places = ((za, 0),) if zb is None or zb == za else ((za, 0), (zb, 1))
         elif zb is not None:

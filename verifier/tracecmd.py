@@ -10,7 +10,7 @@ import datetime
 import ipaddress
 
 from .attribution.path import PathBuilder
-from .model import Flow
+from .model import Flow, flow_key
 from .policy.evaluate import evaluate
 from .probe import Prober
 
@@ -28,7 +28,7 @@ def run_traces(destinations, policy, attributor, proto, port, max_ttl, timeout, 
         remote = builder.remote_network(ipaddress.ip_address(dest).packed)
         path = hops + ([remote] if remote is not None else [])
         src, dst = ipaddress.ip_address(source).packed, ipaddress.ip_address(dest).packed
-        flow = Flow((0, -1, -1, {"udp": 17, "tcp": 6, "icmp": 1}[proto], src, 0, dst, prober.port), 0.0)
+        flow = Flow(flow_key(0, -1, -1, {"udp": 17, "tcp": 6, "icmp": 1}[proto], src, 0, dst, prober.port), 0.0)
         zone = policy.zone_of(src, -1, -1, None)
         judgement = evaluate(policy, flow, zone, 0, path, today)
         by_address = {el.subject: el for el in hops}

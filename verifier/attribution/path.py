@@ -59,6 +59,7 @@ class PathBuilder:
         elements = []
         add = elements.append
         macs = flow.macs
+        ifindex, vlan = flow.ifindex, flow.vlan
         caches = self._caches
         if local_side is not None:
             cache = caches[ENDPOINT_DEVICE]
@@ -67,11 +68,11 @@ class PathBuilder:
                     el = cache.get(mac)
                     add(el if el is not None else self._new(ENDPOINT_DEVICE, mac))
         if self._segments:
-            for dev in self.attributor.segment_devices(interface, flow.vlan if flow.vlan >= 0 else None):
+            for dev in self.attributor.segment_devices(interface, vlan if vlan >= 0 else None):
                 add(self._segment_device(dev))
         discovery = self.discovery
         if discovery is not None and discovery.by_segment:
-            for dev in discovery.devices_for(flow.ifindex, flow.vlan, flow.first, flow.last):
+            for dev in discovery.devices_for(ifindex, vlan, flow.first, flow.last):
                 add(self._learned_device(dev))
         remote_sides = (0, 1) if local_side is None else (1 - local_side,)
         cache = caches[L2_NEIGHBOR]
@@ -81,7 +82,7 @@ class PathBuilder:
                     el = cache.get(mac)
                     add(el if el is not None else self._new(L2_NEIGHBOR, mac))
         if flow.tunnels:
-            elements.extend(self._tunnel_endpoints(flow.tunnels, flow.ifindex, flow.vlan))
+            elements.extend(self._tunnel_endpoints(flow.tunnels, ifindex, vlan))
         if flow.hops:
             for hop in sorted(flow.hops):
                 add(self._element(ROUTER_HOP, hop))

@@ -81,7 +81,7 @@ class MetricsSink:
 
     def flow(self, flow, judgements):
         """A flow ended: by final verdict; violations not yet counted while it was open."""
-        octets = flow.octets[0] + flow.octets[1]
+        octets = flow.octets_a + flow.octets_b
         now = self.clock()
         before = flow.verdicts
         self._open(before, -1)

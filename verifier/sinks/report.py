@@ -60,7 +60,7 @@ class ReportSink:
     def flow(self, flow, judgements):
         self.flows += 1
         self.by_proto[PROTO_NAMES.get(flow.proto, "other")] += 1
-        octets = flow.octets[0] + flow.octets[1]
+        octets = flow.octets_a + flow.octets_b
         for j in judgements:
             tally = self.zones[j.zone] if j.zone is not None else self.unzoned
             tally.flows[j.verdict] += 1
