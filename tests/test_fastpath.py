@@ -304,13 +304,14 @@ def _bind_rounds(seed):
         hashes = [rnd.choice(held) if held and rnd.random() < 0.3 else rnd.getrandbits(64) for _ in owners]
         for k, h in enumerate(hashes):                 # quiet directions come back with their own owner
             if h in index.slots and rnd.random() < 0.5 and index.owner[index.slots[h]] is not None:
-                owners[k] = index.owner[index.slots[h]]
+                owners[k] = (index.owner[index.slots[h]], int(index.side[index.slots[h]]))
         keys = np.array([[h & 0xFFFF, 1, 2] for h in hashes], np.uint64)
         index.bind(owners, np.array(hashes, np.uint64), keys, np.full(len(owners), float(step)))
         for h in rnd.sample(sorted(index.slots), len(index.slots) // 4):
             index.settle(index.slots[h])
         place = {id(f): k for k, f in enumerate(flows)}
-        states.append((dict(index.slots), [None if w is None else (place[id(w[0])], w[1]) for w in index.owner],
+        states.append((dict(index.slots), [None if w is None else (place[id(w)], side)
+                                             for w, side in zip(index.owner, index.side.tolist())],
                        list(index.free), index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
                        [[e for _i, e in f.entries] if f.entries else None for f in flows]))
     return states

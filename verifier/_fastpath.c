@@ -916,14 +916,16 @@ done:
 static PyObject *bind_entries(PyObject *self, PyObject *args)
 {
     PyObject *index, *slots, *owner, *free, *owners;
-    Py_buffer hashes;
-    if (!PyArg_ParseTuple(args, "OO!O!O!O!y*", &index, &PyDict_Type, &slots, &PyList_Type, &owner, &PyList_Type,
-                          &free, &PyList_Type, &owners, &hashes))
+    Py_buffer sides_buf, hashes;
+    if (!PyArg_ParseTuple(args, "OO!O!w*O!O!y*", &index, &PyDict_Type, &slots, &PyList_Type, &owner, &sides_buf,
+                          &PyList_Type, &free, &PyList_Type, &owners, &hashes)) {
         return NULL;
+    }
     Py_ssize_t n = PyList_GET_SIZE(owners);
     PyObject *result = NULL;
     int64_t *out = NULL;
-    if (need(&hashes, 8 * n, "hashes"))
+    int8_t *sides = sides_buf.buf;
+    if (need(&hashes, 8 * n, "hashes") || need(&sides_buf, PyList_GET_SIZE(owner), "sides"))
         goto done;
     if (PyList_GET_SIZE(free) < n) {
         PyErr_SetString(PyExc_ValueError, "bind_entries: fewer free entries than directions");
@@ -944,8 +946,13 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             goto done;
         }
         PyObject *flow = PyTuple_GET_ITEM(who, 0), *ended = flow_get(flow, S_END_REASON);
-        if (ended == NULL)
+        long side = PyLong_AsLong(PyTuple_GET_ITEM(who, 1));
+        if (ended == NULL || (side == -1 && PyErr_Occurred()) || (side != 0 && side != 1)) {
+            Py_XDECREF(ended);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bind_entries: a side is not 0 or 1");
             goto done;
+        }
         Py_DECREF(ended);
         if (ended != Py_None)                      /* shed for capacity by a later add */
             continue;
@@ -959,10 +966,9 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             if (entry == -1 && PyErr_Occurred())
                 goto done;
             PyObject *was = PyList_GetItem(owner, entry);         /* borrowed; NULL: out of range */
-            int same = was ? PyObject_RichCompareBool(was, who, Py_EQ) : -1;
-            if (same < 0)
+            if (was == NULL)
                 goto done;
-            if (same)                              /* the same direction, quiet: its last time moves on */
+            if (was == flow && sides[entry] == side)                              /* the same direction, quiet: its last time moves on */
                 again[nagain] = entry, again_rows[nagain++] = i;
             continue;                              /* another key with this hash: it stays on the slow path */
         }
@@ -981,11 +987,12 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             goto done;
         }
         Py_DECREF(key);
-        Py_INCREF(who);
-        if (PyList_SetItem(owner, entry, who) < 0) {
+        Py_INCREF(flow);
+        if (PyList_SetItem(owner, entry, flow) < 0) {
             Py_DECREF(entry_obj);
             goto done;
         }
+        sides[entry] = (int8_t)side;
         PyObject *list = flow_get(flow, S_ENTRIES);
         if (list == Py_None) {
             Py_DECREF(list);
@@ -1006,6 +1013,7 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
                            nagain * 8, (char *)again_rows, nagain * 8);
 done:
     PyMem_Free(out);
+    PyBuffer_Release(&sides_buf);
     PyBuffer_Release(&hashes);
     return result;
 }
@@ -1081,12 +1089,12 @@ done:
 static PyObject *settle_entries(PyObject *self, PyObject *args)
 {
     PyObject *owner;
-    Py_buffer live, pkts, octets, last;
-    if (!PyArg_ParseTuple(args, "O!y*y*y*y*", &PyList_Type, &owner, &live, &pkts, &octets, &last))
+    Py_buffer live, sides, pkts, octets, last;
+    if (!PyArg_ParseTuple(args, "O!y*y*y*y*y*", &PyList_Type, &owner, &live, &sides, &pkts, &octets, &last))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = live.len / 8, entries = PyList_GET_SIZE(owner);
-    if (need(&pkts, 8 * entries, "packets") || need(&octets, 8 * entries, "octets") || need(&last, 8 * entries, "last"))
+    if (need(&sides, entries, "sides") || need(&pkts, 8 * entries, "packets") || need(&octets, 8 * entries, "octets") || need(&last, 8 * entries, "last"))
         goto done;
     const int64_t *e = live.buf, *p = pkts.buf, *o = octets.buf;
     const double *l = last.buf;
@@ -1096,24 +1104,26 @@ static PyObject *settle_entries(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_IndexError, "settle_entries: entry out of range");
             goto done;
         }
-        PyObject *who = PyList_GET_ITEM(owner, entry);
-        if (!PyTuple_Check(who) || PyTuple_GET_SIZE(who) != 2) {
-            PyErr_SetString(PyExc_TypeError, "settle_entries: a live entry has no (flow, side) owner");
+        PyObject *flow = PyList_GET_ITEM(owner, entry);
+        if (flow == Py_None) {
+            PyErr_SetString(PyExc_TypeError, "settle_entries: a live entry has no owner");
             goto done;
         }
-        PyObject *flow = PyTuple_GET_ITEM(who, 0);
-        Py_ssize_t side = PyLong_AsSsize_t(PyTuple_GET_ITEM(who, 1));
-        if ((side == -1 && PyErr_Occurred()) || fold(flow, side, p[entry], o[entry], l[entry]) < 0)
-            goto done;
-        if (flow_set(flow, S_ENTRIES, Py_None) < 0)
+        Py_INCREF(flow);                           /* the owner list's reference goes below */
+        int rc = fold(flow, ((const int8_t *)sides.buf)[entry], p[entry], o[entry], l[entry]);
+        if (rc == 0)
+            rc = flow_set(flow, S_ENTRIES, Py_None);
+        Py_DECREF(flow);
+        if (rc < 0)
             goto done;
         Py_INCREF(Py_None);
-        PyList_SetItem(owner, entry, Py_None);     /* releases the (flow, side) pair */
+        PyList_SetItem(owner, entry, Py_None);     /* releases the owner's reference */
     }
     result = Py_None;
     Py_INCREF(result);
 done:
     PyBuffer_Release(&live);
+    PyBuffer_Release(&sides);
     PyBuffer_Release(&pkts);
     PyBuffer_Release(&octets);
     PyBuffer_Release(&last);

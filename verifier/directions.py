@@ -13,7 +13,8 @@ are then bound, a chunk's worth at once.
 
 An entry is one direction's exact key (masked header words plus the
 class/interface word), its hash, packet/byte counters, last timestamp and
-owner ``(flow, side)``. Counters hold only what the fast path added; the
+owner (its flow, and in ``side`` which side: a pair object per entry cost
+~70 bytes of every direction). Counters hold only what the fast path added; the
 flow keeps what the decoder accounted one packet at a time. The flow table
 folds an entry into its flow (``settle``) and releases it when the flow ends,
 so entries live exactly as long as their flow, and refreshes ``Flow.last``
@@ -35,7 +36,8 @@ class DirectionIndex:
     def __init__(self, width, capacity=4096):
         self.width = width                  # 64-bit words per key, class/interface word included
         self.slots = {}                     # hash -> entry
-        self.owner = []                     # entry -> (flow, side) or None
+        self.owner = []                     # entry -> its flow, or None (its side in ``side``)
+        self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
         self.free = []
         self.keys = np.zeros((0, width), np.uint64)
         self.hashes = np.zeros(0, np.uint64)
@@ -49,7 +51,7 @@ class DirectionIndex:
 
     def _grow(self, size):
         old = len(self.owner)
-        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos"):
+        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side"):
             arr = getattr(self, name)
             grown = np.zeros((size,) + arr.shape[1:], arr.dtype)
             grown[:old] = arr
@@ -171,7 +173,8 @@ class DirectionIndex:
         if engine.compiled is not None:
             picked, entries, again, again_rows = (
                 np.frombuffer(raw, np.int64) for raw in engine.compiled.bind_entries(
-                    self, self.slots, self.owner, self.free, list(owners), np.ascontiguousarray(hashes, np.uint64)))
+                    self, self.slots, self.owner, self.side, self.free, list(owners),
+                    np.ascontiguousarray(hashes, np.uint64)))
         else:
             picked, entries, again, again_rows = self._entries_for(owners, hashes)
         if len(again):
@@ -190,21 +193,21 @@ class DirectionIndex:
         """``bind``'s loop in Python (the compiled module's ``bind_entries``
         takes the same steps): (picked rows, their entries, entries seen
         again, their rows) as int64 arrays."""
-        slots, owner, free = self.slots, self.owner, self.free
+        slots, owner, sides, free = self.slots, self.owner, self.side, self.free
         picked, entries, again, again_rows = [], [], [], []
-        for i, (h, who) in enumerate(zip(hashes.tolist(), owners)):
-            flow = who[0]
+        for i, (h, (flow, side)) in enumerate(zip(hashes.tolist(), owners)):
             if flow.end_reason is not None:
                 continue
             entry = slots.get(h)
             if entry is not None:
-                if owner[entry] == who:
+                if owner[entry] is flow and sides[entry] == side:
                     again.append(entry)
                     again_rows.append(i)
                 continue
             entry = free.pop()
             slots[h] = entry
-            owner[entry] = who
+            owner[entry] = flow
+            sides[entry] = side
             if flow.entries is None:
                 flow.entries = []
             flow.entries.append((self, entry))
@@ -214,8 +217,8 @@ class DirectionIndex:
 
     def settle(self, entry):
         """Fold one entry's counters into its flow and release it."""
-        flow, side = self.owner[entry]
-        _fold(flow, side, int(self.pkts[entry]), int(self.octets[entry]), float(self.last[entry]))
+        _fold(self.owner[entry], int(self.side[entry]), int(self.pkts[entry]), int(self.octets[entry]),
+              float(self.last[entry]))
         self._release(entry)
 
     def _release(self, entry):
@@ -232,11 +235,12 @@ class DirectionIndex:
         live = list(self.slots.values())
         owner = self.owner
         if engine.compiled is not None:           # the same loop in C
-            engine.compiled.settle_entries(owner, np.array(live, np.int64), self.pkts, self.octets, self.last)
+            engine.compiled.settle_entries(owner, np.array(live, np.int64), self.side, self.pkts, self.octets,
+                                           self.last)
         else:
-            for entry, pkts, octets, last in zip(live, self.pkts[live].tolist(), self.octets[live].tolist(),
-                                                 self.last[live].tolist()):
-                flow, side = owner[entry]
+            for entry, side, pkts, octets, last in zip(live, self.side[live].tolist(), self.pkts[live].tolist(),
+                                                       self.octets[live].tolist(), self.last[live].tolist()):
+                flow = owner[entry]
                 flow.count(side, pkts, octets)       # _fold, inline: once per entry
                 if last > flow.last:
                     flow.last = last
@@ -257,7 +261,7 @@ class DirectionIndex:
         moved = np.flatnonzero(self.touched)
         owner = self.owner
         for entry, last in zip(moved.tolist(), self.last[moved].tolist()):
-            flow = owner[entry][0]
+            flow = owner[entry]
             if last > flow.last:
                 flow.last = last
         self.touched[moved] = False
