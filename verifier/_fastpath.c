@@ -993,18 +993,26 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             goto done;
         }
         sides[entry] = (int8_t)side;
-        PyObject *list = flow_get(flow, S_ENTRIES);
-        if (list == Py_None) {
-            Py_DECREF(list);
-            list = PyList_New(0);
-            if (list != NULL && flow_set(flow, S_ENTRIES, list) < 0)
-                Py_CLEAR(list);
+        /* flow.entries += (index, entry): one flat tuple (directions.entries_of) */
+        PyObject *had_entries = flow_get(flow, S_ENTRIES), *grown = NULL;
+        Py_ssize_t had = had_entries == NULL || had_entries == Py_None ? 0 : PyTuple_Check(had_entries) ? PyTuple_GET_SIZE(had_entries) : -1;
+        if (had >= 0 && had_entries != NULL && (grown = PyTuple_New(had + 2)) != NULL) {
+            for (Py_ssize_t k = 0; k < had; k++) {
+                PyObject *item = PyTuple_GET_ITEM(had_entries, k);
+                Py_INCREF(item);
+                PyTuple_SET_ITEM(grown, k, item);
+            }
+            Py_INCREF(index);
+            PyTuple_SET_ITEM(grown, had, index);
+            PyTuple_SET_ITEM(grown, had + 1, entry_obj);       /* steals the free list's reference taken above */
+            entry_obj = NULL;
         }
-        PyObject *pair = list ? PyTuple_Pack(2, index, entry_obj) : NULL;
-        int rc = pair ? PyList_Append(list, pair) : -1;
-        Py_XDECREF(pair);
-        Py_XDECREF(list);
-        Py_DECREF(entry_obj);
+        if (had < 0)
+            PyErr_SetString(PyExc_TypeError, "bind_entries: a flow's entries are not a tuple");
+        int rc = grown ? flow_set(flow, S_ENTRIES, grown) : -1;
+        Py_XDECREF(grown);
+        Py_XDECREF(had_entries);
+        Py_XDECREF(entry_obj);
         if (rc < 0)
             goto done;
         picked[npicked] = i, entries[npicked++] = entry;

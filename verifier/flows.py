@@ -24,7 +24,7 @@ it ends; their last timestamps are carried into the flows before each scan.
 
 from collections import OrderedDict
 
-from .directions import DirectionIndex
+from .directions import DirectionIndex, entries_of
 from .model import Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
@@ -142,7 +142,7 @@ class FlowTable:
         else a new flow (the idle one ends)."""
         if flow is not None:
             if flow.entries is not None:            # the fast path may have seen it since
-                for index, entry in flow.entries:
+                for index, entry in entries_of(flow):
                     flow.last = max(flow.last, index.last_of(entry))
             if ts - flow.last <= self.idle:
                 return flow
@@ -234,7 +234,7 @@ class FlowTable:
 
     def _end(self, flow, reason):
         if flow.entries is not None:
-            for index, entry in flow.entries:
+            for index, entry in entries_of(flow):
                 index.settle(entry)
             flow.entries = None
         del self.flows[flow.key]

@@ -128,7 +128,7 @@ class Flow:
         self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
-        self.entries = None        # the first of its fast-path entries not yet folded in (directions.py)
+        self.entries = None        # its fast-path entries not yet folded in, flat (directions.entries_of)
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
         self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
 
