@@ -11,10 +11,13 @@ the flow of their first fragment; an ICMP error joins the flow it quotes and
 records the router that sent it.
 
 Invariants: at most ``capacity`` flows are held; every flow that leaves the
-table is counted in ``evictions`` by reason. Expiry is a budgeted scan run by
-``sweep(now)`` (the caller decides how often), not a per-packet LRU update:
-per-packet cost stays one dict lookup. Timestamps come from the packets, so
-timeout tests need no sleeping.
+table is counted in ``evictions`` by reason. Expiry is ``sweep(now)``, run as
+often as the caller decides (the pipeline: every few seconds of capture
+time), not a per-packet LRU update: per-packet cost stays one dict lookup.
+As built, ``sweep`` walks every flow and ``_shed`` (over capacity) sorts the
+whole table by last time — O(table) per call, not yet the budgeted,
+incremental expiry a 500,000-flow table wants (issue 21). Timestamps come
+from the packets, so timeout tests need no sleeping.
 
 ``directions(width)`` gives the pipeline's fast-path counters
 (directions.py): per flow direction, numpy counters the batch fast path adds

@@ -1,4 +1,6 @@
-"""Compiled policy: typed, frozen, validated once at load.
+"""Compiled policy: typed and validated once at load, then only read: a
+reload builds a new ``Policy`` and swaps it in whole (these are plain
+classes, not frozen ones; nothing changes them after load).
 
 ``Policy.zone_of`` places an endpoint in a zone (by prefix, then VLAN and
 capture interface constraints); ``Policy.trust`` turns an attribution answer
