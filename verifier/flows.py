@@ -28,7 +28,7 @@ it ends; their last timestamps are carried into the flows before each scan.
 from collections import OrderedDict
 
 from .directions import DirectionIndex, entries_of
-from .model import Flow, MacSets, flow_key
+from .model import _KEYS, Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
@@ -130,10 +130,11 @@ class FlowTable:
     def _flow_for(self, ifindex, vlan, vlan2, proto, src, sport, dst, dport, ts):
         """(flow, side, key) for a packet from src to dst at ``ts``: the live
         flow, or a new one when there is none or it has been idle too long."""
+        pack = _KEYS[len(src)].pack                # model.flow_key, inline: once per decoded packet
         if src < dst or (src == dst and sport <= dport):
-            key, side = flow_key(ifindex, vlan, vlan2, proto, src, sport, dst, dport), 0
+            key, side = pack(ifindex, vlan, vlan2, proto, sport, dport, src, dst), 0
         else:
-            key, side = flow_key(ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
+            key, side = pack(ifindex, vlan, vlan2, proto, dport, sport, dst, src), 1
         flow = self.flows.get(key)
         if flow is None or ts - flow.last > self.idle:
             flow = self.renew(flow, key, side, ts)
@@ -162,7 +163,12 @@ class FlowTable:
             self._account(pkt, ts, ifindex, wirelen)
 
     def _count(self, flow, side, ts, wirelen, pkt):
-        flow.count(side, 1, wirelen)
+        if side:                                  # Flow.count, inline: once per decoded packet
+            flow.pkts_b += 1
+            flow.octets_b += wirelen
+        else:
+            flow.pkts_a += 1
+            flow.octets_a += wirelen
         if ts > flow.last:
             flow.last = ts
         self._learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)

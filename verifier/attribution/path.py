@@ -58,8 +58,8 @@ class PathBuilder:
     def build(self, flow, local_side, interface):
         elements = []
         add = elements.append
-        macs = flow.macs
-        ifindex, vlan = flow.ifindex, flow.vlan
+        macs = (flow.macs_a, flow.macs_b)
+        ifindex, vlan, _vlan2, _proto, _ap, _bp, a, b = flow.unpacked()     # the key read once, not per field
         caches = self._caches
         if local_side is not None:
             cache = caches[ENDPOINT_DEVICE]
@@ -88,7 +88,7 @@ class PathBuilder:
                 add(self._element(ROUTER_HOP, hop))
         cache = caches[REMOTE_NETWORK]
         for side in remote_sides:
-            addr = flow.b if side else flow.a
+            addr = b if side else a
             el = cache.get(addr, _MISSING)
             if el is _MISSING:
                 el = self._new(REMOTE_NETWORK, addr)
