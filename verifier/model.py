@@ -101,6 +101,11 @@ def flow_key(ifindex, vlan, vlan2, proto, a, ap, b, bp):
     return _KEYS[len(a)].pack(ifindex, vlan, vlan2, proto, ap, bp, a, b)
 
 
+def _key_field(k):
+    """A property reading field ``k`` of KEY_HEAD from a flow's packed key."""
+    return property(lambda flow: KEY_HEAD.unpack_from(flow.key)[k])
+
+
 class Flow:
     """A bidirectional flow. Side 0 is ``a`` (the key's first endpoint).
 
@@ -138,29 +143,11 @@ class Flow:
         key = self.key
         return _KEYS[(len(key) - KEY_HEAD.size) >> 1].unpack(key)
 
-    @property
-    def ifindex(self):
-        return KEY_HEAD.unpack_from(self.key)[0]
-
-    @property
-    def vlan(self):
-        return KEY_HEAD.unpack_from(self.key)[1]
-
-    @property
-    def vlan2(self):
-        return KEY_HEAD.unpack_from(self.key)[2]
+    ifindex, vlan, vlan2, ap, bp = (_key_field(k) for k in (0, 1, 2, 4, 5))
 
     @property
     def proto(self):
         return self.key[8]
-
-    @property
-    def ap(self):
-        return KEY_HEAD.unpack_from(self.key)[4]
-
-    @property
-    def bp(self):
-        return KEY_HEAD.unpack_from(self.key)[5]
 
     @property
     def family(self):
