@@ -167,6 +167,15 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
             assert np.array_equal(getattr(index, a), arr), a
 
 
+def test_the_compiled_module_is_built_from_this_source():
+    """setup.py builds the module as optional: a failed rebuild only warns and
+    the old one stays. Its recorded source hash must be this file's."""
+    import hashlib
+    with open(os.path.join(os.path.dirname(batch.__file__), "_fastpath.c"), "rb") as fh:
+        source = hashlib.sha256(fh.read()).hexdigest()
+    assert engine.compiled.SOURCE_SHA256 == source, "verifier._fastpath is stale: rebuild it (pip install -e .)"
+
+
 def test_flow_slots_are_the_contract_the_compiled_module_reads():
     """The compiled module writes Flow's slots at their offsets: its list and
     model.FLOW_SLOTS (Flow's __slots__) are one list, in one order, and the

@@ -1163,8 +1163,14 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         Py_INCREF(slot_names[k]);
         PyTuple_SET_ITEM(names, k, slot_names[k]);
     }
-    if (PyModule_AddObject(mod, "FLOW_SLOTS", names) == 0)      /* steals ``names`` */
+#ifndef SOURCE_SHA256
+#define SOURCE_SHA256 "unknown"          /* built without setup.py */
+#endif
+    if (PyModule_AddObject(mod, "FLOW_SLOTS", names) == 0      /* steals ``names`` */
+        && PyModule_AddStringConstant(mod, "SOURCE_SHA256", SOURCE_SHA256) == 0)
         return mod;
+    if (PyModule_GetDict(mod) && PyDict_GetItemString(PyModule_GetDict(mod), "FLOW_SLOTS"))
+        names = NULL;                                          /* the module holds it now */
 fail:
     Py_XDECREF(names);
     Py_XDECREF(mod);
