@@ -28,7 +28,7 @@ it ends; their last timestamps are carried into the flows before each scan.
 from collections import OrderedDict
 
 from .directions import DirectionIndex, entries_of
-from .model import _KEYS, Flow, MacSets, flow_key
+from .model import Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
@@ -113,10 +113,7 @@ class FlowTable:
         owners = []
         for ifindex, fields, first_ts, last_ts, count, octets in items:
             vlan, proto, src, sport, dst, dport, src_mac, dst_mac, tunnels = fields
-            if src < dst or (src == dst and sport <= dport):
-                key, side = flow_key(ifindex, vlan, -1, proto, src, sport, dst, dport), 0
-            else:
-                key, side = flow_key(ifindex, vlan, -1, proto, dst, dport, src, sport), 1
+            key, side = keyed(ifindex, vlan, -1, proto, src, sport, dst, dport)
             flow = flows.get(key)
             if flow is None or first_ts - flow.last > idle:
                 flow = self.renew(flow, key, side, first_ts)
@@ -130,11 +127,7 @@ class FlowTable:
     def _flow_for(self, ifindex, vlan, vlan2, proto, src, sport, dst, dport, ts):
         """(flow, side, key) for a packet from src to dst at ``ts``: the live
         flow, or a new one when there is none or it has been idle too long."""
-        pack = _KEYS[len(src)].pack                # model.flow_key, inline: once per decoded packet
-        if src < dst or (src == dst and sport <= dport):
-            key, side = pack(ifindex, vlan, vlan2, proto, sport, dport, src, dst), 0
-        else:
-            key, side = pack(ifindex, vlan, vlan2, proto, dport, sport, dst, src), 1
+        key, side = keyed(ifindex, vlan, vlan2, proto, src, sport, dst, dport)
         flow = self.flows.get(key)
         if flow is None or ts - flow.last > self.idle:
             flow = self.renew(flow, key, side, ts)
@@ -163,12 +156,7 @@ class FlowTable:
             self._account(pkt, ts, ifindex, wirelen)
 
     def _count(self, flow, side, ts, wirelen, pkt):
-        if side:                                  # Flow.count, inline: once per decoded packet
-            flow.pkts_b += 1
-            flow.octets_b += wirelen
-        else:
-            flow.pkts_a += 1
-            flow.octets_a += wirelen
+        flow.count(side, 1, wirelen)
         if ts > flow.last:
             flow.last = ts
         self._learn(flow, side, pkt.src_mac, pkt.dst_mac, pkt.tunnels)
@@ -176,27 +164,18 @@ class FlowTable:
     def _learn(self, flow, side, src_mac, dst_mac, tunnels):
         """MACs adjacent to each side, and the tunnels (``_carried``)."""
         add = self.mac_sets.add
-        if side:
-            if src_mac:
-                flow.macs_b = add(flow.macs_b, src_mac)
-            if dst_mac:
-                flow.macs_a = add(flow.macs_a, dst_mac)
-        else:
-            if src_mac:
-                flow.macs_a = add(flow.macs_a, src_mac)
-            if dst_mac:
-                flow.macs_b = add(flow.macs_b, dst_mac)
+        a_mac, b_mac = (dst_mac, src_mac) if side else (src_mac, dst_mac)
+        if a_mac:
+            flow.macs_a = add(flow.macs_a, a_mac)
+        if b_mac:
+            flow.macs_b = add(flow.macs_b, b_mac)
         if tunnels is not None:
             _carried(flow, tunnels)
 
     def _quoted_flow(self, pkt, ifindex):
         q = pkt.quote
         # The quoted packet went from q.src to q.dst; the key is direction-free.
-        if q.src < q.dst or (q.src == q.dst and q.sport <= q.dport):
-            key = flow_key(ifindex, pkt.vlan, pkt.vlan2, q.proto, q.src, q.sport, q.dst, q.dport)
-        else:
-            key = flow_key(ifindex, pkt.vlan, pkt.vlan2, q.proto, q.dst, q.dport, q.src, q.sport)
-        return self.flows.get(key)
+        return self.flows.get(keyed(ifindex, pkt.vlan, pkt.vlan2, q.proto, q.src, q.sport, q.dst, q.dport)[0])
 
     def _remember_fragment(self, fkey, key):
         frags = self.frags
@@ -254,6 +233,15 @@ class FlowTable:
     def _publish(self):
         for index in self._directions.values():
             index.publish()
+
+
+def keyed(ifindex, vlan, vlan2, proto, src, sport, dst, dport):
+    """(key, side) of a packet from (src, sport) to (dst, dport): the lower
+    endpoint is the key's side 0, so both directions share one key (the
+    compiled module's ``open_one`` orders them the same way)."""
+    if src < dst or (src == dst and sport <= dport):
+        return flow_key(ifindex, vlan, vlan2, proto, src, sport, dst, dport), 0
+    return flow_key(ifindex, vlan, vlan2, proto, dst, dport, src, sport), 1
 
 
 def _carried(flow, tunnels):
