@@ -192,7 +192,7 @@ def test_idle_gaps_inside_a_chunk_keep_timeouts_exact(monkeypatch):
 
 
 def test_hash_collisions_fall_back_to_the_decoder(monkeypatch):
-    monkeypatch.setattr(batch, "_MULT", np.zeros(8, np.uint64))        # every row hashes to 0
+    monkeypatch.setitem(batch._MULTS, 64, np.zeros(8, np.uint64))       # every row hashes to 0
     monkeypatch.setattr(batch, "_TAG_MULT", np.uint64(0))
     parts, slow = batch.split(chunk(FAST), ETH)
     assert parts == [] and len(slow) == len(FAST)

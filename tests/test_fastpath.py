@@ -89,7 +89,7 @@ def test_interfaces_and_link_types():
 
 
 def test_a_collision_hands_the_chunk_back(monkeypatch):
-    monkeypatch.setattr(batch, "_MULT", np.zeros(8, np.uint64))
+    monkeypatch.setitem(batch._MULTS, 64, np.zeros(8, np.uint64))
     monkeypatch.setattr(batch, "_TAG_MULT", np.uint64(0))
     parts, slow = batch.split_compiled(from_frames((0.0, 0, len(f), f) for f in FAST), np.array([True]))
     assert parts == [] and slow.tolist() == list(range(len(FAST)))

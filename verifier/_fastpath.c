@@ -22,15 +22,17 @@
  *     (seconds + fraction * tick), captured and wire lengths, as bytes of
  *     int64 / float64; where the walk stopped and whether at an oversize record.
  *
- * split(buf, off, incl, orig, ts, ifx, ethernet, interfaces, plain_mask,
- *       plain_mult, tunnel_mask, tunnel_mult, tag_mult, decoder_ports,
- *       tunnel_ports)
- *     -> None on a hash collision, else (plain, tunnel, slow)
- *     batch.split: rows classified as in batch.py's docstring, keys masked
- *     with the given word masks, hashed with the given multipliers, grouped
- *     in first-seen order. plain and tunnel are None or a tuple of bytes
- *     (hashes, keys, classes, first, count, octets, first_ts, last_ts);
- *     slow is the bytes of the int64 rows left to the decoder.
+ * split(buf, off, incl, orig, ts, ifx, ethernet, interfaces, program,
+ *       port_flags, widths, tag_mult)
+ *     -> None on a hash collision, else (per width: None or groups, slow)
+ *     batch.split: each frame's class found by running ``program``
+ *     (engine/frames.PROGRAM: rows of tests over header bytes, with the
+ *     65,536 ``port_flags``), its key masked and hashed by its width's
+ *     (size, base, mask, mult) of ``widths``, grouped in first-seen order.
+ *     This module names no port, offset or layout: frames.py declares them.
+ *     Groups are a tuple of bytes (hashes, keys, classes, first, count,
+ *     octets, first_ts, last_ts); slow is the bytes of the int64 rows left
+ *     to the decoder.
  *
  * account(table_h, table_e, keys, last, pkts, octets, touched, bits,
  *         hashes, group_keys, first_ts, last_ts, count, group_octets, idle)
@@ -80,10 +82,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define WIDTH 64                 /* header bytes of a plain class */
-#define TUNNEL_WIDTH 112         /* header bytes of a tunnel class */
-#define PLAIN_CLASSES 4
-#define TUNNEL_CLASSES 12
+#define MAX_HEADER 128           /* header bytes a frame may be read to (frames.HEADER: 112) */
+#define MAX_WIDTHS 4             /* key widths (frames.WIDTHS: 2) */
 #define FIB 0x9E3779B97F4A7C15ULL
 
 static inline uint16_t be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
@@ -167,80 +167,75 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
     return Py_BuildValue("NNNNni", offs, ts, incls, origs, stop, oversize);
 }
 
-/* ---- classification (batch.py's rules, frame by frame) ----------------- */
+/* ---- classification (engine/frames.py's program, frame by frame) ------- */
 
-typedef struct {
-    const uint8_t *decoder;      /* 65,536 flags: UDP ports the decoder must see */
-    const uint8_t *tunnel;       /* 65,536 flags: UDP ports a tunnel may sit behind */
-} Ports;
+/* The ops of a program row (frames.BYTE ...) and the port flag bits. */
+enum { OP_BYTE = 1, OP_WORD, OP_AT_LEAST, OP_CAPTURED, OP_TRANSPORT, OP_TUNNEL_PORT, OP_LAST = OP_TUNNEL_PORT };
+enum { PORT_DECODER = 1, PORT_ANY_TUNNEL = 2 };
+enum { TCP = 6, UDP = 17 };
 
-static inline int l4(const uint8_t *h, int proto_at, int ports_at, const Ports *ports)
+typedef struct { int64_t op, a, b, c, leaf, fail; } Test;     /* a row of frames.PROGRAM */
+
+static inline int passes(const Test *t, const uint8_t *h, int64_t incl, const uint8_t *ports)
 {
-    uint8_t proto = h[proto_at];
-    if (proto == 6)
-        return 1;
-    return proto == 17 && !ports->decoder[be16(h + ports_at)] && !ports->decoder[be16(h + ports_at + 2)];
+    switch (t->op) {
+    case OP_BYTE:
+        return (h[t->a] & t->b) == t->c;
+    case OP_WORD:
+        return (be16(h + t->a) & t->b) == t->c;
+    case OP_AT_LEAST:
+        return be16(h + t->a) >= t->c;
+    case OP_CAPTURED:
+        return incl >= t->c;
+    case OP_TRANSPORT: {
+        uint8_t proto = h[t->a];
+        return proto == TCP || (proto == UDP && !((ports[be16(h + t->b)] | ports[be16(h + t->b + 2)]) & PORT_DECODER));
+    }
+    default: {                                   /* OP_TUNNEL_PORT: the destination port first, as the decoder */
+        uint16_t dport = be16(h + t->a + 2);
+        return (ports[(ports[dport] & PORT_ANY_TUNNEL) ? dport : be16(h + t->a)] & t->b) != 0;
+    }
+    }
 }
 
-static inline int unfragmented(const uint8_t *h, int at) { return (h[at] & 0x3F) == 0 && h[at + 1] == 0; }
-
-/* Plain class 0-3, or -1 (batch.split's four class tests). */
-static int plain_class(const uint8_t *h, int64_t incl, const Ports *p)
+/* The class of the frame whose header is ``h``, or -1: the program's rows
+ * from 0, on to the next row on a pass, to ``fail`` on a failure; a row
+ * with a leaf names the class of the frames passing it. */
+static inline int classify(const Test *program, const uint8_t *h, int64_t incl, const uint8_t *ports)
 {
-    uint16_t et = be16(h + 12);
-    if (et == 0x0800)
-        return h[14] == 0x45 && l4(h, 23, 34, p) && unfragmented(h, 20) && be16(h + 16) >= 24 && incl >= 38 ? 0 : -1;
-    if (et == 0x86DD)
-        return l4(h, 20, 54, p) && incl >= 58 ? 1 : -1;
-    if (et != 0x8100)
-        return -1;
-    uint16_t inner = be16(h + 16);
-    if (inner == 0x0800)
-        return h[18] == 0x45 && l4(h, 27, 38, p) && unfragmented(h, 24) && be16(h + 20) >= 24 && incl >= 42 ? 2 : -1;
-    if (inner == 0x86DD)
-        return l4(h, 24, 58, p) && incl >= 62 ? 3 : -1;
+    Py_ssize_t k = 0;
+    while (k >= 0) {
+        const Test *t = program + k;
+        if (passes(t, h, incl, ports)) {
+            if (t->leaf >= 0)
+                return (int)t->leaf;
+            k++;
+        } else {
+            k = t->fail;
+        }
+    }
     return -1;
 }
 
-static inline int vxlan_port(uint16_t port) { return port == 4789 || port == 8472; }
-
-/* Tunnel layout 0-11, or -1 (batch._tunnel_classes): layouts are numbered
- * as batch._tunnel_layouts lists them — outer IP at 14 then 18, GTP-U, GTP-U
- * with a PDU Session Container, VXLAN, inner IPv4 then IPv6. */
-static int tunnel_layout(const uint8_t *h, int64_t incl, const Ports *ports)
+/* A program is safe to run on ``header`` readable bytes when every op is
+ * known, every offset it reads lies inside, every jump is forward and
+ * every row that is not a leaf has a next row. */
+static int program_check(const Test *p, Py_ssize_t n, int header, int classes)
 {
-    int tagged = be16(h + 12) == 0x8100;
-    int o = tagged ? 18 : 14, oi = tagged ? 1 : 0;
-    if (h[o - 2] != 0x08 || h[o - 1] != 0x00 || h[o] != 0x45 || h[o + 9] != 17 || !unfragmented(h, o + 6))
-        return -1;
-    uint16_t sport = be16(h + o + 20), dport = be16(h + o + 22);
-    int by_dport = ports->tunnel[dport];
-    int p = o + 28, variant, i;
-    int gtpu = (by_dport ? dport == 2152 : sport == 2152) && h[p + 1] == 0xFF;    /* G-PDU */
-    if (gtpu && h[p] == 0x30) {
-        variant = 0, i = p + 8;
-    } else if (gtpu && h[p] == 0x34 && h[p + 11] == 0x85 && h[p + 12] == 1 && h[p + 15] == 0) {
-        variant = 1, i = p + 16;
-    } else if ((by_dport ? vxlan_port(dport) : vxlan_port(sport)) && (h[p] & 0x08)) {
-        variant = 2, i = p + 22;
-    } else {
-        return -1;
-    }
-    int v6 = (h[i] >> 4) == 6, need;
-    if (variant == 2 && be16(h + o + 48) != (v6 ? 0x86DD : 0x0800))
-        return -1;
-    if (v6) {
-        if (!l4(h, i + 6, i + 40, ports))
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const Test *t = p + k;
+        int64_t reads = t->op == OP_BYTE ? t->a + 1
+                      : t->op == OP_WORD || t->op == OP_AT_LEAST ? t->a + 2
+                      : t->op == OP_TRANSPORT ? (t->a + 1 > t->b + 4 ? t->a + 1 : t->b + 4)
+                      : t->op == OP_TUNNEL_PORT ? t->a + 4 : 0;
+        if (t->op < OP_BYTE || t->op > OP_LAST || t->a < 0 || t->b < 0 || reads > header
+            || t->leaf >= classes || t->leaf < -1
+            || (t->fail != -1 && (t->fail <= k || t->fail >= n)) || (t->leaf < 0 && k + 1 >= n)) {
+            PyErr_Format(PyExc_ValueError, "frame program row %zd is not one this module can run", k);
             return -1;
-        need = i + 44;
-    } else {
-        if (h[i] != 0x45 || !l4(h, i + 9, i + 20, ports) || !unfragmented(h, i + 6) || be16(h + i + 2) < 24)
-            return -1;
-        need = i + 24;
+        }
     }
-    if (incl < need || be16(h + o + 2) < need - o)
-        return -1;
-    return (oi * 3 + variant) * 2 + v6;
+    return 0;
 }
 
 /* ---- grouping ------------------------------------------------------------ */
@@ -293,7 +288,7 @@ static int groups_init(Groups *g, int width, int base, const uint64_t *mask, con
 static int groups_add(Groups *g, const uint8_t *h, int cls, int64_t gifx, Py_ssize_t row, int64_t orig, double ts)
 {
     int width = g->width;
-    uint64_t words[TUNNEL_WIDTH / 8 + 1];
+    uint64_t words[MAX_HEADER / 8 + 1];
     const uint64_t *mask = g->mask + (size_t)(cls - g->base) * width;
     uint64_t hash = 0;
     for (int k = 0; k < width; k++) {
@@ -349,45 +344,84 @@ static int need(Py_buffer *v, Py_ssize_t bytes, const char *what)
     return 0;
 }
 
+/* One key width of split's ``widths``: (size, base, mask, mult). */
+typedef struct {
+    int size, base, classes;
+    Py_buffer mask, mult;
+    int have;
+} WidthArg;
+
+static int width_arg(PyObject *item, WidthArg *w, int base)
+{
+    memset(w, 0, sizeof *w);
+    if (!PyArg_ParseTuple(item, "iiy*y*", &w->size, &w->base, &w->mask, &w->mult))
+        return -1;
+    w->have = 1;
+    if (w->size <= 0 || w->size % 8 || w->size > MAX_HEADER || w->base != base || w->mult.len != w->size
+        || w->mask.len % w->size || w->mask.len == 0) {
+        PyErr_SetString(PyExc_ValueError, "a key width is (size: a multiple of 8 up to 128, base: the classes before,"
+                                          " mask: a row of size bytes per class, mult: size bytes)");
+        return -1;
+    }
+    w->classes = (int)(w->mask.len / w->size);
+    return 0;
+}
+
 static PyObject *split(PyObject *self, PyObject *args)
 {
-    Py_buffer buf, off, incl, orig, ts, ifx, eth, ifaces, pmask, pmult, tmask, tmult, dports, tports;
+    Py_buffer buf, off, incl, orig, ts, ifx, eth, ifaces, prog, pflags;
+    PyObject *widths_arg;
     unsigned long long tag_mult;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*Ky*y*", &buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces,
-                          &pmask, &pmult, &tmask, &tmult, &tag_mult, &dports, &tports))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*O!K", &buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces,
+                          &prog, &pflags, &PyTuple_Type, &widths_arg, &tag_mult))
         return NULL;
     PyObject *result = NULL;
-    Groups plain, tunnel;
-    int have_groups = 0;
+    WidthArg widths[MAX_WIDTHS];
+    Groups groups[MAX_WIDTHS];
+    Py_ssize_t nwidths = PyTuple_GET_SIZE(widths_arg), ngroups = 0, nw = 0;
     uint8_t *slow = NULL;
     Py_ssize_t n = off.len / 8;
+    int header = 0, classes = 0;
+    if (nwidths < 1 || nwidths > MAX_WIDTHS) {
+        PyErr_SetString(PyExc_ValueError, "widths: one to four key widths");
+        goto done;
+    }
+    for (; nw < nwidths; nw++) {
+        if (width_arg(PyTuple_GET_ITEM(widths_arg, nw), &widths[nw], classes) < 0) {
+            nw += widths[nw].have;
+            goto done;
+        }
+        classes += widths[nw].classes;
+        if (widths[nw].size > header)
+            header = widths[nw].size;
+    }
     if (need(&incl, 8 * n, "incl") || need(&orig, 8 * n, "orig") || need(&ts, 8 * n, "ts") || need(&ifx, 8 * n, "ifx")
-        || need(&ifaces, 8 * eth.len, "interfaces") || need(&pmask, 8 * PLAIN_CLASSES * WIDTH / 8, "plain mask")
-        || need(&pmult, WIDTH, "plain multipliers") || need(&tmask, TUNNEL_CLASSES * TUNNEL_WIDTH, "tunnel mask")
-        || need(&tmult, TUNNEL_WIDTH, "tunnel multipliers") || need(&dports, 65536, "decoder ports")
-        || need(&tports, 65536, "tunnel ports"))
+        || need(&ifaces, 8 * eth.len, "interfaces") || need(&pflags, 65536, "port flags"))
         goto done;
-    if (groups_init(&plain, WIDTH / 8, 0, pmask.buf, pmult.buf, tag_mult, n) < 0) {
-        PyErr_NoMemory();
+    if (prog.len == 0 || prog.len % sizeof(Test)) {
+        PyErr_SetString(PyExc_ValueError, "program: rows of six int64");
         goto done;
     }
-    if (groups_init(&tunnel, TUNNEL_WIDTH / 8, PLAIN_CLASSES, tmask.buf, tmult.buf, tag_mult, n) < 0) {
-        groups_free(&plain);
-        PyErr_NoMemory();
+    const Test *program = prog.buf;
+    if (program_check(program, prog.len / (Py_ssize_t)sizeof(Test), header, classes) < 0)
         goto done;
+    for (; ngroups < nwidths; ngroups++) {
+        const WidthArg *w = &widths[ngroups];
+        if (groups_init(&groups[ngroups], w->size / 8, w->base, w->mask.buf, w->mult.buf, tag_mult, n) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
     }
-    have_groups = 1;
     slow = PyMem_Malloc(n ? n : 1);
     if (slow == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    const Ports ports = {dports.buf, tports.buf};
-    const uint8_t *b = buf.buf, *ethernet = eth.buf;
+    const uint8_t *b = buf.buf, *ethernet = eth.buf, *ports = pflags.buf;
     const int64_t *offs = off.buf, *incls = incl.buf, *origs = orig.buf, *ifxs = ifx.buf, *gmap = ifaces.buf;
     const double *times = ts.buf;
     Py_ssize_t blen = buf.len, nslow = 0;
-    uint8_t pad[TUNNEL_WIDTH];
+    uint8_t pad[MAX_HEADER];
     int collided = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t r = 0; r < n && !collided; r++) {
@@ -396,25 +430,22 @@ static PyObject *split(PyObject *self, PyObject *args)
         if (i < 0 || i >= eth.len || !ethernet[i])
             continue;
         const uint8_t *h;
-        if (at >= 0 && at <= blen - TUNNEL_WIDTH) {
+        if (at >= 0 && at <= blen - header) {
             h = b + at;
         } else {
-            /* as batch.split: bytes past the buffer read as zeros (the length checks keep keys inside the frame) */
+            /* as batch.split: bytes past the buffer read as zeros (the length tests keep keys inside the frame) */
             memset(pad, 0, sizeof pad);
             if (at >= 0 && at < blen)
                 memcpy(pad, b + at, (size_t)(blen - at));
             h = pad;
         }
-        int cls = plain_class(h, incls[r], &ports);
-        Groups *g = &plain;
-        if (cls < 0) {
-            cls = tunnel_layout(h, incls[r], &ports);
-            if (cls < 0)
-                continue;
-            cls += PLAIN_CLASSES;
-            g = &tunnel;
-        }
-        if (groups_add(g, h, cls, gmap[i], r, origs[r], times[r]) < 0)
+        int cls = classify(program, h, incls[r], ports);
+        if (cls < 0)
+            continue;
+        Py_ssize_t g = nwidths - 1;
+        while (cls < groups[g].base)
+            g--;
+        if (groups_add(&groups[g], h, cls, gmap[i], r, origs[r], times[r]) < 0)
             collided = 1;
         slow[r] = 0;
     }
@@ -433,20 +464,28 @@ static PyObject *split(PyObject *self, PyObject *args)
     for (Py_ssize_t r = 0, k = 0; r < n; r++)
         if (slow[r])
             rows[k++] = r;
-    PyObject *p = groups_out(&plain), *t = p ? groups_out(&tunnel) : NULL;
-    if (p && t)
-        result = Py_BuildValue("NNN", p, t, slow_rows);
-    else {
-        Py_XDECREF(p); Py_XDECREF(t); Py_DECREF(slow_rows);
+    PyObject *found = PyTuple_New(nwidths);
+    for (Py_ssize_t g = 0; found && g < nwidths; g++) {
+        PyObject *part = groups_out(&groups[g]);
+        if (part == NULL) {
+            Py_CLEAR(found);
+            break;
+        }
+        PyTuple_SET_ITEM(found, g, part);
     }
+    if (found)
+        result = Py_BuildValue("NN", found, slow_rows);
+    else
+        Py_DECREF(slow_rows);
 done:
-    if (have_groups) {
-        groups_free(&plain);
-        groups_free(&tunnel);
+    for (Py_ssize_t g = 0; g < ngroups; g++)
+        groups_free(&groups[g]);
+    for (Py_ssize_t k = 0; k < nw; k++) {
+        PyBuffer_Release(&widths[k].mask);
+        PyBuffer_Release(&widths[k].mult);
     }
     PyMem_Free(slow);
-    Py_buffer *views[] = {&buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces, &pmask, &pmult, &tmask, &tmult,
-                          &dports, &tports};
+    Py_buffer *views[] = {&buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces, &prog, &pflags};
     for (size_t k = 0; k < sizeof views / sizeof *views; k++)
         PyBuffer_Release(views[k]);
     return result;

@@ -30,19 +30,20 @@ marker) are the outer UDP flow's packets.
 import struct
 
 from .model import Packet
+from .wire import (  # noqa: F401 - the numbers of the wire, named in wire.py; re-exported for decode's callers
+    ERSPAN, ET_ERSPAN2, ET_ERSPAN3, ET_ETAG, ET_IPV4, ET_IPV6, ET_MPLS, ET_MPLS_MC, ET_NSH, ET_PPP, ET_PPPOE,
+    ET_QINQ, ET_QINQ_OLD, ET_TEB, ET_VLAN, ET_VNTAG, GENEVE, GENEVE_OPTIONS, GENEVE_VERSION, GRE, GRE_A, GRE_C,
+    GRE_K, GRE_S, GRE_VERSION, GTP_G_PDU, GTP_OPTIONAL, GTP_PT, GTP_VERSION, GTP_VERSION_1, GTPU, ICMP, ICMP6, IPIP,
+    IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6, IPV4_MF, IPV4_OFFSET, SCTP, TCP, TUNNEL_UDP_PORTS, UDP, UDPLITE,
+    VLAN_ID, VXLAN, VXLAN_I)
 
 MAX_DEPTH = 16
 MAX_NESTING = 16
 MAX_TUNNELS = 4
 
-ET_IPV4, ET_IPV6, ET_VLAN, ET_QINQ, ET_QINQ_OLD = 0x0800, 0x86DD, 0x8100, 0x88A8, 0x9100
-ET_MPLS, ET_MPLS_MC, ET_PPPOE = 0x8847, 0x8848, 0x8864
-ET_VNTAG, ET_ETAG = 0x8926, 0x893F          # Cisco VN-Tag (4 bytes), 802.1BR E-Tag (6 bytes)
-ET_NSH = 0x894F                             # Network Service Header (RFC 8300)
-NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5   # its next-protocol values
+NSH_IPV4, NSH_IPV6, NSH_ETHERNET, NSH_NSH, NSH_MPLS = 1, 2, 3, 4, 5   # NSH's next-protocol values
 PPP_IPV4, PPP_IPV6, PPP_MPLS, PPP_MPLS_MC = 0x0021, 0x0057, 0x0281, 0x0283
 
-TCP, UDP, ICMP, ICMP6, SCTP = 6, 17, 1, 58, 132
 IPV6_EXT = {0, 60, 135, 139, 140}             # length in 8-octet units after the first 8
 IPV6_ROUTING = 43
 IPV6_FRAG, IPV6_AH, IPV6_NONE = 44, 51, 59
@@ -60,10 +61,6 @@ R_VERSION = "bad-ip-version"
 R_INTERNAL = "internal-error"               # a bug met while handling the frame (the daemon counts it and goes on)
 R_ENCRYPTED = "encrypted-80211"             # an 802.11 data frame with the Protected bit: its payload is ciphertext
 
-# Tunnel kinds (``Packet.tunnels`` entries and tunnel-endpoint evidence)
-GTPU, VXLAN, GENEVE, GRE, ERSPAN, IPIP = "gtp-u", "vxlan", "geneve", "gre", "erspan", "ip-in-ip"
-TUNNEL_UDP_PORTS = {2152: GTPU, 4789: VXLAN, 8472: VXLAN, 6081: GENEVE, 4754: GRE}
-ET_TEB, ET_ERSPAN2, ET_ERSPAN3, ET_PPP = 0x6558, 0x88BE, 0x22EB, 0x880B
 REASONS = (R_LINKTYPE, R_L2_SHORT, R_DEPTH, R_MPLS, R_IPV4_SHORT, R_IPV4_BAD,
            R_IPV6_SHORT, R_IPV6_EXT, R_L4_SHORT, R_VERSION, R_ENCRYPTED, R_INTERNAL)
 
@@ -80,9 +77,6 @@ _I = struct.Struct("!I").unpack_from
 _IPV4 = struct.Struct("!BBHHHBB2x4s4s").unpack_from
 _IPV6 = struct.Struct("!I2xBB16s16s").unpack_from
 _GTP = struct.Struct("!BBHI").unpack_from
-IPPROTO_IPIP, IPPROTO_IPV6, IPPROTO_GRE = 4, 41, 47
-
-
 
 
 def ethertype_chain(pkt, data, pos, et=None):
@@ -99,7 +93,7 @@ def ethertype_chain(pkt, data, pos, et=None):
         if et == ET_VLAN or et == ET_QINQ or et == ET_QINQ_OLD:
             if pos + 4 > len(data):
                 return R_L2_SHORT
-            vid = _H(data, pos)[0] & 0x0FFF
+            vid = _H(data, pos)[0] & VLAN_ID
             if pkt.vlan < 0:
                 pkt.vlan = vid
             elif pkt.vlan2 < 0:
@@ -222,8 +216,8 @@ def ipv4_layer(pkt, data, pos):
     # Total length 0: a segmentation-offload frame captured before the NIC
     # cut it (TSO; Wireshark presumes the same): the frame is the datagram.
     end = min(len(data), pos + total) if total else len(data)   # else drop Ethernet padding
-    offset = frag & 0x1FFF
-    if offset or frag & 0x2000:
+    offset = frag & IPV4_OFFSET
+    if offset or frag & IPV4_MF:
         pkt.frag_id = ipid
         if offset:
             pkt.frag_offset = offset
@@ -291,7 +285,7 @@ def _final_destination(data, pos, hlen):
 
 def _l4(pkt, data, pos, end):
     proto = pkt.proto
-    if proto == TCP or proto == UDP or proto == SCTP or proto == 136:   # 136: UDP-Lite
+    if proto == TCP or proto == UDP or proto == SCTP or proto == UDPLITE:
         if pos + 4 > end:
             return R_L4_SHORT
         pkt.sport, pkt.dport = _HH(data, pos)
@@ -362,10 +356,10 @@ def _gtpu(pkt, data, pos, end):
     if pos + 8 > end:
         return pkt
     flags, mtype, _length, teid = _GTP(data, pos)
-    if flags >> 5 != 1 or not flags & 0x10 or mtype != 0xFF:
+    if flags & GTP_VERSION != GTP_VERSION_1 or not flags & GTP_PT or mtype != GTP_G_PDU:
         return pkt
     pos += 8
-    if flags & 0x07:
+    if flags & GTP_OPTIONAL:
         if pos + 4 > end:
             return pkt
         nxt = data[pos + 3]
@@ -386,15 +380,15 @@ def _gtpu(pkt, data, pos, end):
 
 
 def _vxlan(pkt, data, pos, end):
-    if pos + 8 > end or not data[pos] & 0x08:
+    if pos + 8 > end or not data[pos] & VXLAN_I:
         return pkt
     return _decapsulate(pkt, VXLAN, _I(data, pos + 4)[0] >> 8, data, pos + 8, end, _ethernet_at)
 
 
 def _geneve(pkt, data, pos, end):
-    if pos + 8 > end or data[pos] >> 6:
+    if pos + 8 > end or data[pos] & GENEVE_VERSION:
         return pkt
-    size = 8 + (data[pos] & 0x3F) * 4
+    size = 8 + (data[pos] & GENEVE_OPTIONS) * 4
     ptype, vni = _H(data, pos + 2)[0], _I(data, pos + 4)[0] >> 8
     parse = _ethernet_at if ptype == ET_TEB else ip_layer if ptype in (ET_IPV4, ET_IPV6) else None
     if parse is None:
@@ -407,24 +401,24 @@ def _gre(pkt, data, pos, end):
     if pos + 4 > end:
         return pkt
     flags, ptype = _HH(data, pos)
-    version = flags & 7
+    version = flags & GRE_VERSION
     at = pos + 4
     ident = -1
     if version == 0:
-        if flags & 0x8000:
+        if flags & GRE_C:
             at += 4
-        if flags & 0x2000:
+        if flags & GRE_K:
             if at + 4 > end:
                 return pkt
             ident = _I(data, at)[0]
             at += 4
-        if flags & 0x1000:
+        if flags & GRE_S:
             at += 4
     elif version == 1 and ptype == ET_PPP:
         if at + 4 > end:
             return pkt
         ident = _H(data, at + 2)[0]               # call id
-        at += 4 + (4 if flags & 0x1000 else 0) + (4 if flags & 0x0080 else 0)
+        at += 4 + (4 if flags & GRE_S else 0) + (4 if flags & GRE_A else 0)
     else:
         return pkt
     kind = GRE
@@ -445,7 +439,7 @@ def _gre(pkt, data, pos, end):
                 return pkt
             ident = _H(data, at + 2)[0] & 0x3FF
             at += 12 + (8 if data[at + 11] & 0x01 else 0)
-        elif flags & 0x1000:                      # type II (type I has no sequence number and no header)
+        elif flags & GRE_S:                         # type II (type I has no sequence number and no header)
             if at + 8 > end:
                 return pkt
             ident = _H(data, at + 2)[0] & 0x3FF

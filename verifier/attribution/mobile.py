@@ -29,9 +29,8 @@ message is counted in ``errors`` and teaches nothing.
 import struct
 
 from ..dependents import NODE
+from ..wire import CONTROL_UDP_PORTS, GTPC_PORT, PFCP_PORT  # noqa: F401 - CONTROL_UDP_PORTS: re-exported
 
-GTPC_PORT, PFCP_PORT = 2123, 8805
-CONTROL_UDP_PORTS = frozenset((GTPC_PORT, PFCP_PORT))
 PROTOCOLS = ("gtpv1-c", "gtpv2-c", "pfcp")
 MAX_IES = 512
 MAX_DEPTH = 4

@@ -7,7 +7,7 @@ tests set it to None to run the numpy passes (conftest.engine)."""
 import os
 
 try:
-    from . import _fastpath as compiled
+    from .. import _fastpath as compiled
 except ImportError:              # no C compiler or Python headers at install
     compiled = None
 if os.environ.get("CLEANPATH_ENGINE") == "numpy":     # the numpy passes, chosen at start (bench/outputs.py)

@@ -1,0 +1,309 @@
+"""The fast frame classes, declared once.
+
+A fast class is a frame layout whose fields sit at fixed offsets, for which
+the reference decoder (layers.py) would return exactly one TCP/UDP packet:
+a link (Ethernet, or behind one 802.1Q tag), an IP header without options or
+extension headers, the ports; for a tunnel class, an outer IPv4 header
+without options and UDP, a tunnel header of fixed size, for some tunnels an
+inner Ethernet header, then the inner IP header and ports. Frames of no
+class go to the decoder, so a class may be narrower than what the decoder
+reads, never wider.
+
+Everything the fast path knows about layouts comes from the three tables
+below (``LINKS``, ``IPS``, ``TUNNELS``); from them this module builds, once,
+at import:
+
+- ``CLASSES``: each class's tests (when a frame is of it), key byte ranges
+  (what makes one flow direction) and ``FIELDS`` row (where the decoder's
+  fields sit in the key);
+- ``PROGRAM``: the classes' tests as one decision list shared by the two
+  engines (batch.split_numpy walks it as a tree, whole arrays at a node; the
+  C module interprets its rows frame by frame); classes in order, a frame is
+  of the first whose tests all pass;
+- ``WIDTHS``: the header bytes read per key width (plain classes 64, tunnel
+  classes 112), the classes of each and their key masks;
+- ``PORT_FLAGS``: one byte per UDP port naming what the decoder does there.
+
+Adding a tunnel layout is one ``Tunnel`` row (its kind, header size, byte
+tests, key ranges, identifier; the ports come from ``wire.TUNNEL_UDP_PORTS``)
+and a frame of it in tests/test_batch.py, which holds the fast path's fields
+equal to the decoder's. Neither engine names a port, an offset or a layout.
+
+Tests are rows ``(op, a, b, c)``:
+
+    BYTE         (header[a] & b) == c
+    WORD         (big-endian u16 at a & b) == c
+    AT_LEAST     big-endian u16 at a >= c           (an IP length field)
+    CAPTURED     captured length >= c
+    TRANSPORT    protocol byte at a is TCP, or UDP with neither port (at b,
+                 b + 2) one the decoder must see (a tunnel, GTP-C, PFCP)
+    TUNNEL_PORT  the port the decoder reads a tunnel behind (the destination
+                 port when it is a tunnel port, else the source port: layers._l4)
+                 has flag b
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..wire import (CONTROL_UDP_PORTS, ET_IPV4, ET_IPV6, ET_VLAN, GTP_E, GTP_EXT_PDU_SESSION, GTP_G_PDU, GTP_PT,
+                    GTP_VERSION_1, GTPU, IP_VERSION, IPV4_FRAGMENT, IPV4_HEADER, IPV4_NO_OPTIONS, IPV6_HEADER,
+                    TUNNEL_UDP_PORTS, UDP, VXLAN, VXLAN_I)
+
+BYTE, WORD, AT_LEAST, CAPTURED, TRANSPORT, TUNNEL_PORT = range(1, 7)
+ETHERNET_HEADER, UDP_HEADER, PORTS = 14, 8, 4
+
+
+def byte(at, value, mask=0xFF):
+    return (BYTE, at, mask, value)
+
+
+def word(at, value, mask=0xFFFF):
+    return (WORD, at, mask, value)
+
+
+def at_least(at, value):
+    return (AT_LEAST, at, 0, value)
+
+
+def captured(size):
+    return (CAPTURED, 0, 0, size)
+
+
+def transport(proto_at, ports_at):
+    return (TRANSPORT, proto_at, ports_at, 0)
+
+
+def tunnel_port(ports_at, flag):
+    return (TUNNEL_PORT, ports_at, flag, 0)
+
+
+# ---- the tables --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    ip_at: int          # where the (outer) IP header starts
+    type_at: int        # the ethertype that names it
+    tests: tuple        # before that ethertype
+    key: tuple          # byte ranges of the link header kept in the key (both MACs, the tag)
+    vlan_at: int        # the 802.1Q TCI, or -1
+
+
+@dataclass(frozen=True)
+class Ip:
+    version: int
+    ethertype: int
+    header: int         # bytes up to the ports
+    proto_at: int       # offsets in the header
+    addr_at: int
+    addr_size: int
+    key: tuple          # header byte ranges kept in the key (protocol, addresses; the ports follow)
+
+    def tests(self, at, typed):
+        """The tests of this header at ``at``; ``typed``: an ethertype named it
+        (else the version nibble does, as after GTP-U)."""
+        ports = at + self.header
+        if self.version == 4:       # IHL 5, not a fragment, total length covering the ports (layers.ipv4_layer)
+            return (byte(at, IPV4_NO_OPTIONS), transport(at + self.proto_at, ports),
+                    word(at + 6, 0, IPV4_FRAGMENT), at_least(at + 2, self.header + PORTS))
+        version = () if typed else (byte(at, 0x60, IP_VERSION),)
+        return version + (transport(at + self.proto_at, ports),)      # next header TCP/UDP: no extension headers
+
+
+@dataclass(frozen=True)
+class Tunnel:
+    kind: str           # the tunnel layer's kind (wire.GTPU, ...); its UDP ports are wire.TUNNEL_UDP_PORTS'
+    name: str
+    size: int           # header bytes before the payload
+    tests: tuple        # (offset, value, mask) byte tests on the header
+    key: tuple          # header byte ranges kept in the key
+    ident: tuple        # (offset, size) of the TEID / VNI
+    ethernet: bool      # the payload is an Ethernet frame (its MACs are the flow's), else an IP packet
+
+
+LINKS = (
+    Link("ethernet", 14, 12, (), ((0, 12),), -1),
+    Link("802.1q", 18, 16, (word(12, ET_VLAN),), ((0, 16),), 14),
+)
+IPS = (
+    Ip(4, ET_IPV4, IPV4_HEADER, 9, 12, 4, ((9, 10), (12, 20))),
+    Ip(6, ET_IPV6, IPV6_HEADER, 6, 8, 16, ((6, 7), (8, 40))),
+)
+TUNNELS = (
+    # G-PDU, no optional fields; the flags and type stay in the key
+    Tunnel(GTPU, "gtp-u", 8, ((0, GTP_VERSION_1 | GTP_PT, 0xFF), (1, GTP_G_PDU, 0xFF)), ((0, 2), (4, 8)), (4, 4),
+           False),
+    # G-PDU with one 4-byte PDU Session Container (5G), then no further extension
+    Tunnel(GTPU, "gtp-u+pdu", 16, ((0, GTP_VERSION_1 | GTP_PT | GTP_E, 0xFF), (1, GTP_G_PDU, 0xFF),
+                                   (11, GTP_EXT_PDU_SESSION, 0xFF), (12, 1, 0xFF), (15, 0, 0xFF)),
+           ((0, 2), (4, 8), (11, 13), (15, 16)), (4, 4), False),
+    Tunnel(VXLAN, "vxlan", 8, ((0, VXLAN_I, VXLAN_I),), ((0, 1), (4, 7)), (4, 3), True),
+)
+
+# ---- what the engines read ---------------------------------------------------
+
+DECODER, ANY_TUNNEL = 1, 2          # PORT_FLAGS bits; then one bit per tunnel kind
+_KINDS = sorted(set(TUNNEL_UDP_PORTS.values()))
+KIND_FLAG = {kind: 4 << k for k, kind in enumerate(_KINDS)}
+TUNNEL_KINDS = tuple(dict.fromkeys(t.kind for t in TUNNELS))     # FIELDS' tunnel column: an index into this
+FIELD_COLUMNS = ("vlan", "proto", "addr", "addr_size", "ports", "src_mac", "dst_mac", "tunnel", "outer", "ident",
+                 "ident_size")
+
+
+@dataclass(frozen=True)
+class Class:
+    name: str
+    tests: tuple
+    key: tuple          # frame byte ranges
+    fields: tuple       # a FIELDS row
+    end: int            # bytes the class reads
+
+
+def _plain(link, ip):
+    at = link.ip_at
+    end = at + ip.header + PORTS
+    tests = link.tests + (word(link.type_at, ip.ethertype),) + ip.tests(at, True) + (captured(end),)
+    key = link.key + tuple((at + lo, at + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
+    fields = (link.vlan_at, at + ip.proto_at, at + ip.addr_at, ip.addr_size, end - PORTS, 6, 0, -1, -1, -1, 0)
+    return Class(f"{link.name}/ipv{ip.version}", tests, key, fields, end)
+
+
+def _tunnelled(link, tunnel, ip):
+    o = link.ip_at
+    p = o + IPV4_HEADER + UDP_HEADER               # the tunnel header
+    tests = link.tests + (word(link.type_at, ET_IPV4), byte(o, IPV4_NO_OPTIONS), byte(o + 9, UDP),
+                          word(o + 6, 0, IPV4_FRAGMENT), tunnel_port(o + IPV4_HEADER, KIND_FLAG[tunnel.kind]))
+    tests += tuple(byte(p + at, value, mask) for at, value, mask in tunnel.tests)
+    key = link.key + ((o + 12, o + 24),) + tuple((p + lo, p + hi) for lo, hi in tunnel.key)
+    i = p + tunnel.size
+    src_mac, dst_mac = 6, 0                        # an IP payload: the outer frame's MACs are the flow's
+    if tunnel.ethernet:
+        tests += (word(i + 12, ip.ethertype),)
+        key += ((i, i + ETHERNET_HEADER),)
+        src_mac, dst_mac, i = i + 6, i, i + ETHERNET_HEADER
+    end = i + ip.header + PORTS
+    # captured, and inside the outer packet (whose end bounds the inner one: layers._decapsulate)
+    tests += ip.tests(i, tunnel.ethernet) + (captured(end), at_least(o + 2, end - o))
+    key += tuple((i + lo, i + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
+    fields = (link.vlan_at, i + ip.proto_at, i + ip.addr_at, ip.addr_size, end - PORTS, src_mac, dst_mac,
+              TUNNEL_KINDS.index(tunnel.kind), o + 12, p + tunnel.ident[0], tunnel.ident[1])
+    return Class(f"{link.name}/ipv4/udp/{tunnel.name}/ipv{ip.version}", tests, key, fields, end)
+
+
+CLASSES = tuple([_plain(link, ip) for link in LINKS for ip in IPS]
+                + [_tunnelled(link, tunnel, ip) for link in LINKS for tunnel in TUNNELS for ip in IPS])
+FIELDS = np.array([c.fields for c in CLASSES], np.int64)
+
+
+def _port_flags():
+    flags = np.zeros(1 << 16, np.uint8)
+    for port, kind in TUNNEL_UDP_PORTS.items():
+        flags[port] |= DECODER | ANY_TUNNEL | KIND_FLAG[kind]
+    flags[list(CONTROL_UDP_PORTS)] |= DECODER
+    return flags
+
+
+PORT_FLAGS = _port_flags()
+
+
+class Width:
+    """The classes keyed by ``size`` header bytes (a multiple of 8): ids
+    ``base`` to ``base + len(mask) - 1``, each with its byte mask."""
+
+    def __init__(self, size, base, classes):
+        self.size, self.base = size, base
+        self.words = size // 8 + 1                   # key words, the class/interface word last
+        mask = np.zeros((len(classes), size), np.uint8)
+        for k, c in enumerate(classes):
+            for lo, hi in c.key:
+                mask[k, lo:hi] = 0xFF
+        self.mask = mask.view("<u8")                 # (classes, size / 8): keeps a class's key bytes of each word
+
+
+def _widths(sizes=(64, 112)):
+    out, base = [], 0
+    for size in sizes:
+        classes = []
+        while base + len(classes) < len(CLASSES) and CLASSES[base + len(classes)].end <= size:
+            classes.append(CLASSES[base + len(classes)])
+        out.append(Width(size, base, classes))
+        base += len(classes)
+    if base != len(CLASSES):
+        raise ValueError(f"frame class {CLASSES[base].name} reads {CLASSES[base].end} bytes: past every width")
+    return tuple(out)
+
+
+WIDTHS = _widths()
+HEADER = WIDTHS[-1].size                            # bytes a frame is read to (the widest class)
+
+
+def reads(test):
+    """The header bytes ``test`` reads up to (exclusive)."""
+    op, a, b, _c = test
+    return {BYTE: a + 1, WORD: a + 2, AT_LEAST: a + 2, CAPTURED: 0, TRANSPORT: max(a + 1, b + PORTS),
+            TUNNEL_PORT: a + PORTS}[op]
+
+
+class Node:
+    """One test of the decision tree: a frame passing it goes on to
+    ``children`` (or is of class ``leaf``); the next sibling is tried by the
+    frames that fail it or that none of its children took."""
+
+    __slots__ = ("test", "children", "leaf", "reads")
+
+    def __init__(self, test):
+        self.test, self.children, self.leaf = test, [], -1
+        self.reads = reads(test) if test else 0
+
+
+def _tree():
+    """Classes in order as a tree of tests: a class shares a node with the
+    class before it while their tests agree, so shared prefixes are tested
+    once and the first class whose tests all pass is the frame's."""
+    root = Node(None)
+    for cid, c in enumerate(CLASSES):
+        level = root
+        for depth, test in enumerate(c.tests):
+            last = level.children[-1] if level.children else None
+            if last is not None and last.test == test and last.leaf < 0 and depth < len(c.tests) - 1:
+                level = last
+                continue
+            node = Node(test)
+            level.children.append(node)
+            level = node
+        level.leaf = cid
+        if any(t[0] != CAPTURED and reads(t) > _width_of(cid).size for t in c.tests):
+            raise ValueError(f"frame class {c.name} tests bytes past its width")
+    return root.children
+
+
+def _width_of(cid):
+    return next(w for w in WIDTHS if w.base <= cid < w.base + len(w.mask))
+
+
+def _program(tree):
+    """The tree in depth-first order as rows (op, a, b, c, leaf, fail): a
+    frame passing row k is of class ``leaf`` (when >= 0) or goes on to row
+    k + 1, its first child; failing, it goes to row ``fail``: the next
+    sibling, or for a last child where its parent's failure goes (-1: no
+    class). Every jump is forward, so any program of this shape ends."""
+    rows = []
+
+    def emit(nodes, inherited):
+        for k, node in enumerate(nodes):
+            at = len(rows)
+            fail = at + _size(node) if k + 1 < len(nodes) else inherited
+            rows.append(list(node.test) + [node.leaf, fail])
+            emit(node.children, fail)
+
+    emit(tree, -1)
+    return np.array(rows, np.int64)
+
+
+def _size(node):
+    return 1 + sum(_size(child) for child in node.children)
+
+
+TREE = _tree()
+PROGRAM = _program(TREE)
