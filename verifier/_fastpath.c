@@ -176,45 +176,69 @@ enum { TCP = 6, UDP = 17 };
 
 typedef struct { int64_t op, a, b, c, leaf, fail; } Test;     /* a row of frames.PROGRAM */
 
-static inline int passes(const Test *t, const uint8_t *h, int64_t incl, const uint8_t *ports)
+/* A row as classify runs it: where to go on a pass and on a failure, a row
+ * (>= 0), no class (-1) or class -target - 2; ``steps`` makes them. */
+typedef struct { int32_t op, a, b, c, pass, fail; } Step;
+
+#if defined(__GNUC__)
+#define UNREACHABLE() __builtin_unreachable()
+#else
+#define UNREACHABLE() do { } while (0)
+#endif
+
+/* The class of the frame whose header is ``h``, or -1: steps from row 0,
+ * each test deciding where the frame goes next. */
+static inline int classify(const Step *steps, const uint8_t *h, int64_t incl, const uint8_t *ports)
 {
-    switch (t->op) {
-    case OP_BYTE:
-        return (h[t->a] & t->b) == t->c;
-    case OP_WORD:
-        return (be16(h + t->a) & t->b) == t->c;
-    case OP_AT_LEAST:
-        return be16(h + t->a) >= t->c;
-    case OP_CAPTURED:
-        return incl >= t->c;
-    case OP_TRANSPORT: {
-        uint8_t proto = h[t->a];
-        return proto == TCP || (proto == UDP && !((ports[be16(h + t->b)] | ports[be16(h + t->b + 2)]) & PORT_DECODER));
-    }
-    default: {                                   /* OP_TUNNEL_PORT: the destination port first, as the decoder */
-        uint16_t dport = be16(h + t->a + 2);
-        return (ports[(ports[dport] & PORT_ANY_TUNNEL) ? dport : be16(h + t->a)] & t->b) != 0;
-    }
+    int32_t k = 0;
+    for (;;) {
+        const Step *t = steps + k;
+        int ok;
+        switch (t->op) {
+        case OP_BYTE:
+            ok = (h[t->a] & t->b) == t->c;
+            break;
+        case OP_WORD:
+            ok = (be16(h + t->a) & t->b) == t->c;
+            break;
+        case OP_AT_LEAST:
+            ok = be16(h + t->a) >= t->c;
+            break;
+        case OP_CAPTURED:
+            ok = incl >= t->c;
+            break;
+        case OP_TRANSPORT: {
+            uint8_t proto = h[t->a];
+            ok = proto == TCP
+                 || (proto == UDP && !((ports[be16(h + t->b)] | ports[be16(h + t->b + 2)]) & PORT_DECODER));
+            break;
+        }
+        case OP_TUNNEL_PORT: {                   /* the destination port first, as the decoder */
+            uint16_t dport = be16(h + t->a + 2);
+            ok = (ports[(ports[dport] & PORT_ANY_TUNNEL) ? dport : be16(h + t->a)] & t->b) != 0;
+            break;
+        }
+        default:
+            UNREACHABLE();                       /* program_check admits no other op */
+        }
+        k = ok ? t->pass : t->fail;
+        if (k < 0)
+            return k == -1 ? -1 : -k - 2;
     }
 }
 
-/* The class of the frame whose header is ``h``, or -1: the program's rows
- * from 0, on to the next row on a pass, to ``fail`` on a failure; a row
- * with a leaf names the class of the frames passing it. */
-static inline int classify(const Test *program, const uint8_t *h, int64_t incl, const uint8_t *ports)
+/* ``program``'s rows as steps (program_check passed). */
+static Step *steps_of(const Test *program, Py_ssize_t n)
 {
-    Py_ssize_t k = 0;
-    while (k >= 0) {
+    Step *out = PyMem_Malloc((size_t)n * sizeof *out);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
         const Test *t = program + k;
-        if (passes(t, h, incl, ports)) {
-            if (t->leaf >= 0)
-                return (int)t->leaf;
-            k++;
-        } else {
-            k = t->fail;
-        }
+        out[k] = (Step){(int32_t)t->op, (int32_t)t->a, (int32_t)t->b, (int32_t)t->c,
+                        t->leaf >= 0 ? (int32_t)(-t->leaf - 2) : (int32_t)(k + 1), (int32_t)t->fail};
     }
-    return -1;
+    return out;
 }
 
 /* A program is safe to run on ``header`` readable bytes when every op is
@@ -228,7 +252,8 @@ static int program_check(const Test *p, Py_ssize_t n, int header, int classes)
                       : t->op == OP_WORD || t->op == OP_AT_LEAST ? t->a + 2
                       : t->op == OP_TRANSPORT ? (t->a + 1 > t->b + 4 ? t->a + 1 : t->b + 4)
                       : t->op == OP_TUNNEL_PORT ? t->a + 4 : 0;
-        if (t->op < OP_BYTE || t->op > OP_LAST || t->a < 0 || t->b < 0 || reads > header
+        if (t->op < OP_BYTE || t->op > OP_LAST || t->a < 0 || t->b < 0 || t->b > 0xFFFF || t->c < 0
+            || t->c > INT32_MAX || n > INT32_MAX / 2 || reads > header
             || t->leaf >= classes || t->leaf < -1
             || (t->fail != -1 && (t->fail <= k || t->fail >= n)) || (t->leaf < 0 && k + 1 >= n)) {
             PyErr_Format(PyExc_ValueError, "frame program row %zd is not one this module can run", k);
@@ -380,6 +405,7 @@ static PyObject *split(PyObject *self, PyObject *args)
     Groups groups[MAX_WIDTHS];
     Py_ssize_t nwidths = PyTuple_GET_SIZE(widths_arg), ngroups = 0, nw = 0;
     uint8_t *slow = NULL;
+    Step *steps = NULL;
     Py_ssize_t n = off.len / 8;
     int header = 0, classes = 0;
     if (nwidths < 1 || nwidths > MAX_WIDTHS) {
@@ -402,9 +428,20 @@ static PyObject *split(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "program: rows of six int64");
         goto done;
     }
-    const Test *program = prog.buf;
-    if (program_check(program, prog.len / (Py_ssize_t)sizeof(Test), header, classes) < 0)
+    if (program_check(prog.buf, prog.len / (Py_ssize_t)sizeof(Test), header, classes) < 0)
         goto done;
+    steps = steps_of(prog.buf, prog.len / (Py_ssize_t)sizeof(Test));
+    if (steps == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t group_of[256];                       /* class -> its width's groups */
+    if (classes > 256) {
+        PyErr_SetString(PyExc_ValueError, "widths: at most 256 classes");
+        goto done;
+    }
+    for (Py_ssize_t g = 0; g < nwidths; g++)
+        memset(group_of + widths[g].base, (int)g, (size_t)widths[g].classes);
     for (; ngroups < nwidths; ngroups++) {
         const WidthArg *w = &widths[ngroups];
         if (groups_init(&groups[ngroups], w->size / 8, w->base, w->mask.buf, w->mult.buf, tag_mult, n) < 0) {
@@ -439,13 +476,10 @@ static PyObject *split(PyObject *self, PyObject *args)
                 memcpy(pad, b + at, (size_t)(blen - at));
             h = pad;
         }
-        int cls = classify(program, h, incls[r], ports);
+        int cls = classify(steps, h, incls[r], ports);
         if (cls < 0)
             continue;
-        Py_ssize_t g = nwidths - 1;
-        while (cls < groups[g].base)
-            g--;
-        if (groups_add(&groups[g], h, cls, gmap[i], r, origs[r], times[r]) < 0)
+        if (groups_add(&groups[group_of[cls]], h, cls, gmap[i], r, origs[r], times[r]) < 0)
             collided = 1;
         slow[r] = 0;
     }
@@ -485,6 +519,7 @@ done:
         PyBuffer_Release(&widths[k].mult);
     }
     PyMem_Free(slow);
+    PyMem_Free(steps);
     Py_buffer *views[] = {&buf, &off, &incl, &orig, &ts, &ifx, &eth, &ifaces, &prog, &pflags};
     for (size_t k = 0; k < sizeof views / sizeof *views; k++)
         PyBuffer_Release(views[k]);

@@ -57,12 +57,23 @@ from .engine.frames import (  # noqa: F401 - FIELD_COLUMNS: re-exported beside F
 from .model import NO_MACS, Flow
 from .wire import TCP, UDP, VLAN_ID
 
-# Hash multipliers per key word (the class/interface word has its own).
-_MULTS = {
-    64: np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0x27D4EB2F165667C5,
-                  0x85EBCA77C2B2AE63, 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x9E3779B185EBCA87], np.uint64),
-    112: (np.arange(1, 112 // 8 + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1),
-}
+
+def _odd_constants(count, seed):
+    """``count`` odd 64-bit multipliers, independent-looking (splitmix64).
+    Not an arithmetic progression: with multipliers k * c, two keys whose
+    word differences satisfy d1 = -k * d2 hash alike (damaged tunnel frames
+    met exactly that), and each such chunk went whole to the decoder."""
+    mask, x, out = (1 << 64) - 1, seed, []
+    for _ in range(count):
+        x = (x + 0x9E3779B97F4A7C15) & mask
+        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append((z ^ (z >> 31)) | 1)
+    return np.array(out, np.uint64)
+
+
+# Hash multipliers per key word, per key width (the class/interface word has its own).
+_MULTS = {w.size: _odd_constants(w.size // 8, w.size) for w in WIDTHS}
 _TAG_MULT = np.uint64(0x94D049BB133111EB)      # the class/interface word's multiplier
 HEADER = frames.HEADER                          # bytes a frame's header is read to
 
@@ -347,6 +358,8 @@ def open_directions(table, opened):
         macs = (table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT)
         return engine.compiled.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts,
                                                Flow, table.capacity, macs)
+    if not opened:
+        return []
     items, firsts = [], []
     for g, rows in opened:
         items.extend(zip(g.interfaces(rows), fields_of(g, rows), g.first_ts[rows].tolist(),

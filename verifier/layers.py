@@ -356,7 +356,7 @@ def _gtpu(pkt, data, pos, end):
     if pos + 8 > end:
         return pkt
     flags, mtype, _length, teid = _GTP(data, pos)
-    if flags & GTP_VERSION != GTP_VERSION_1 or not flags & GTP_PT or mtype != GTP_G_PDU:
+    if (flags & GTP_VERSION) != GTP_VERSION_1 or not flags & GTP_PT or mtype != GTP_G_PDU:
         return pkt
     pos += 8
     if flags & GTP_OPTIONAL:

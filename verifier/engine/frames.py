@@ -116,7 +116,7 @@ class Tunnel:
     kind: str           # the tunnel layer's kind (wire.GTPU, ...); its UDP ports are wire.TUNNEL_UDP_PORTS'
     name: str
     size: int           # header bytes before the payload
-    tests: tuple        # (offset, value, mask) byte tests on the header
+    tests: tuple        # byte() / word() tests, offsets from the header's start
     key: tuple          # header byte ranges kept in the key
     ident: tuple        # (offset, size) of the TEID / VNI
     ethernet: bool      # the payload is an Ethernet frame (its MACs are the flow's), else an IP packet
@@ -132,13 +132,13 @@ IPS = (
 )
 TUNNELS = (
     # G-PDU, no optional fields; the flags and type stay in the key
-    Tunnel(GTPU, "gtp-u", 8, ((0, GTP_VERSION_1 | GTP_PT, 0xFF), (1, GTP_G_PDU, 0xFF)), ((0, 2), (4, 8)), (4, 4),
+    Tunnel(GTPU, "gtp-u", 8, (byte(0, GTP_VERSION_1 | GTP_PT), byte(1, GTP_G_PDU)), ((0, 2), (4, 8)), (4, 4),
            False),
     # G-PDU with one 4-byte PDU Session Container (5G), then no further extension
-    Tunnel(GTPU, "gtp-u+pdu", 16, ((0, GTP_VERSION_1 | GTP_PT | GTP_E, 0xFF), (1, GTP_G_PDU, 0xFF),
-                                   (11, GTP_EXT_PDU_SESSION, 0xFF), (12, 1, 0xFF), (15, 0, 0xFF)),
+    Tunnel(GTPU, "gtp-u+pdu", 16, (byte(0, GTP_VERSION_1 | GTP_PT | GTP_E), byte(1, GTP_G_PDU),
+                                   byte(11, GTP_EXT_PDU_SESSION), byte(12, 1), byte(15, 0)),
            ((0, 2), (4, 8), (11, 13), (15, 16)), (4, 4), False),
-    Tunnel(VXLAN, "vxlan", 8, ((0, VXLAN_I, VXLAN_I),), ((0, 1), (4, 7)), (4, 3), True),
+    Tunnel(VXLAN, "vxlan", 8, (byte(0, VXLAN_I, VXLAN_I),), ((0, 1), (4, 7)), (4, 3), True),
 )
 
 # ---- what the engines read ---------------------------------------------------
@@ -174,7 +174,7 @@ def _tunnelled(link, tunnel, ip):
     p = o + IPV4_HEADER + UDP_HEADER               # the tunnel header
     tests = link.tests + (word(link.type_at, ET_IPV4), byte(o, IPV4_NO_OPTIONS), byte(o + 9, UDP),
                           word(o + 6, 0, IPV4_FRAGMENT), tunnel_port(o + IPV4_HEADER, KIND_FLAG[tunnel.kind]))
-    tests += tuple(byte(p + at, value, mask) for at, value, mask in tunnel.tests)
+    tests += tuple((op, p + at, mask, value) for op, at, mask, value in tunnel.tests)
     key = link.key + ((o + 12, o + 24),) + tuple((p + lo, p + hi) for lo, hi in tunnel.key)
     i = p + tunnel.size
     src_mac, dst_mac = 6, 0                        # an IP payload: the outer frame's MACs are the flow's
