@@ -7,7 +7,7 @@ import pytest
 
 from verifier import batch, decode as d
 from verifier.capture.chunk import from_frames
-from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, gtpu, icmp, ipv4, ipv6, tcp, udp, vxlan
+from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, geneve, gtpu, icmp, ipv4, ipv6, tcp, udp, vxlan
 from verifier.pipeline import Pipeline
 
 # Every test runs with the compiled per-frame engine and with numpy (conftest.engine).
@@ -43,19 +43,21 @@ def _tunnelled(inner_v6, kind, vlans=()):
     elif kind == "gtp+pdu":
         payload = udp(2152, 2152, gtpu(0x1234, inner, qfi=5))
     else:
-        payload = udp(49999, 8472 if inner_v6 else 4789,
-                      vxlan(77, ether("02:00:00:00:00:02", "02:00:00:00:00:01", ETH_IPV6 if inner_v6 else ETH_IPV4,
-                                      inner)))
+        frame = ether("02:00:00:00:00:02", "02:00:00:00:00:01", ETH_IPV6 if inner_v6 else ETH_IPV4, inner)
+        payload = (udp(6081, 6081, geneve(0xABCDE, frame)) if kind == "geneve"
+                   else udp(49999, 8472 if inner_v6 else 4789, vxlan(77, frame)))
     return ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, payload), vlans=vlans)
 
 
-FAST_TUNNELS = [_tunnelled(v6, kind, vlans) for v6 in (False, True) for kind in ("gtp", "gtp+pdu", "vxlan")
+FAST_TUNNELS = [_tunnelled(v6, kind, vlans) for v6 in (False, True) for kind in ("gtp", "gtp+pdu", "vxlan", "geneve")
                 for vlans in ((), (30,))]
 SLOW_TUNNELS = [
     ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, udp(2152, 2152, b"\x32\xff\0\x08" + b"\0" * 12))),
     ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17,
                                udp(2152, 2152, gtpu(1, ipv4("198.51.100.7", "203.0.113.80", 1, icmp(8, 0)))))),
     ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, udp(6081, 6081, b"\0" * 40))),      # Geneve
+    ether(B, A, ETH_IPV4, ipv4("192.0.2.10", "192.0.2.20", 17, udp(6081, 6081, geneve(         # with options
+        5, ether(B, A, ETH_IPV4, ipv4("198.51.100.7", "203.0.113.80", 6, tcp(1, 2))), options=b"\0" * 8)))),
 ]
 
 

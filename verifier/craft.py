@@ -101,6 +101,12 @@ def vxlan(vni, frame):
     return struct.pack("!BBHI", 0x08, 0, 0, vni << 8) + frame
 
 
+def geneve(vni, payload, protocol=0x6558, options=b""):
+    """A Geneve header (RFC 8926; ``options`` a multiple of 4 bytes) before
+    ``payload``: an Ethernet frame (protocol 0x6558) or an IP packet."""
+    return struct.pack("!BBHI", len(options) // 4, 0, protocol, vni << 8) + options + payload
+
+
 class PcapWriter:
     """Classic pcap (microsecond, little-endian unless ``nanosecond``/``big``)."""
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..wire import (CONTROL_UDP_PORTS, ET_IPV4, ET_IPV6, ET_VLAN, GTP_E, GTP_EXT_PDU_SESSION, GTP_G_PDU, GTP_PT,
+from ..wire import (CONTROL_UDP_PORTS, ET_IPV4, ET_IPV6, ET_TEB, ET_VLAN, GENEVE, GTP_E, GTP_EXT_PDU_SESSION, GTP_G_PDU, GTP_PT,
                     GTP_VERSION_1, GTPU, IP_VERSION, IPV4_FRAGMENT, IPV4_HEADER, IPV4_NO_OPTIONS, IPV6_HEADER,
                     TUNNEL_UDP_PORTS, UDP, VXLAN, VXLAN_I)
 
@@ -139,6 +139,8 @@ TUNNELS = (
                                    byte(11, GTP_EXT_PDU_SESSION), byte(12, 1), byte(15, 0)),
            ((0, 2), (4, 8), (11, 13), (15, 16)), (4, 4), False),
     Tunnel(VXLAN, "vxlan", 8, (byte(0, VXLAN_I, VXLAN_I),), ((0, 1), (4, 7)), (4, 3), True),
+    # version 0, no options, an Ethernet frame inside
+    Tunnel(GENEVE, "geneve", 8, (byte(0, 0), word(2, ET_TEB)), ((4, 7),), (4, 3), True),
 )
 
 # ---- what the engines read ---------------------------------------------------
