@@ -72,6 +72,19 @@ def test_capacity_evicts_least_recently_seen_and_counts_it():
     assert ended[0].ap == 1 or ended[0].bp == 1                  # the oldest went first
 
 
+def test_shedding_ends_the_oldest_tenth_as_a_stable_sort_by_last_time_would():
+    """_shed partitions instead of sorting the table: the same victims in the
+    same order as sorted(flows, key=last)[:capacity // 10], ties in table order."""
+    import random
+    rnd = random.Random(5)
+    t, ended = table(capacity=100)
+    for port in range(1, 101):                        # last times with many ties
+        t.add(up(sport=port), float(rnd.randrange(8)), 0, 60)
+    want = [f.key for f in sorted(t.flows.values(), key=lambda f: f.last)[:10]]
+    t.add(up(sport=1000), 9.0, 0, 60)                 # the 101st flow: over capacity
+    assert [f.key for f in ended] == want and t.evictions["capacity"] == 10 and len(t) == 91
+
+
 def test_flush_ends_everything_as_shutdown():
     t, ended = table()
     t.add(up(sport=1), 0.0, 0, 60)
