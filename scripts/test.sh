@@ -8,7 +8,7 @@
 #     namespaces); chromium and poppler-utils (the HTML report printed to PDF,
 #     its pages read back); gcc and, for Debian's own
 #     python3, python3-dev, so the install builds the compiled per-frame module
-#     (verifier/_fastpath.c; tests/test_fastpath.py compares it with the numpy
+#     (verifier/engine/_fastpath.c; tests/test_fastpath.py compares it with the numpy
 #     passes and skips without it). Skipped when apt-get is
 #     unavailable or we are not root; the tests that need them then skip
 #     with a reason.

@@ -45,16 +45,17 @@ def write(tmp_path):
 
 @pytest.fixture(params=["compiled", "numpy"])
 def engine(request, monkeypatch):
-    """Run a test with each per-frame engine: the compiled module
-    (verifier._fastpath; skipped when the install could not build it) and
-    the numpy passes it stands in for."""
+    """Run a test with each per-frame engine (verifier.engine.Engine): the
+    compiled module (skipped when the install could not build it) and the
+    numpy passes it stands in for. Returned for the test to hand to what it
+    builds, and made the default for what the test builds without naming
+    one (a pipeline inside an audit or a daemon, a capture file's reader)."""
     from verifier import engine
-    if request.param == "compiled":
-        if engine.compiled is None:
-            pytest.skip("verifier._fastpath is not built (no C compiler or Python headers at install)")
-    else:
-        monkeypatch.setattr(engine, "compiled", None)
-    return request.param
+    chosen = engine.COMPILED if request.param == "compiled" else engine.NUMPY
+    if chosen is None:
+        pytest.skip("verifier.engine._fastpath is not built (no C compiler or Python headers at install)")
+    monkeypatch.setattr(engine, "DEFAULT", chosen)
+    return chosen
 
 
 def self_signed(directory):

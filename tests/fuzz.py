@@ -310,21 +310,16 @@ class Targets:
         from verifier.errors import CaptureError
         from verifier.pipeline import Pipeline
         path = self._write(data)
+        chosen = engine.NUMPY if numpy else engine.DEFAULT
         try:
-            source = open_capture(path)
+            source = open_capture(path, engine=chosen)
         except CaptureError:
             return
-        saved = engine.compiled
-        if numpy:
-            engine.compiled = None
-        try:
-            pipe = Pipeline(self.policy, self.attributor, [], idle_timeout=300.0, active_timeout=1800.0,
-                            discovery=SegmentDiscovery(self.attributor, self.app.catalogue),
-                            control_plane=ControlPlane())
-            pipe.ingest(source)
-            pipe.finish()
-        finally:
-            engine.compiled = saved
+        pipe = Pipeline(self.policy, self.attributor, [], idle_timeout=300.0, active_timeout=1800.0,
+                        discovery=SegmentDiscovery(self.attributor, self.app.catalogue),
+                        control_plane=ControlPlane(), engine=chosen)
+        pipe.ingest(source)
+        pipe.finish()
 
     def gzip(self, data):
         self.capture(data)

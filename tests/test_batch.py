@@ -5,7 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from verifier import batch, decode as d
+from verifier import decode as d, engine as engines
+from verifier.engine import split as batch
 from verifier.capture.chunk import from_frames
 from verifier.craft import ETH_IPV4, ETH_IPV6, ETH_QINQ, ether, geneve, gtpu, icmp, ipv4, ipv6, tcp, udp, vxlan
 from verifier.pipeline import Pipeline
@@ -73,7 +74,7 @@ def _fields(groups):
 
 @pytest.mark.parametrize("frame", FAST + FAST_TUNNELS)
 def test_key_rebuilds_what_the_decoder_finds(frame):
-    (groups,), slow = batch.split(chunk([frame] * 3), ETH)
+    (groups,), slow = batch.split(chunk([frame] * 3), ETH, engine=engines.DEFAULT)
     assert len(slow) == 0 and len(groups) == 1 and groups.count.tolist() == [3]
     ours, theirs = _fields(groups), d.decode(frame, d.LT_ETHERNET)
     for field in ("dst_mac", "src_mac", "vlan", "src", "dst", "proto", "sport", "dport", "tunnels"):
@@ -84,7 +85,7 @@ def test_fields_read_a_column_at_a_time_equal_one_key_at_a_time():
     zeros = ether("00:00:00:00:00:00", A, ETH_IPV4, ipv4("203.0.113.0", "192.0.2.0", 6, tcp(0, 0)))   # NUL bytes stay
     frames = FAST * 3 + FAST_TUNNELS + [zeros]
     random.Random(7).shuffle(frames)
-    parts, slow = batch.split(chunk(frames), ETH)
+    parts, slow = batch.split(chunk(frames), ETH, engine=engines.DEFAULT)
     assert len(parts) == 2 and len(slow) == 0
     for groups in parts:
         rows = np.arange(len(groups))[::-1]
@@ -94,26 +95,26 @@ def test_fields_read_a_column_at_a_time_equal_one_key_at_a_time():
 
 
 def test_other_tunnel_frames_go_to_the_decoder():
-    parts, slow = batch.split(chunk(FAST_TUNNELS + SLOW_TUNNELS), ETH)
+    parts, slow = batch.split(chunk(FAST_TUNNELS + SLOW_TUNNELS), ETH, engine=engines.DEFAULT)
     assert sum(len(g) for g in parts) == len(FAST_TUNNELS)
     assert slow.tolist() == list(range(len(FAST_TUNNELS), len(FAST_TUNNELS) + len(SLOW_TUNNELS)))
 
 
 def test_other_frames_go_to_the_decoder():
     frames = FAST + SLOW
-    parts, slow = batch.split(chunk(frames), ETH)
+    parts, slow = batch.split(chunk(frames), ETH, engine=engines.DEFAULT)
     assert sum(len(g) for g in parts) == len(FAST)
     assert slow.tolist() == list(range(len(FAST), len(frames)))
 
 
 def test_non_ethernet_interfaces_are_not_grouped():
-    parts, slow = batch.split(chunk(FAST), np.array([False]))
+    parts, slow = batch.split(chunk(FAST), np.array([False]), engine=engines.DEFAULT)
     assert parts == [] and len(slow) == len(FAST)
 
 
 def test_group_sums_and_first_rows():
     frames = [FAST[0], FAST[1], FAST[0], FAST[0]]
-    (groups,), _ = batch.split(chunk(frames, ts=[1.0, 2.0, 3.0, 4.0]), ETH)
+    (groups,), _ = batch.split(chunk(frames, ts=[1.0, 2.0, 3.0, 4.0]), ETH, engine=engines.DEFAULT)
     assert groups.first.tolist() == [0, 1] and groups.count.tolist() == [3, 1]
     assert groups.octets.tolist() == [3 * len(FAST[0]), len(FAST[1])]
     assert (groups.first_ts.tolist(), groups.last_ts.tolist()) == ([1.0, 2.0], [4.0, 2.0])
@@ -141,7 +142,7 @@ def flows_of(frames, ts, force_decoder=False, monkeypatch=None):
                 yield from_frames((ts[j], 0, len(frames[j]), frames[j]) for j in range(i, min(i + step, len(frames))))
 
     if force_decoder:
-        monkeypatch.setattr("verifier.pipeline.split", lambda ch, eth, ifx=None: ([], np.arange(len(ch))))
+        monkeypatch.setattr("verifier.pipeline.split", lambda ch, eth, ifx=None, engine=None: ([], np.arange(len(ch))))
     pipe.ingest(Source())
     pipe.finish()
     return sorted(out)
@@ -181,7 +182,6 @@ def test_pipeline_with_fast_path_equals_decoder_only(seed, monkeypatch):
     frames = random_frames(seed)
     ts = [1000.0 + i * 0.01 for i in range(len(frames))]
     fast = flows_of(frames, ts)
-    monkeypatch.undo()
     slow = flows_of(frames, ts, force_decoder=True, monkeypatch=monkeypatch)
     assert fast == slow and len(fast) > 20
 
@@ -196,7 +196,7 @@ def test_idle_gaps_inside_a_chunk_keep_timeouts_exact(monkeypatch):
 def test_hash_collisions_fall_back_to_the_decoder(monkeypatch):
     monkeypatch.setitem(batch._MULTS, 64, np.zeros(8, np.uint64))       # every row hashes to 0
     monkeypatch.setattr(batch, "_TAG_MULT", np.uint64(0))
-    parts, slow = batch.split(chunk(FAST), ETH)
+    parts, slow = batch.split(chunk(FAST), ETH, engine=engines.DEFAULT)
     assert parts == [] and len(slow) == len(FAST)
 
 

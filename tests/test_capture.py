@@ -151,7 +151,7 @@ def walk_cases(seed, order, case, trials=20):
     headers in payloads, timestamps of other eras, a cut tail, an oversize record."""
     import struct as st
     from verifier.capture.files import MAX_RECORD
-    from verifier.capture.walk import _plain
+    from verifier.engine.walk import _plain
     rng = np.random.default_rng(seed)
     for trial in range(trials):
         n = int(rng.integers(0, 3000))
@@ -171,7 +171,7 @@ WALK_CASES = ["plain", "lookalikes", "eras", "tail", "oversize"]
 @pytest.mark.parametrize("case", WALK_CASES)
 def test_vectorised_walk_equals_the_plain_walk(order, case):
     from verifier.capture.files import MAX_RECORD
-    from verifier.capture.walk import Scratch, _plain, record_starts
+    from verifier.engine.walk import Scratch, _plain, record_starts
     scratch = Scratch()
     for trial, buf in walk_cases(7, order, case):
         want, want_stop, want_over = _plain(buf, 0, len(buf), order, MAX_RECORD)

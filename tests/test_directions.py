@@ -4,8 +4,8 @@ import random
 
 import numpy as np
 
-from verifier import directions
-from verifier.directions import DirectionIndex
+from verifier.engine import directions
+from verifier.engine.directions import DirectionIndex
 from verifier.model import Flow, flow_key
 
 
@@ -13,13 +13,13 @@ def _flow(n):
     return Flow(flow_key(0, -1, -1, 6, bytes([198, 51, 100, n % 250]), n, b"\x08\x08\x08\x08", 443), 0.0)
 
 
-def test_random_binds_releases_and_finds_match_a_dict(monkeypatch):
+def test_random_binds_releases_and_finds_match_a_dict(monkeypatch, engine):
     monkeypatch.setattr(directions, "_MIN_TABLE", 64)          # so the table grows and is rebuilt often
     rebuilds = []
     monkeypatch.setattr(DirectionIndex, "_rebuild", lambda self, real=DirectionIndex._rebuild: (
         rebuilds.append(1), real(self)))
     rnd = random.Random(7)
-    index = DirectionIndex(3, capacity=16)
+    index = DirectionIndex(3, engine, capacity=16)
     model = {}                                   # hash -> (key row, entry)
     for step in range(40):
         # Bind a batch: some new hashes, some already held, some colliding hashes with other keys.
@@ -52,8 +52,8 @@ def test_random_binds_releases_and_finds_match_a_dict(monkeypatch):
     assert len(rebuilds) > 5
 
 
-def test_settled_counts_reach_the_flow():
-    index = DirectionIndex(2)
+def test_settled_counts_reach_the_flow(engine):
+    index = DirectionIndex(2, engine)
     flow = _flow(1)
     index.bind([(flow, 1)], np.array([12345], np.uint64), np.array([[1, 2]], np.uint64), np.array([5.0]))
     entry = index.slots[12345]

@@ -1,4 +1,4 @@
-"""The compiled per-frame passes (verifier/_fastpath.c) give what the numpy
+"""The compiled per-frame passes (verifier/engine/_fastpath.c) give what the numpy
 passes give, to the bit: groups (hashes, keys, classes, first rows, sums,
 times) and rows left to the decoder; record offsets, timestamps, lengths and
 where the walk stops."""
@@ -11,12 +11,13 @@ import struct
 import numpy as np
 import pytest
 
-from verifier import batch, engine
+from verifier import engine as engines
+from verifier.engine import split as batch
 from verifier import craft as c
 from verifier.capture import open_capture
 from verifier.capture.chunk import from_frames
 from verifier.capture.files import MAX_RECORD
-from verifier.capture.walk import _plain
+from verifier.engine.walk import _plain
 from verifier.craft import ETH_IPV4, ether, ipv4, udp
 from verifier.errors import CaptureError
 from verifier.model import Flow
@@ -26,8 +27,9 @@ from test_batch import FAST, FAST_TUNNELS, SLOW, SLOW_TUNNELS, random_frames
 from test_capture import WALK_CASES, walk_cases
 from test_corpus import corpus_files
 
-pytestmark = pytest.mark.skipif(engine.compiled is None,
-                                reason="verifier._fastpath is not built (no C compiler or Python headers at install)")
+pytestmark = pytest.mark.skipif(engines.COMPILED is None,
+                                reason="verifier.engine._fastpath is not built (no C compiler or Python headers at install)")
+C = engines.COMPILED.c if engines.COMPILED is not None else None     # the compiled module under test
 
 
 GROUP_ARRAYS = ("hashes", "keys", "classes", "first", "count", "octets", "first_ts", "last_ts")
@@ -35,7 +37,7 @@ GROUP_ARRAYS = ("hashes", "keys", "classes", "first", "count", "octets", "first_
 
 def assert_same_split(chunk, ethernet=np.array([True]), interfaces=None):
     want_parts, want_slow = batch.split_numpy(chunk, ethernet, interfaces)
-    got_parts, got_slow = batch.split_compiled(chunk, ethernet, interfaces)
+    got_parts, got_slow = batch.split_compiled(C, chunk, ethernet, interfaces)
     assert got_slow.tolist() == want_slow.tolist()
     assert len(got_parts) == len(want_parts)
     for got, want in zip(got_parts, want_parts):
@@ -91,7 +93,7 @@ def test_interfaces_and_link_types():
 def test_a_collision_hands_the_chunk_back(monkeypatch):
     monkeypatch.setitem(batch._MULTS, 64, np.zeros(8, np.uint64))
     monkeypatch.setattr(batch, "_TAG_MULT", np.uint64(0))
-    parts, slow = batch.split_compiled(from_frames((0.0, 0, len(f), f) for f in FAST), np.array([True]))
+    parts, slow = batch.split_compiled(C, from_frames((0.0, 0, len(f), f) for f in FAST), np.array([True]))
     assert parts == [] and slow.tolist() == list(range(len(FAST)))
 
 
@@ -115,7 +117,7 @@ def test_corpus_captures_chunk_by_chunk():
 def test_compiled_walk_equals_the_plain_walk(order, case):
     for trial, buf in walk_cases(11, order, case):
         starts, stop, oversize = _plain(buf, 0, len(buf), order, MAX_RECORD)
-        off, ts, incl, orig, got_stop, got_over = engine.compiled.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
+        off, ts, incl, orig, got_stop, got_over = C.pcap_records(buf, order == ">", 1e-6, MAX_RECORD)
         assert np.frombuffer(off, np.int64).tolist() == [s + 16 for s in starts], (case, trial)
         assert (got_stop, bool(got_over)) == (stop, oversize)
         heads = [struct.unpack_from(order + "IIII", buf, s) for s in starts]
@@ -129,12 +131,12 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
     """DirectionIndex.account: same rows handed back, same counters, times and
     touched flags, over an index with tombstones (released entries), a
     rebuilt table, known, unknown, quiet and same-hash-other-key groups."""
-    from verifier import directions
-    from verifier.directions import DirectionIndex
+    from verifier.engine import directions
+    from verifier.engine.directions import DirectionIndex
     from test_directions import _flow
     monkeypatch.setattr(directions, "_MIN_TABLE", 64)
     rnd = random.Random(5)
-    index = DirectionIndex(3, capacity=16)
+    index = DirectionIndex(3, engines.COMPILED, capacity=16)
     held = {}                                            # hash -> key
     for step in range(30):
         hashes = list(dict.fromkeys(rnd.choice((rnd.getrandbits(64), rnd.randrange(8))) for _ in range(200)))
@@ -160,7 +162,7 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
         for a, arr in zip(("pkts", "octets", "last", "touched"), state):
             setattr(index, a, arr)
         with monkeypatch.context() as m:
-            m.setattr(engine, "compiled", None)
+            m.setattr(index, "_c", None)                   # the numpy passes, on the same index
             want = index.account(groups, 300.0).tolist()
         assert got == want and 0 < len(want) < n
         for a, arr in zip(("pkts", "octets", "last", "touched"), after):
@@ -173,7 +175,7 @@ def test_the_compiled_module_is_built_from_this_source():
     import hashlib
     with open(os.path.join(os.path.dirname(batch.__file__), "_fastpath.c"), "rb") as fh:
         source = hashlib.sha256(fh.read()).hexdigest()
-    assert engine.compiled.SOURCE_SHA256 == source, "verifier._fastpath is stale: rebuild it (pip install -e .)"
+    assert C.SOURCE_SHA256 == source, "verifier.engine._fastpath is stale: rebuild it (pip install -e .)"
 
 
 def test_flow_slots_are_the_contract_the_compiled_module_reads():
@@ -181,7 +183,7 @@ def test_flow_slots_are_the_contract_the_compiled_module_reads():
     model.FLOW_SLOTS (Flow's __slots__) are one list, in one order, and the
     key it packs is model.flow_key's."""
     from verifier import model
-    assert Flow.__slots__ == model.FLOW_SLOTS == engine.compiled.FLOW_SLOTS
+    assert Flow.__slots__ == model.FLOW_SLOTS == C.FLOW_SLOTS
     assert model.KEY_HEAD.size == 13        # _fastpath.c's KEY_HEAD
 
 
@@ -194,7 +196,7 @@ def _flow_state(flow):
     return type(flow), state
 
 
-def _open_rounds(rounds, capacity):
+def _open_rounds(rounds, capacity, engine):
     """Open every group of each round's chunk in one flow table: owners per
     round, flows still held, flows ended (idle renewals and shedding)."""
     from verifier.flows import FlowTable
@@ -204,7 +206,7 @@ def _open_rounds(rounds, capacity):
     for chunk, pick in rounds:
         parts, _slow = batch.split_numpy(chunk, np.array([True]))
         opened = [(g, pick(len(g))) for g in parts]
-        got = batch.open_directions(table, [(g, rows) for g, rows in opened if len(rows)])
+        got = batch.open_directions(table, [(g, rows) for g, rows in opened if len(rows)], engine)
         owners.append([[(flow.key, side) for flow, side in part] for part in got])
     return owners, [_flow_state(f) for f in table.flows.values()], [_flow_state(f) for f in ended]
 
@@ -225,9 +227,8 @@ def test_new_directions_open_flows_as_the_flow_table_does(seed, monkeypatch):
         chunk = from_frames((start + rnd.uniform(0, 5), 0, len(f) + rnd.randrange(3), f) for f in sample)
         some = np.array(sorted(rnd.sample(range(10_000), 5000)), np.int64)
         rounds.append((chunk, (lambda n: np.arange(n)) if start != 100.5 else (lambda n, s=some: s[s < n])))
-    got = _open_rounds(rounds, capacity=300)
-    monkeypatch.setattr(engine, "compiled", None)
-    want = _open_rounds(rounds, capacity=300)
+    got = _open_rounds(rounds, 300, engines.COMPILED)
+    want = _open_rounds(rounds, 300, engines.NUMPY)
     assert got[0] == want[0] and got[1] == want[1] and got[2] == want[2]
     assert len(want[2]) > 100 and any(state["tunnels"] for _type, state in want[1])     # shed or renewed; tunnels held
 
@@ -246,7 +247,7 @@ def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
     states = []
     for cls in (Flow, Grown, dict):
         table = FlowTable(lambda flow: None)
-        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS, parts,
+        C.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS, parts,
                                         cls, table.capacity, _macs(table))
         states.append([_flow_state(f) for f in table.flows.values()])
     assert len(states[0]) > 3 and states[0] == states[1] == states[2]
@@ -261,7 +262,7 @@ def test_open_directions_refuses_fields_outside_the_key():
     bad[:, batch.FIELD_COLUMNS.index("addr")] = 60          # addresses past a plain key's 64 bytes
     parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
     with pytest.raises(ValueError, match="no fields inside its key"):
-        engine.compiled.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts, Flow,
+        C.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts, Flow,
                                         table.capacity, _macs(table))
     assert not table.flows
 
@@ -279,14 +280,10 @@ def test_flows_share_their_mac_sets_on_both_engines():
                       c.ipv4("198.51.100.5", "192.0.2.%d" % (k + 1), 6, c.tcp(40000 + k, 443))) for k in range(50)]
     chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(frames))
     results = []
-    for compiled in (engine.compiled, None):
-        saved, engine.compiled = engine.compiled, compiled
-        try:
-            table = FlowTable(lambda flow: None)
-            parts, _slow = batch.split(chunk, np.array([True]), [0])
-            batch.open_directions(table, [(g, np.arange(len(g))) for g in parts])
-        finally:
-            engine.compiled = saved
+    for engine in (engines.COMPILED, engines.NUMPY):
+        table = FlowTable(lambda flow: None)
+        parts, _slow = batch.split(chunk, np.array([True]), [0], engine=engine)
+        batch.open_directions(table, [(g, np.arange(len(g))) for g in parts], engine)
         flows = list(table.flows.values())
         sides = {id(f.macs[f.origin]) for f in flows}, {id(f.macs[1 - f.origin]) for f in flows}
         assert len(flows) == 50 and sides[0] == {id(flows[0].macs[flows[0].origin])} and len(sides[1]) == 1
@@ -296,13 +293,13 @@ def test_flows_share_their_mac_sets_on_both_engines():
                                                           [bytes.fromhex("0200000000aa")])
 
 
-def _bind_rounds(seed):
+def _bind_rounds(seed, engine):
     """Binds (new, ended, quiet-again and same-hash-other-owner directions)
     and releases on one index: its state after every round."""
-    from verifier.directions import DirectionIndex
+    from verifier.engine.directions import DirectionIndex
     from test_directions import _flow
     rnd = random.Random(seed)
-    index = DirectionIndex(3, capacity=8)
+    index = DirectionIndex(3, engine, capacity=8)
     flows = [_flow(i) for i in range(400)]
     states = []
     for step in range(25):
@@ -331,19 +328,18 @@ def test_opened_directions_get_their_entries_as_python_gives_them(seed, monkeypa
     """DirectionIndex.bind: the compiled loop (bind_entries) takes the same
     entries, skips the same ended flows and other keys' hashes, and moves the
     same quiet entries on, through growth, releases and table rebuilds."""
-    from verifier import directions
+    from verifier.engine import directions
     monkeypatch.setattr(directions, "_MIN_TABLE", 64)
-    got = _bind_rounds(seed)
-    monkeypatch.setattr(engine, "compiled", None)
-    want = _bind_rounds(seed)
+    got = _bind_rounds(seed, engines.COMPILED)
+    want = _bind_rounds(seed, engines.NUMPY)
     assert got == want and sum(len(s[0]) for s in want) > 500
 
 
-def _settled(seed):
-    from verifier.directions import DirectionIndex
+def _settled(seed, engine):
+    from verifier.engine.directions import DirectionIndex
     from test_directions import _flow
     rnd = random.Random(seed)
-    index = DirectionIndex(3, capacity=8)
+    index = DirectionIndex(3, engine, capacity=8)
     flows = [_flow(i) for i in range(300)]
     owners = [(flow, side) for flow in flows for side in (0, 1) if rnd.random() < 0.6]
     hashes = np.array(rnd.sample(range(1, 1 << 62), len(owners)), np.uint64)
@@ -363,9 +359,8 @@ def test_end_of_input_settles_entries_as_python_does(seed, monkeypatch):
     """DirectionIndex.settle_all: the compiled loop (settle_entries) folds
     the same counters and last times into the same flows and releases every
     entry."""
-    got = _settled(seed)
-    monkeypatch.setattr(engine, "compiled", None)
-    want = _settled(seed)
+    got = _settled(seed, engines.COMPILED)
+    want = _settled(seed, engines.NUMPY)
     assert got == want and any(p != (0, 0) for p, *_ in want[0]) and not want[2]
     assert any(last > 0 for _p, _o, last, _e in want[0]) and all(o is None for o in want[1])
 
@@ -375,9 +370,9 @@ def test_inserting_into_a_full_or_short_table_is_an_error():
     table_h, table_e, pos = np.zeros(4, np.uint64), np.full(4, -1, np.int64), np.zeros(8, np.int64)
     hashes = np.arange(1, 6, dtype=np.uint64)
     with pytest.raises(ValueError, match="open slots"):
-        engine.compiled.insert_hashes(table_h, table_e, pos, 2, hashes, np.arange(5, dtype=np.int64))
+        C.insert_hashes(table_h, table_e, pos, 2, hashes, np.arange(5, dtype=np.int64))
     with pytest.raises(IndexError):
-        engine.compiled.insert_hashes(table_h, table_e, pos, 2, hashes[:2], np.array([0, 8], np.int64))
+        C.insert_hashes(table_h, table_e, pos, 2, hashes[:2], np.array([0, 8], np.int64))
     fresh = np.full(4, -1, np.int64)
-    assert engine.compiled.insert_hashes(table_h, fresh, pos, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
+    assert C.insert_hashes(table_h, fresh, pos, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
     assert sorted(fresh.tolist()) == [0, 1, 2, 3]

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from verifier import engine
 from verifier.capture.chunk import from_frames
 from verifier.craft import ETH_IPV4, ether, icmp, ip, ipv4, tcp
 from verifier.model import VIOLATION
@@ -47,16 +46,11 @@ def feed(pipe, frames):
     pipe.feed(Source, from_frames(frames))
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def live(request, tmp_path, catalogue):
-    """A pipeline wired as the daemon wires it: metrics and events as live sinks."""
-    if request.param == "compiled" and engine.compiled is None:
-        pytest.skip("the compiled module is not built")
-    saved = engine.compiled
-    if request.param == "numpy":
-        engine.compiled = None
-    yield daemon_like(tmp_path, catalogue, LAB_POLICY)
-    engine.compiled = saved
+@pytest.fixture
+def live(engine, tmp_path, catalogue):
+    """A pipeline wired as the daemon wires it (metrics and events as live
+    sinks), on each engine (conftest.engine)."""
+    return daemon_like(tmp_path, catalogue, LAB_POLICY)
 
 
 def daemon_like(tmp_path, catalogue, policy_text, inventory_text=None):
@@ -250,15 +244,10 @@ def n3(gnb, ue, sport, start=0.0, upf=UPF):
             (start + 0.1, 0, 90, ether(GNB_MAC, UPF_MAC, ETH_IPV4, down))]
 
 
-@pytest.mark.parametrize("engine_name", ["compiled", "numpy"])
-def test_an_arp_binding_of_a_tunnel_endpoint_rejudges_the_flows_through_it_only(engine_name, tmp_path, catalogue,
-                                                                               monkeypatch):
+def test_an_arp_binding_of_a_tunnel_endpoint_rejudges_the_flows_through_it_only(engine, tmp_path, catalogue, monkeypatch):
     """GTP-U flows through two gNBs, unattributed (UNVERIFIED). ARP binds one
     gNB's address to a Huawei MAC on the tap's segment: the flows through that
     gNB, and no others, are judged again and turn VIOLATION."""
-    if engine_name == "compiled" and engine.compiled is None:
-        pytest.skip("the compiled module is not built")
-    monkeypatch.setattr(engine, "compiled", engine.compiled if engine_name == "compiled" else None)
     from verifier.craft import ETH_ARP, arp
     policy = N3_POLICY_HEAD + """\
   - {name: trusted-radio-path, zone: ue-pool, require: clean-path, kinds: [tunnel-endpoint],

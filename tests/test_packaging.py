@@ -25,7 +25,7 @@ def test_data_files_are_declared():
 
 
 def test_a_wheel_carries_the_compiled_module(tmp_path):
-    """``pip install .`` (the README's first command) builds verifier/_fastpath.c
+    """``pip install .`` (the README's first command) builds verifier/engine/_fastpath.c
     into the wheel where a C compiler and Python headers exist."""
     import shutil
     import subprocess
@@ -42,8 +42,8 @@ def test_a_wheel_carries_the_compiled_module(tmp_path):
     assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert any(n.startswith("verifier/_fastpath") and n.endswith(".so") for n in names), names
-    assert "verifier/batch.py" in names and "verifier/demo/policy.yaml" in names
+    assert any(n.startswith("verifier/engine/_fastpath") and n.endswith(".so") for n in names), names
+    assert "verifier/engine/split.py" in names and "verifier/demo/policy.yaml" in names
 
 
 def test_the_readme_first_command_works_with_debians_own_python(tmp_path):

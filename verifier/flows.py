@@ -20,17 +20,18 @@ budgeted, incremental expiry a 500,000-flow table wants (issue 21);
 but without a Python sort of the table. Timestamps come
 from the packets, so timeout tests need no sleeping.
 
-``directions(width)`` gives the pipeline's fast-path counters
-(directions.py): per flow direction, numpy counters the batch fast path adds
-to without decoding. A flow's entries are folded into it and released when
-it ends; their last timestamps are carried into the flows before each scan.
+``fast`` (a ``FastCounters``: the pipeline's direction indexes,
+engine/directions.py) holds per flow direction the counters the fast path
+adds to without decoding; this module does not know how. A flow's entries
+are folded into it and released when it ends (``fast.release``); their last
+timestamps are carried into the flows before each scan (``fast.publish``).
 """
 
 from collections import OrderedDict
+from typing import Protocol
 
 import numpy as np
 
-from .directions import DirectionIndex, entries_of
 from .model import Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
@@ -39,14 +40,39 @@ MAX_FRAGMENTS = 65536
 FRAGMENT_WAIT = 30.0          # seconds a later fragment waits for its first fragment
 
 
+class FastCounters(Protocol):
+    """What counts packets of flows outside the table (the pipeline's
+    direction indexes, engine/directions.Directions) and how the table keeps
+    them right: a flow whose ``entries`` is set has counts there."""
+
+    def refresh(self, flow):
+        """``flow.last`` brought up to what the counters saw."""
+
+    def release(self, flow):
+        """The counters folded into ``flow`` and freed; ``flow.entries`` None."""
+
+    def publish(self):
+        """Every counted flow's ``last`` brought up to date."""
+
+    def settle_all(self):
+        """Every counter folded into its flow and freed."""
+
+
 class FlowTable:
-    def __init__(self, on_expire, idle_timeout=300.0, active_timeout=1800.0, capacity=500_000):
+    """The contract the engine relies on: ``flows`` (key -> Flow, the
+    lookup), ``renew(flow or None, key, side, ts)`` (the live flow for a key,
+    a new one when none or idle; may end flows), ``idle`` (seconds),
+    ``capacity`` (flows held at most), ``mac_sets``, and ``on_expire(flow)``,
+    the end hook every flow leaving the table passes through once."""
+
+    def __init__(self, on_expire, idle_timeout=300.0, active_timeout=1800.0, capacity=500_000,
+                 fast: FastCounters = None):
         self.on_expire = on_expire
         self.idle = float(idle_timeout)
         self.active = float(active_timeout)
         self.capacity = int(capacity)
         self.flows = {}
-        self._directions = {}            # key width -> DirectionIndex (fast-path counters)
+        self.fast = fast                 # FastCounters, or None: every packet comes through add()
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
@@ -54,12 +80,6 @@ class FlowTable:
 
     def __len__(self):
         return len(self.flows)
-
-    def directions(self, width):
-        index = self._directions.get(width)
-        if index is None:
-            index = self._directions[width] = DirectionIndex(width)
-        return index
 
     def add(self, pkt, ts, ifindex, wirelen):
         """Account one IP packet; return (flow, side)."""
@@ -103,14 +123,14 @@ class FlowTable:
     def add_directions(self, items):
         """Account the fast path's new directions, ``count`` packets each, in
         order: ``items`` yields (ifindex, fields, first_ts, last_ts, count,
-        octets), ``fields`` as ``batch.fields_from_key`` gives them. Returns
+        octets), ``fields`` as ``split.fields_from_key`` gives them. Returns
         their (flow, side) owners.
 
         The same steps as ``_flow_for`` and ``_count`` in one loop: a flow
         found live costs a dict lookup and a few additions. Fast-path frames
         are Ethernet, so both MACs are always there. The compiled module's
-        ``open_directions`` (verifier/_fastpath.c, through
-        ``batch.open_directions``) takes these steps when it is built; this
+        ``open_directions`` (verifier/engine/_fastpath.c, through
+        ``split.open_directions``) takes these steps when it is built; this
         loop is the reference tests hold it to."""
         flows, idle = self.flows, self.idle
         owners = []
@@ -142,8 +162,7 @@ class FlowTable:
         else a new flow (the idle one ends)."""
         if flow is not None:
             if flow.entries is not None:            # the fast path may have seen it since
-                for index, entry in entries_of(flow):
-                    flow.last = max(flow.last, index.last_of(entry))
+                self.fast.refresh(flow)
             if ts - flow.last <= self.idle:
                 return flow
             self._end(flow, IDLE)
@@ -204,8 +223,8 @@ class FlowTable:
         """End every flow (end of input or shutdown); returns them, ended."""
         while self.pending:
             self._release(*self.pending.popitem(last=False))
-        for index in self._directions.values():
-            index.settle_all()
+        if self.fast is not None:
+            self.fast.settle_all()
         ending = list(self.flows.values())
         self.flows.clear()
         self.evictions[reason] += len(ending)
@@ -237,17 +256,15 @@ class FlowTable:
 
     def _end(self, flow, reason):
         if flow.entries is not None:
-            for index, entry in entries_of(flow):
-                index.settle(entry)
-            flow.entries = None
+            self.fast.release(flow)
         del self.flows[flow.key]
         flow.end_reason = reason
         self.evictions[reason] += 1
         self.on_expire(flow)
 
     def _publish(self):
-        for index in self._directions.values():
-            index.publish()
+        if self.fast is not None:
+            self.fast.publish()
 
 
 def keyed(ifindex, vlan, vlan2, proto, src, sport, dst, dport):

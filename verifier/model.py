@@ -85,7 +85,7 @@ class MacSets:
 FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
               "origin", "icmp_errors", "hops", "end_reason", "tunnels", "entries", "verdicts", "depends")
 """``Flow``'s slots, in order: a contract. The compiled module
-(verifier/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
+(verifier/engine/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
 offsets and checks at run time that the class has exactly these;
 tests/test_fastpath.py holds the two lists equal."""
 

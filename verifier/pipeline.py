@@ -4,13 +4,13 @@
 once per flow when the flow table ends it. The audit command and the daemon
 both build a ``Pipeline`` and differ only in sources and sinks.
 
-Per chunk (thousands of packets): ``batch.split`` groups the common frames
+Per chunk (thousands of packets): ``split.split`` groups the common frames
 (Ethernet, optionally one 802.1Q tag, IPv4 without options or IPv6, TCP or
 UDP, GTP-U and VXLAN around them) by flow direction (in C, or with numpy
 where the compiled module is not built); a known direction costs a probe of
-the flow table's direction index (directions.py) and its counters are added
+the flow table's direction index (engine/directions.py) and its counters are added
 in place. A direction seen for the first time has its fields read back from
-its key and opens or joins its flow (``batch.open_directions``, which learns
+its key and opens or joins its flow (``split.open_directions``, which learns
 its MACs and tunnels); every other frame (ICMP, fragments, other tunnels,
 other link types) is decoded one by one. A chunk that spans more than the
 idle timeout is decoded packet by packet so timeouts stay exact.
@@ -38,7 +38,9 @@ import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder, ip_text
-from .batch import open_directions, split
+from . import engine as engines
+from .engine.directions import Directions
+from .engine.split import open_directions, split
 from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
 from .dependents import NEIGHBOUR, NODE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
@@ -65,12 +67,14 @@ class Stats:
 
 class Pipeline:
     def __init__(self, policy, attributor, sinks, idle_timeout=300.0, active_timeout=1800.0,
-                 capacity=500_000, today=None, progress=None, discovery=None, control_plane=None):
+                 capacity=500_000, today=None, progress=None, discovery=None, control_plane=None, engine=None):
         self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
         self.control_plane = control_plane   # ControlPlane: GTP-C/PFCP teach tunnel endpoints' roles
         self.use(policy, attributor)
         self.sinks = list(sinks)
-        self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity)
+        self.engine = engine or engines.DEFAULT
+        self.directions = Directions(self.engine)     # the fast path's counters, per key width
+        self.table = FlowTable(self.judge, idle_timeout, active_timeout, capacity, fast=self.directions)
         self.today = today or datetime.date.today()
         self.stats = Stats()
         self.interfaces = []          # global index -> (name, linktype)
@@ -150,7 +154,7 @@ class Pipeline:
             self._next_sweep = start + self._sweep_every
         if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
             ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
-            parts, slow = split(chunk, ethernet, gmap)
+            parts, slow = split(chunk, ethernet, gmap, engine=self.engine)
         else:
             # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
             parts, slow = [], np.arange(len(chunk))
@@ -175,20 +179,20 @@ class Pipeline:
     def _account_groups(self, chunk, parts):
         """Known directions: their sums added to their fast-path counters.
         New or unsure ones, in arrival order: opened in the flow table
-        (``batch.open_directions``, which learns their MACs and tunnels),
+        (``split.open_directions``, which learns their MACs and tunnels),
         then each given a counter entry of its own."""
         table = self.table
         opened = []
         for g in parts:
-            rest = table.directions(g.width).account(g, table.idle)
+            rest = self.directions.index(g.width).account(g, table.idle)
             if len(rest):
                 opened.append((g, rest))
         if not opened:
             return
         # Owners first, then entries (no flow can end in between).
         touched = self._touched
-        for (g, rest), owners in zip(opened, open_directions(table, opened)):
-            table.directions(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
+        for (g, rest), owners in zip(opened, open_directions(table, opened, self.engine)):
+            self.directions.index(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
             if touched is not None:
                 touched.extend(owners)
 

@@ -9,8 +9,8 @@ data one frame at a time for code that wants it.
 numpy is a dependency for this reason alone: a Python loop per packet tops
 out near 0.6M packets/s on two cores. For the common frames there is no
 Python step per packet at all — record starts (walk.py), classification and
-grouping (batch.py) are whole-chunk numpy passes, or one C pass each where
-the compiled module is built (verifier/_fastpath.c) — so the remaining
+grouping (engine/split.py) are whole-chunk numpy passes, or one C pass each where
+the compiled module is built (verifier/engine/_fastpath.c) — so the remaining
 Python work is per flow direction and per flow; ``bench/`` measures the result.
 """
 

@@ -13,7 +13,7 @@ is appended to ``errors`` with its byte offset, keeping every frame before it.
 
 Files are read in 4 MiB pieces, not memory-mapped, so peak memory stays flat
 however large the capture is. A piece's pcap records are walked in C when
-the compiled module is built (verifier/_fastpath.c), else found for the whole
+the compiled module is built (verifier/engine/_fastpath.c), else found for the whole
 piece at once with numpy (walk.py); pcapng blocks are walked one by one.
 """
 
@@ -22,11 +22,11 @@ import struct
 
 import numpy as np
 
-from .. import engine
+from .. import engine as engines
 from ..errors import CaptureError
 from .chunk import Chunk, gather_u32
 from .gz import GzipReader
-from .walk import Scratch, record_starts
+from ..engine.walk import Scratch, record_starts
 
 MAX_RECORD = 262144          # libpcap's MAXIMUM_SNAPLEN; larger means corruption
 EPB_HEADER = 28              # pcapng Enhanced Packet Block: type, length, interface, 2 x timestamp, 2 x length
@@ -52,8 +52,9 @@ class Interface:
         return f"Interface({self.linktype}, {self.name!r})"
 
 
-def open_capture(path):
-    """Return a ``CaptureFile`` for ``path`` or raise ``CaptureError``."""
+def open_capture(path, engine=None):
+    """Return a ``CaptureFile`` for ``path`` or raise ``CaptureError``.
+    ``engine`` walks a pcap file's records (default: engine.DEFAULT)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -69,7 +70,7 @@ def open_capture(path):
         if len(head) < 4 and fh.damage:
             raise CaptureError(f"{path}: bad gzip stream: {fh.damage[2]} at compressed byte {fh.damage[0]}")
     if head in PCAP_MAGICS:
-        return PcapFile(path, compressed)
+        return PcapFile(path, compressed, engine or engines.DEFAULT)
     if head == PCAPNG_MAGIC:
         return PcapngFile(path, compressed)
     if len(head) < 4:
@@ -175,8 +176,9 @@ class CaptureFile:
 class PcapFile(CaptureFile):
     format = "pcap"
 
-    def __init__(self, path, compressed):
+    def __init__(self, path, compressed, engine=None):
         super().__init__(path, compressed)
+        self._c = (engine or engines.DEFAULT).c        # the compiled record walk, or None: numpy's
         with self._open() as fh:
             head = _read_exact(fh, 24)
         if len(head) < 24:
@@ -194,7 +196,7 @@ class PcapFile(CaptureFile):
     def chunks(self):
         scratch = Scratch()
         for buf, eof in self._pieces(24):      # buf: from file offset self.position on
-            if engine.compiled is not None:
+            if self._c is not None:
                 chunk, off, oversize = self._walked(buf)
             else:
                 starts, off, oversize = record_starts(buf, self._order, MAX_RECORD, scratch)
@@ -209,7 +211,7 @@ class PcapFile(CaptureFile):
 
     def _walked(self, buf):
         """(Chunk or None, stop, oversize) by the compiled walk: same records, same timestamps."""
-        walk = engine.compiled.pcap_records
+        walk = self._c.pcap_records
         off, ts, incl, orig, stop, oversize = walk(buf, self._order == ">", self._tick, MAX_RECORD)
         if not off:
             return None, stop, oversize

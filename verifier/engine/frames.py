@@ -17,7 +17,7 @@ at import:
   (what makes one flow direction) and ``FIELDS`` row (where the decoder's
   fields sit in the key);
 - ``PROGRAM``: the classes' tests as one decision list shared by the two
-  engines (batch.split_numpy walks it as a tree, whole arrays at a node; the
+  engines (split.split_numpy walks it as a tree, whole arrays at a node; the
   C module interprets its rows frame by frame); classes in order, a frame is
   of the first whose tests all pass;
 - ``WIDTHS``: the header bytes read per key width (plain classes 64, tunnel

@@ -1,8 +1,8 @@
 """Vectorised fast path: a Chunk -> per-direction groups + rows left to decode.
 
 Pure: numpy in, numpy out; no flow state. The pipeline looks each group up
-once (not each packet) in the flow table's direction index (directions.py).
-``split`` is one C pass (verifier/_fastpath.c, hashing rows into groups)
+once (not each packet) in the flow table's direction index (engine/directions.py).
+``split`` is one C pass (verifier/engine/_fastpath.c, hashing rows into groups)
 where setup.py could build that module, else ``split_numpy``'s whole-chunk
 passes described here (hashing, then sorting by hash); the results are equal
 to the bit, and the numpy code is the reference.
@@ -49,13 +49,12 @@ from itertools import repeat
 
 import numpy as np
 
-from . import engine
-from .engine import frames
-from .engine.frames import (  # noqa: F401 - FIELD_COLUMNS: re-exported beside FIELDS
+from . import frames
+from .frames import (  # noqa: F401 - FIELD_COLUMNS: re-exported beside FIELDS
     ANY_TUNNEL, AT_LEAST, BYTE, CAPTURED, DECODER, FIELD_COLUMNS, FIELDS, PORT_FLAGS, TRANSPORT, TUNNEL_KINDS,
     TUNNEL_PORT, WIDTHS, WORD)
-from .model import NO_MACS, Flow
-from .wire import TCP, UDP, VLAN_ID
+from ..model import NO_MACS, Flow
+from ..wire import TCP, UDP, VLAN_ID
 
 
 def _odd_constants(count, seed):
@@ -109,22 +108,22 @@ class Groups:
         return (self.keys[rows, -1] >> np.uint64(8)).tolist()
 
 
-def split(chunk, ethernet_ifx, interfaces=None):
+def split(chunk, ethernet_ifx, interfaces=None, *, engine):
     """(list of Groups, rows to decode as an int array in arrival order).
 
     ``ethernet_ifx``: boolean array, True for source interfaces whose link
     type is Ethernet. ``interfaces``: int array mapping the source's
     interface indexes to the ones keys should carry (default: the same).
 
-    The compiled module's pass when it was built, else the numpy one: same
-    result (tests/test_fastpath.py).
+    ``engine`` (verifier.engine.Engine): its compiled module's pass, or the
+    numpy one for ``engine.NUMPY``: same result (tests/test_fastpath.py).
     """
-    if engine.compiled is None:
+    if engine.c is None:
         return split_numpy(chunk, ethernet_ifx, interfaces)
-    return split_compiled(chunk, ethernet_ifx, interfaces)
+    return split_compiled(engine.c, chunk, ethernet_ifx, interfaces)
 
 
-def split_compiled(chunk, ethernet_ifx, interfaces=None):
+def split_compiled(c, chunk, ethernet_ifx, interfaces=None):
     """``split`` by the compiled module: one pass over the frames, each
     classified by ``frames.PROGRAM`` and grouped through a hash table (no
     sort). Everything it works from — the program, port flags, key masks,
@@ -135,7 +134,7 @@ def split_compiled(chunk, ethernet_ifx, interfaces=None):
     ethernet = np.ascontiguousarray(ethernet_ifx, np.uint8)
     if interfaces is None:
         interfaces = np.arange(len(ethernet))
-    out = engine.compiled.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
+    out = c.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
                                 np.ascontiguousarray(chunk.ts, np.float64), _int64(chunk.ifx), ethernet,
                                 _int64(interfaces), frames.PROGRAM, PORT_FLAGS, _compiled_widths(), int(_TAG_MULT))
     if out is None:
@@ -343,7 +342,7 @@ def fields_of(groups, rows):
     return out
 
 
-def open_directions(table, opened):
+def open_directions(table, opened, engine):
     """Open in ``table`` (flows.FlowTable) the directions ``account`` left
     new, ``opened`` as [(Groups, rows)], in arrival order (by first frame,
     across the parts). Returns per part the ``(flow, side)`` owners of its
@@ -351,12 +350,12 @@ def open_directions(table, opened):
     ``FlowTable.add_directions``' steps itself; without it, ``fields_of``
     and ``add_directions`` do.
     """
-    if engine.compiled is not None:
+    if engine.c is not None:
         parts = [(np.ascontiguousarray(g.keys, np.uint64), g.width, _int64(g.classes), _int64(rows), _int64(g.first),
                   np.ascontiguousarray(g.first_ts, np.float64), np.ascontiguousarray(g.last_ts, np.float64),
                   _int64(g.count), _int64(g.octets)) for g, rows in opened]
         macs = (table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT)
-        return engine.compiled.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts,
+        return engine.c.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts,
                                                Flow, table.capacity, macs)
     if not opened:
         return []

@@ -1,12 +1,12 @@
 """Fast-path counters per flow direction, held in numpy arrays.
 
-The batch fast path (batch.py) sums each chunk's frames per flow direction.
+The batch fast path (split.py) sums each chunk's frames per flow direction.
 A ``DirectionIndex`` finds the groups' entries through an open-addressing
 hash table held in numpy arrays (linear probing, at most half full,
 tombstones for released entries), checks their exact keys with one
 whole-array comparison and adds the sums with whole-array operations — or
 does the same in one C pass over the same arrays (``account``, when
-verifier/_fastpath.c is built): a direction already known costs no Python
+verifier/engine/_fastpath.c is built): a direction already known costs no Python
 step of its own. New directions (and
 anything unsure) take the Python path through ``FlowTable.add_directions`` and
 are then bound, a chunk's worth at once.
@@ -23,7 +23,6 @@ so entries live exactly as long as their flow, and refreshes ``Flow.last``
 
 import numpy as np
 
-from . import engine
 
 _EMPTY, _TOMB = -1, -2               # table entry values of free slots (live slots hold entry >= 0)
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
@@ -33,8 +32,9 @@ _MIN_TABLE = 1 << 13
 class DirectionIndex:
     """Entries for one key width (plain or tunnel classes)."""
 
-    def __init__(self, width, capacity=4096):
+    def __init__(self, width, engine, capacity=4096):
         self.width = width                  # 64-bit words per key, class/interface word included
+        self._c = engine.c                  # the compiled module, or None: the numpy passes
         self.slots = {}                     # hash -> entry
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
         self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
@@ -76,8 +76,8 @@ class DirectionIndex:
         round, rows whose slot is open compete for it (the first wins), the
         rest move one slot on. The compiled module's ``insert_hashes`` takes
         the same rounds, row by row."""
-        if engine.compiled is not None:
-            self._used += engine.compiled.insert_hashes(self._table_h, self._table_e, self.pos, self._bits,
+        if self._c is not None:
+            self._used += self._c.insert_hashes(self._table_h, self._table_e, self.pos, self._bits,
                                                         np.ascontiguousarray(hashes, np.uint64),
                                                         np.ascontiguousarray(entries, np.int64))
             return
@@ -137,14 +137,14 @@ class DirectionIndex:
         return entries
 
     def account(self, groups, idle):
-        """Add the sums of the ``groups`` (batch.Groups) whose direction this
+        """Add the sums of the ``groups`` (split.Groups) whose direction this
         index holds, unless the direction was quiet for longer than ``idle``
         (its flow may have ended, which the flow table decides; the other
         side may not be quiet). Returns the rows of the groups not added
         (int64 array): new directions and those to decide. One C pass when
         the compiled module is built, else whole-array numpy."""
-        if engine.compiled is not None:
-            rest = engine.compiled.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
+        if self._c is not None:
+            rest = self._c.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
                                            self.touched, self._bits, groups.hashes, groups.keys, groups.first_ts,
                                            groups.last_ts, groups.count, groups.octets, float(idle))
             return np.frombuffer(rest, np.int64)
@@ -170,9 +170,9 @@ class DirectionIndex:
         or by another key (that direction keeps taking the slow path)."""
         if len(self.free) < len(owners):            # room for all first: entries are taken in one order
             self._grow(max(2 * len(self.owner), len(self.owner) + len(owners)))
-        if engine.compiled is not None:
+        if self._c is not None:
             picked, entries, again, again_rows = (
-                np.frombuffer(raw, np.int64) for raw in engine.compiled.bind_entries(
+                np.frombuffer(raw, np.int64) for raw in self._c.bind_entries(
                     self, self.slots, self.owner, self.side, self.free, list(owners),
                     np.ascontiguousarray(hashes, np.uint64)))
         else:
@@ -232,8 +232,8 @@ class DirectionIndex:
         """Fold and release every entry (end of input): one pass over lists."""
         live = list(self.slots.values())
         owner = self.owner
-        if engine.compiled is not None:           # the same loop in C
-            engine.compiled.settle_entries(owner, np.array(live, np.int64), self.side, self.pkts, self.octets,
+        if self._c is not None:                   # the same loop in C
+            self._c.settle_entries(owner, np.array(live, np.int64), self.side, self.pkts, self.octets,
                                            self.last)
         else:
             for entry, side, pkts, octets, last in zip(live, self.side[live].tolist(), self.pkts[live].tolist(),
@@ -263,6 +263,46 @@ class DirectionIndex:
             if last > flow.last:
                 flow.last = last
         self.touched[moved] = False
+
+
+class Directions:
+    """The direction indexes of one flow table, one per key width, owned by
+    the pipeline: what the flow table calls (its ``fast`` collaborator,
+    flows.FastCounters) for the flows the fast path counts."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.by_width = {}
+
+    def index(self, width):
+        """The index of keys ``width`` words wide (made on first use)."""
+        found = self.by_width.get(width)
+        if found is None:
+            found = self.by_width[width] = DirectionIndex(width, self.engine)
+        return found
+
+    def refresh(self, flow):
+        """Carry the last times the fast path counted into ``flow.last``."""
+        for index, entry in entries_of(flow):
+            last = index.last_of(entry)
+            if last > flow.last:
+                flow.last = last
+
+    def release(self, flow):
+        """Fold ``flow``'s entries into it and free them (it ends)."""
+        for index, entry in entries_of(flow):
+            index.settle(entry)
+        flow.entries = None
+
+    def publish(self):
+        """Every flow's last time refreshed (before a scan for idle flows)."""
+        for index in self.by_width.values():
+            index.publish()
+
+    def settle_all(self):
+        """Every entry folded into its flow and freed (the table flushes)."""
+        for index in self.by_width.values():
+            index.settle_all()
 
 
 def entries_of(flow):

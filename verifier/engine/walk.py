@@ -34,7 +34,7 @@ import struct
 
 import numpy as np
 
-from .chunk import gather_u32
+from ..capture.chunk import gather_u32
 
 MIN_RUN = 256            # fewer records per vectorised attempt: the plain loop finishes the buffer
 _PRUNE_ROUNDS = 4

@@ -1,4 +1,4 @@
-/* The per-frame passes in C: what capture/walk.py, batch.py and
+/* The per-frame passes in C: what walk.py, split.py and
  * directions.py do with numpy, one frame (or group) at a time, with the same
  * results to the bit.
  *
@@ -25,7 +25,7 @@
  * split(buf, off, incl, orig, ts, ifx, ethernet, interfaces, program,
  *       port_flags, widths, tag_mult)
  *     -> None on a hash collision, else (per width: None or groups, slow)
- *     batch.split: each frame's class found by running ``program``
+ *     split.split: each frame's class found by running ``program``
  *     (engine/frames.PROGRAM: rows of tests over header bytes, with the
  *     65,536 ``port_flags``), its key masked and hashed by its width's
  *     (size, base, mask, mult) of ``widths``, grouped in first-seen order.
@@ -43,10 +43,10 @@
  *
  * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity, (shared, empty, limit))
  *     -> per part, the list of (flow, side) owners of its rows
- *     batch.open_directions: the rows account() handed back, every part's
+ *     split.open_directions: the rows account() handed back, every part's
  *     merged by first frame (arrival order), go through the steps of
  *     flows.FlowTable.add_directions: fields read from the key where
- *     batch.FIELDS says they are, the flow's key, the live flow or a new
+ *     split.FIELDS says they are, the flow's key, the live flow or a new
  *     flow_type (model.Flow) one while the table holds fewer than
  *     ``capacity``, else renew(flow or None, key, side, first_ts)
  *     (FlowTable.renew, which may end flows), counters, last time, MACs
@@ -470,7 +470,7 @@ static PyObject *split(PyObject *self, PyObject *args)
         if (at >= 0 && at <= blen - header) {
             h = b + at;
         } else {
-            /* as batch.split: bytes past the buffer read as zeros (the length tests keep keys inside the frame) */
+            /* as split.split: bytes past the buffer read as zeros (the length tests keep keys inside the frame) */
             memset(pad, 0, sizeof pad);
             if (at >= 0 && at < blen)
                 memcpy(pad, b + at, (size_t)(blen - at));
@@ -595,7 +595,7 @@ done:;
 
 /* ---- new directions (flows.FlowTable.add_directions) -------------------- */
 
-/* Columns of batch.FIELDS: where a class's fields sit in its key (-1: absent). */
+/* Columns of split.FIELDS: where a class's fields sit in its key (-1: absent). */
 enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUTER, F_IDENT, F_IDSIZE, F_COLUMNS };
 
 /* model.Flow's slots, read and written at their offsets instead of through
@@ -1214,7 +1214,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
-    {"split", split, METH_VARARGS, "Classify and group a chunk's frames as batch.split does (see the module source)."},
+    {"split", split, METH_VARARGS, "Classify and group a chunk's frames as split.split does (see the module source)."},
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
     {"bind_entries", bind_entries, METH_VARARGS, "Give opened directions their index entries (see the module source)."},
