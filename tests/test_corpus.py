@@ -112,7 +112,7 @@ def test_flows_and_bytes_equal_tshark_conversations(app):
 
 def _our_frames(path):
     """Per frame, from our decoder: (innermost TCP/UDP key or None, [(kind, outer src, outer dst)])."""
-    from verifier.attribution.path import ip_text
+    from verifier.text import ip_text
     from verifier.capture import open_capture
     from verifier.decode import decode
     capture = open_capture(path)
@@ -248,7 +248,7 @@ def _tshark_control_plane(path):
     the user-plane GSN address) and PFCP F-TEIDs / Outer Header Creations;
     None for frames tshark marks malformed."""
     import subprocess
-    from verifier.attribution.mobile import GTPV1_ROLES, GTPV2_UP_ROLES
+    from verifier.control.mobile import GTPV1_ROLES, GTPV2_UP_ROLES
     fields = ["frame.number", "_ws.malformed", "gtpv2.f_teid_interface_type", "gtpv2.f_teid_v4", "gtpv2.f_teid_v6",
               "gtpv2.f_teid_gre_key", "gtpv2.f_teid_ipv4", "gtpv2.f_teid_ipv6", "gtp.message", "gtp.teid_data",
               "gtp.gsn_ipv4", "gtp.gsn_ipv6", "pfcp.f_teid_flags.ch", "pfcp.f_teid_flags.v4", "pfcp.f_teid_flags.v6",
@@ -312,7 +312,7 @@ def test_control_plane_tunnel_ends_equal_tshark(app):
     be a subset, and the difference is counted."""
     need_tool("tshark")
     from verifier.attribution.mobile import CONTROL_UDP_PORTS, ControlPlane
-    from verifier.attribution.path import ip_text
+    from verifier.text import ip_text
     from verifier.capture import open_capture
     from verifier.decode import decode
     files = sorted(glob.glob(os.path.join(corpus_path("pcaps", "gtp"), "*")))

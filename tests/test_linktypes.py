@@ -14,7 +14,7 @@ from scapy.contrib.nsh import NSH
 from scapy.layers.ppi import PPI
 
 from verifier import decode as d
-from verifier.attribution.path import ip_text, mac_text
+from verifier.text import ip_text, mac_text
 from verifier.capture import open_capture
 
 from conftest import corpus_path, need_tool

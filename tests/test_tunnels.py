@@ -8,7 +8,7 @@ import pytest
 
 from verifier.audit import run_audit
 from verifier.craft import ETH_IPV4, PcapWriter, ether, gtpu, ipv4, ipv6, tcp, udp, vxlan
-from verifier.attribution.path import ip_text
+from verifier.text import ip_text
 from verifier.decode import GTPU, decode
 
 NOW = datetime.datetime(2026, 11, 21, tzinfo=datetime.timezone.utc)
@@ -240,7 +240,7 @@ def test_crafted_pfcp_dissects_in_tshark_as_we_read_it(tmp_path):
     Header Creation and interfaces."""
     import subprocess
     from conftest import need_tool
-    from verifier.attribution.mobile import parse_pfcp
+    from verifier.control.mobile import parse_pfcp
     from verifier.craft import pfcp_session_establishment
     need_tool("tshark")
     msg = pfcp_session_establishment(7, UPF, UL_TEID, GNB, DL_TEID)

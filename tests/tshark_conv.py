@@ -6,7 +6,7 @@ import subprocess
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-from verifier.attribution.path import ip_text
+from verifier.text import ip_text
 from verifier.pipeline import Pipeline
 
 LINE = re.compile(r"^(\S+):(\d+)\s+<->\s+(\S+):(\d+)\s+(\d+)\s+(\d+) (bytes|kB|MB|GB)\s+(\d+)\s+(\d+) (bytes|kB|MB|GB)"

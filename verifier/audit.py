@@ -12,7 +12,7 @@ import threading
 
 from .attribution.discovery import SegmentDiscovery
 from .attribution.mobile import ControlPlane
-from .attribution.path import ip_text
+from .text import ip_text
 from .attribution.vendors import VendorCatalogue
 from .capture import expand_paths, open_capture
 from .decode import R_LINKTYPE, linktype_name
@@ -20,7 +20,8 @@ from .errors import CaptureError
 from .pipeline import Pipeline
 from .runtime import spare
 from .sinks.flowcsv import CsvSink
-from .sinks.report import ReportSink, certificate, exit_code, _iso
+from .sinks.report import ReportSink, certificate, exit_code
+from .text import iso_time
 
 
 PROGRESS_MIN_BYTES = 50 * 1024 * 1024     # smaller inputs finish before a bar helps
@@ -56,13 +57,13 @@ def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, 
         if bar is not None:
             bar.finish()
     expired = [e.describe() for e in policy.exceptions if e.expired(when.date())]
+    nodes = [{"address": ip_text(n.address), "role": n.role, "learned_from": n.protocol,
+              "teids": sorted(n.teids), "first_seen": iso_time(n.first_seen), "last_seen": iso_time(n.last_seen)}
+             for n in sorted(pipe.control_plane.nodes.values(), key=lambda n: n.address)]
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
-                       when.isoformat().replace("+00:00", "Z"), expired, signed_by)
-    cert["discovered_devices"] = discovered(discovery, policy, pipe.interfaces)
-    cert["tunnel_nodes"] = [{"address": ip_text(n.address), "role": n.role, "learned_from": n.protocol,
-                             "teids": sorted(n.teids), "first_seen": _iso(n.first_seen),
-                             "last_seen": _iso(n.last_seen)}
-                            for n in sorted(pipe.control_plane.nodes.values(), key=lambda n: n.address)]
+                       when.isoformat().replace("+00:00", "Z"), expired, signed_by,
+                       sections={"discovered_devices": discovered(discovery, policy, pipe.interfaces),
+                                 "tunnel_nodes": nodes})
     return AuditResult(cert, exit_code(cert))
 
 
@@ -88,7 +89,7 @@ def discovered(discovery, policy, interfaces):
         entry = dev.as_dict()
         entry["interface"] = interfaces[dev.ifindex][0] if dev.ifindex < len(interfaces) else None
         entry["trust"] = policy.trust(dev.answer)
-        entry["first_seen"], entry["last_seen"] = _iso(dev.first_seen), _iso(dev.last_seen)
+        entry["first_seen"], entry["last_seen"] = iso_time(dev.first_seen), iso_time(dev.last_seen)
         out.append(entry)
     return out
 
@@ -106,7 +107,7 @@ def _audit_one(pipe, path, bar, require_ip):
         before, non_ip, ip_packets = dict(stats.decode_errors), stats.non_ip, stats.ip_packets
         unsupported = dict(stats.unsupported_linktypes)
         packets, first, last = pipe.ingest(source)
-        entry.update(packets=packets, first_ts=_iso(first), last_ts=_iso(last),
+        entry.update(packets=packets, first_ts=iso_time(first), last_ts=iso_time(last),
                      interfaces=[{"linktype": i.linktype, "name": i.name} for i in source.interfaces])
         entry["decode_errors"] = {k: v - before[k] for k, v in stats.decode_errors.items() if v - before[k]}
         entry["errors"].extend(f"{path}: {e}" for e in source.errors)

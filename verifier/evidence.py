@@ -29,7 +29,7 @@ from .atomic import write_atomic
 from .capture import open_capture
 from .decode import decode
 from .errors import CaptureError, VerifierError
-from .sinks.report import epoch as _epoch
+from .text import epoch as _epoch
 
 PACKETS_PER_FLOW = 20
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58, "sctp": 132}

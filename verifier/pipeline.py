@@ -37,7 +37,8 @@ import datetime
 import numpy as np
 
 from .attribution.mobile import CONTROL_UDP_PORTS
-from .attribution.path import PathBuilder, ip_text
+from .attribution.path import PathBuilder
+from .text import ip_text
 from . import engine as engines
 from .engine.directions import Directions
 from .engine.split import open_directions, split

@@ -21,7 +21,7 @@ import maxminddb
 
 from ..errors import DataError
 from ..model import Answer, Evidence
-from .path import ip_text
+from ..text import ip_text
 from .special import is_special
 
 _MISSING = object()

@@ -9,24 +9,15 @@ Order: endpoint device, segment devices, L2 neighbours, tunnel endpoints,
 router hops, remote network: from the zone outwards.
 """
 
-import socket
-
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
 from ..model import (ENDPOINT_DEVICE, KINDS, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
                      TUNNEL_ENDPOINT, Evidence, PathElement)
+from ..text import ip_text, mac_text
 from .special import is_special
 
 
 TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
 _MISSING = object()
-
-
-def mac_text(mac):
-    return mac.hex(":")
-
-
-def ip_text(addr):
-    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
 
 
 class PathBuilder:

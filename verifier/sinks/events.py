@@ -23,7 +23,8 @@ import sys
 import time
 
 from ..model import VIOLATION, counted
-from .report import _iso, violation_record
+from ..text import iso_time
+from .report import violation_record
 
 DROP_REASONS = ("disk_full", "io_error")
 
@@ -52,7 +53,7 @@ class EventSink:
                 self._event(flow, j, "ended")
 
     def _event(self, flow, judgement, phase):
-        event = {"ts": _iso(self.clock()), "phase": phase, "verdict": judgement.verdict,
+        event = {"ts": iso_time(self.clock()), "phase": phase, "verdict": judgement.verdict,
                  "end_reason": flow.end_reason}
         event.update(violation_record(flow, judgement))
         self._write(json.dumps(event, separators=(",", ":")) + "\n")

@@ -5,9 +5,9 @@ Rows are written as flows end, so memory does not grow with the capture.
 
 import csv
 
-from ..attribution.path import ip_text
+from ..text import ip_text
 from ..communityid import community_id
-from .report import _iso
+from ..text import iso_time
 
 COLUMNS = ("community_id", "first_ts", "last_ts", "interface", "vlan", "proto", "a", "a_port", "b", "b_port",
            "packets_a_to_b", "bytes_a_to_b", "packets_b_to_a", "bytes_b_to_a", "zone", "verdict", "rules",
@@ -22,7 +22,7 @@ class CsvSink:
 
     def flow(self, flow, judgements):
         iface = self.interfaces[flow.ifindex][0] if flow.ifindex < len(self.interfaces) else None
-        base = [community_id(flow), _iso(flow.first), _iso(flow.last), iface or "",
+        base = [community_id(flow), iso_time(flow.first), iso_time(flow.last), iface or "",
                 flow.vlan if flow.vlan >= 0 else "", flow.proto, ip_text(flow.a), flow.ap, ip_text(flow.b), flow.bp,
                 flow.pkts[0], flow.octets[0], flow.pkts[1], flow.octets[1]]
         for j in judgements or [None]:

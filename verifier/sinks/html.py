@@ -13,7 +13,7 @@ prints it with headless Chromium and checks the pages).
 import datetime
 import html
 
-from .report import epoch
+from ..text import epoch
 
 STATUS_COLOUR = {"CERTIFIED": "#1b7f3b", "NOT_CERTIFIED": "#b3261e", "UNVERIFIED": "#9a6700", "NO_TRAFFIC": "#6b7280"}
 RESULT_COLOUR = {"CERTIFIED": "#1b7f3b", "VIOLATION": "#b3261e", "UNVERIFIED": "#9a6700", "INCOMPLETE": "#6b7280"}

@@ -6,30 +6,14 @@ once per violating flow). ``certificate(...)`` assembles the JSON document;
 the HTML report and the exit code are derived from that document alone.
 """
 
-import datetime
-
 from .. import __version__
-from ..attribution.path import ip_text, mac_text
 from ..communityid import community_id
 from ..model import CLEAN, DEVICE_COLUMN, UNVERIFIED, VIOLATION, VERDICTS
+from ..text import ip_text, iso_time, mac_text
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp"}
 MAX_VIOLATIONS = 1000         # flows listed in the certificate; counts are always exact, the CSV has all
 CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC = "CERTIFIED", "NOT_CERTIFIED", "UNVERIFIED", "NO_TRAFFIC"
-
-
-def epoch(text):
-    """An ISO time of the certificate (``_iso``'s form) back to epoch seconds."""
-    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _iso(ts):
-    if ts is None:
-        return None
-    try:
-        return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
-    except (ValueError, OverflowError, OSError):
-        return f"@{ts:.6f}"       # a corrupt or far-future timestamp: keep the raw value
 
 
 class ZoneTally:
@@ -119,7 +103,7 @@ def violation_record(flow, judgement):
         "zone": judgement.zone,
         "rule": judgement.rules[0] if judgement.rules else None,
         "rules": list(judgement.rules),
-        "first_ts": _iso(flow.first), "last_ts": _iso(flow.last),
+        "first_ts": iso_time(flow.first), "last_ts": iso_time(flow.last),
         "src": ip_text(src), "dst": ip_text(dst), "sport": sport, "dport": dport,
         "proto": PROTO_NAMES.get(flow.proto, str(flow.proto)) if flow.proto != 58 else "icmpv6",
         "vlan": flow.vlan if flow.vlan >= 0 else None,
@@ -130,9 +114,11 @@ def violation_record(flow, judgement):
     }
 
 
-def certificate(report, policy, stats, captures, data_sources, generated_at, expired, signed_by=None):
+def certificate(report, policy, stats, captures, data_sources, generated_at, expired, signed_by=None, sections=None):
     """The audit certificate as plain data (JSON-ready). ``signed_by``: the
-    keyid of the key that will sign it (``verifier audit --sign-key``)."""
+    keyid of the key that will sign it (``verifier audit --sign-key``);
+    ``sections``: further top-level entries, in order (what the audit
+    learned beside the flows: discovered devices, tunnel nodes)."""
     zones = report.zone_entries()
     starts = [c["first_ts"] for c in captures if c.get("first_ts")]
     ends = [c["last_ts"] for c in captures if c.get("last_ts")]
@@ -161,6 +147,7 @@ def certificate(report, policy, stats, captures, data_sources, generated_at, exp
     }
     if signed_by is not None:
         cert["signed_by"] = {"algorithm": "ed25519", "keyid": signed_by}
+    cert.update(sections or {})
     return cert
 
 
