@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .atomic import AtomicFile, write_atomic
-from .errors import ConfigError, VerifierError
+from .errors import VerifierError
 from .runtime import leave, quiet_start, tune_for_throughput, will_leave
 
 EXIT_USAGE = 2
@@ -84,6 +84,10 @@ class Verifier(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort,
                 SystemExit, KeyboardInterrupt):
             raise
+        except VerifierError as exc:      # what a user can fix: its lines, its exit code (2)
+            for line in exc.lines():
+                click.echo(line, err=True)
+            sys.exit(exc.exit_code)
         except Exception as exc:          # noqa: BLE001 - the one place that turns a bug into exit 4
             if ctx.params.get("debug"):
                 traceback.print_exc()
@@ -104,25 +108,25 @@ def cli(ctx, data_dir, debug):
     ctx.obj = App(data_dir or default_data_dir())
 
 
-def _fail(exc):
-    """Print a VerifierError the way users should see it and exit 2."""
-    if isinstance(exc, ConfigError):
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"{len(exc.problems)} error(s)", err=True)
-    else:
-        click.echo(f"error: {exc}", err=True)
-    sys.exit(EXIT_USAGE)
+def attribution_options(asn=True):
+    """--policy, --inventory and --asn-db, declared once for every command
+    that judges or attributes."""
+    def apply(command):
+        if asn:
+            command = click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(),
+                                   help="MaxMind-format ASN database, in precedence order (repeatable).")(command)
+        command = click.option("--inventory", type=click.Path(),
+                               help="Inventory (YAML or CSV): its answers come first.")(command)
+        return click.option("--policy", "policies", multiple=True, type=click.Path(),
+                            help="Policy file (repeatable; default: the shipped policy).")(command)
+    return apply
 
 
 # --- audit -------------------------------------------------------------------
 
 @cli.command()
 @click.argument("captures", nargs=-1, type=click.Path())
-@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file (repeatable).")
-@click.option("--inventory", type=click.Path(), help="Inventory (YAML or CSV).")
-@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(),
-              help="MaxMind-format ASN database, in precedence order (repeatable).")
+@attribution_options()
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the JSON certificate.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the HTML report.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True),
@@ -182,33 +186,24 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
         if not json_out:
             raise click.UsageError("--sign-key signs the certificate: give --json OUT.json too")
         from . import signing
-        try:
-            key = signing.load_private_key(sign_key)
-        except VerifierError as exc:
-            _fail(exc)
+        key = signing.load_private_key(sign_key)
         keyid = signing.keyid(key.public_key())
     started = time.monotonic()
     # Nothing is written unless the audit ends: the CSV grows in an unnamed
     # file and is renamed into place after the certificate (atomic.py).
     with _csv_output(csv_out) as csv_fh:
-        try:
-            policy = app.policy(policies)
-            attributor = app.attributor(inventory, asn_dbs)
-            tune_for_throughput(finite=True)
-            result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
-                               active_timeout=active_timeout, max_flows=max_flows,
-                               progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
-                               catalogue=app.catalogue, signed_by=keyid)
-        except VerifierError as exc:
-            _fail(exc)
+        policy = app.policy(policies)
+        attributor = app.attributor(inventory, asn_dbs)
+        tune_for_throughput(finite=True)
+        result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
+                           active_timeout=active_timeout, max_flows=max_flows,
+                           progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
+                           catalogue=app.catalogue, signed_by=keyid)
         cert = result.certificate
         evidence = []
         if evidence_dir:
             from .evidence import collect
-            try:
-                evidence = collect(cert, evidence_dir, evidence_packets)
-            except VerifierError as exc:
-                _fail(exc)
+            evidence = collect(cert, evidence_dir, evidence_packets)
         outputs = []
         if json_out:
             from .sinks.report import to_json
@@ -220,13 +215,13 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
             try:
                 write_atomic(path, text)
             except OSError as exc:
-                _fail(VerifierError(f"cannot write {path}: {exc.strerror or exc}"))
+                raise VerifierError(f"cannot write {path}: {exc.strerror or exc}") from None
         if key is not None:
             from . import signing
             try:
                 signing.sign(key, json_out, ([html_out] if html_out else []) + evidence, signing.predicate(cert))
-            except (VerifierError, OSError) as exc:
-                _fail(exc if isinstance(exc, VerifierError) else VerifierError(f"cannot sign: {exc}"))
+            except OSError as exc:
+                raise VerifierError(f"cannot sign: {exc}") from None
     if not quiet and csv_out != "-":
         from .sinks.summary import render_summary
         click.echo(render_summary(cert))
@@ -280,9 +275,7 @@ def _csv_output(csv_out):
 @click.option("--demo", is_flag=True,
               help="Replay the shipped demo capture with the demo policy, inventory and ASN database (each unless "
                    "given), then keep serving.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy file (repeatable).")
-@click.option("--inventory", type=click.Path(), help="Inventory (YAML or CSV).")
-@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(), help="MaxMind-format ASN database (repeatable).")
+@attribution_options()
 @click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
               help="Where /metrics listens; anything but loopback is your explicit choice.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve /metrics over TLS with this certificate.")
@@ -304,44 +297,31 @@ def _csv_output(csv_out):
 @click.option("--probe-rate", default=10.0, show_default=True, help="Probes per second, at most.")
 @click.option("--probe-cache-ttl", default=3600.0, show_default=True, help="Seconds a trace stays valid.")
 @click.pass_obj
-def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, replay, speed, demo, policies, inventory,
-        asn_dbs, metrics_addr, tls_cert, tls_key, tls_client_ca, events, events_all, events_max_bytes, events_keep,
-        idle_timeout, active_timeout, max_flows, window, probe, probe_proto, probe_rate, probe_cache_ttl):
+def run(app, **params):
     """Watch traffic continuously; serve Prometheus metrics and write violation events.
 
     Exactly one source: --interface (socket or tshark engine), --watch-dir, --replay or --demo.
     SIGHUP reloads policy, inventory and databases; SIGTERM ends every open flow, then exits.
     """
     from .daemon.run import Daemon, Options
-    chosen = [name for name, given in (("--interface", interfaces), ("--watch-dir", watch_dir),
-                                       ("--replay", replay), ("--demo", demo)) if given]
-    if len(chosen) != 1:
+    given = [name for name, key in (("--interface", "interfaces"), ("--watch-dir", "watch_dir"),
+                                    ("--replay", "replay"), ("--demo", "demo")) if params[key]]
+    if len(given) != 1:
         raise click.UsageError("give exactly one source: --interface, --watch-dir, --replay or --demo")
-    if demo:
+    if params.pop("demo"):
         from .demo import demo_inputs
-        (replay,), policies, inventory, asn_dbs = demo_inputs((), policies, inventory, asn_dbs)
-    if engine == "tshark" and not interfaces:
+        (params["replay"],), params["policies"], params["inventory"], params["asn_dbs"] = demo_inputs(
+            (), params["policies"], params["inventory"], params["asn_dbs"])
+    if params["engine"] == "tshark" and not params["interfaces"]:
         raise click.UsageError("--engine tshark needs --interface")
-    if bool(tls_cert) != bool(tls_key):
+    if bool(params["tls_cert"]) != bool(params["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    options = Options(interfaces=interfaces, engine=engine, bpf_filter=bpf_filter, watch_dir=watch_dir,
-                      state_file=state_file, settle=settle, replay=replay, speed=speed, policies=policies,
-                      inventory=inventory, asn_dbs=asn_dbs, metrics_addr=metrics_addr, tls_cert=tls_cert,
-                      tls_key=tls_key, tls_client_ca=tls_client_ca, events=events, events_all=events_all,
-                      events_max_bytes=events_max_bytes, events_keep=events_keep, idle_timeout=idle_timeout,
-                      active_timeout=active_timeout, max_flows=max_flows, window=window, probe=probe,
-                      probe_proto=probe_proto, probe_rate=probe_rate, probe_cache_ttl=probe_cache_ttl)
-    try:
-        daemon = Daemon(app, options)
-    except VerifierError as exc:
-        _fail(exc)
+    daemon = Daemon(app, Options(**params))
     daemon.install_signals()
     try:
         daemon.start()
         tune_for_throughput()
         daemon.run()
-    except VerifierError as exc:
-        _fail(exc)
     finally:
         daemon.close_server()
 
@@ -354,10 +334,7 @@ def run(app, interfaces, engine, bpf_filter, watch_dir, state_file, settle, repl
 def keygen(out):
     """Make an Ed25519 key for signing certificates (audit --sign-key)."""
     from .signing import keygen as make
-    try:
-        keyid = make(out)
-    except VerifierError as exc:
-        _fail(exc)
+    keyid = make(out)
     click.echo(f"wrote {out} (private: keep it on the audit host, mode 0600) and {out}.pub (give it to auditors)")
     click.echo(f"keyid (sha256 of the public key, DER): {keyid}")
 
@@ -378,11 +355,8 @@ def verify(certificate, key_path):
     """
     from . import signing
     if not os.path.isfile(certificate):
-        _fail(VerifierError(f"no such certificate: {certificate}"))
-    try:
-        key = signing.load_public_key(key_path)
-    except VerifierError as exc:
-        _fail(exc)
+        raise VerifierError(f"no such certificate: {certificate}")
+    key = signing.load_public_key(key_path)
     try:
         stmt, checked = signing.verify(certificate, key)
     except signing.Invalid as exc:
@@ -402,19 +376,15 @@ def verify(certificate, key_path):
 @cli.command()
 @click.argument("captures", nargs=-1, required=True, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
-@click.option("--inventory", type=click.Path(), help="Inventory: its answers beat description and OUI matches.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy that decides trust.")
+@attribution_options(asn=False)
 @click.pass_obj
 def discover(app, captures, as_json, inventory, policies):
     """Devices learned from LLDP, CDP and STP frames in capture files."""
     from .audit import run_audit
-    try:
-        policy_ = app.policy(policies)
-        attributor = app.attributor(inventory, [])
-        result = run_audit(captures, policy_, attributor, datetime.datetime.now(datetime.timezone.utc),
-                           catalogue=app.catalogue, require_ip=False)
-    except VerifierError as exc:
-        _fail(exc)
+    policy_ = app.policy(policies)
+    attributor = app.attributor(inventory, [])
+    result = run_audit(captures, policy_, attributor, datetime.datetime.now(datetime.timezone.utc),
+                       catalogue=app.catalogue, require_ip=False)
     devices = result.certificate["discovered_devices"]
     errors = [e for c in result.certificate["captures"] for e in c["errors"]]
     if as_json:
@@ -443,9 +413,7 @@ def discover(app, captures, as_json, inventory, policies):
 @click.option("--max-ttl", default=16, show_default=True)
 @click.option("--timeout", default=1.0, show_default=True, help="Seconds to wait for each hop's answer.")
 @click.option("--rate", default=20.0, show_default=True, help="Probes per second, at most.")
-@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy that judges the path.")
-@click.option("--inventory", type=click.Path())
-@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path())
+@attribution_options()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def trace(app, destinations, proto, port, max_ttl, timeout, rate, policies, inventory, asn_dbs, as_json):
@@ -458,10 +426,10 @@ def trace(app, destinations, proto, port, max_ttl, timeout, rate, policies, inve
         policy_ = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs)
         results = run_traces(destinations, policy_, attributor, proto, port, max_ttl, timeout, rate)
-    except (VerifierError, ValueError) as exc:
-        _fail(exc)
+    except ValueError as exc:
+        raise VerifierError(str(exc)) from None
     except PermissionError:
-        _fail(VerifierError("sending probes needs root or CAP_NET_RAW"))
+        raise VerifierError("sending probes needs root or CAP_NET_RAW") from None
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
@@ -493,10 +461,7 @@ def policy_check(app, files, dump):
     """Report every error as file:line:column; exit 2 when there is one."""
     import yaml
     from .policy.load import dump as dump_policy
-    try:
-        compiled = app.policy(files)
-    except VerifierError as exc:
-        _fail(exc)
+    compiled = app.policy(files)
     if dump:
         click.echo(yaml.safe_dump(dump_policy(compiled), sort_keys=False), nl=False)
     else:
@@ -509,9 +474,7 @@ def policy_check(app, files, dump):
 @cli.command()
 @click.argument("queries", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable answers.")
-@click.option("--inventory", type=click.Path())
-@click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path())
-@click.option("--policy", "policies", multiple=True, type=click.Path(), help="Policy that decides trust.")
+@attribution_options()
 @click.pass_obj
 def lookup(app, queries, as_json, inventory, asn_dbs, policies):
     """Every source's answer for MAC or IP addresses, with evidence."""
@@ -520,8 +483,8 @@ def lookup(app, queries, as_json, inventory, asn_dbs, policies):
         policy_ = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs)
         parsed = [parse_query(q) for q in queries]
-    except (VerifierError, ValueError) as exc:
-        _fail(exc)
+    except ValueError as exc:
+        raise VerifierError(str(exc)) from None
     results = [answers_for(q, raw, is_mac, attributor, policy_) for q, (raw, is_mac) in zip(queries, parsed)]
     if not policies and not as_json:
         click.echo(f"trust as the shipped default policy judges it ({default_policy_path()}); "
@@ -554,10 +517,7 @@ def db():
 def import_oui(app, csvs):
     """Import IEEE registry CSVs (oui.csv, mam.csv, oui36.csv, iab.csv)."""
     from .attribution.oui import import_ieee
-    try:
-        counts = import_ieee(csvs, app.data_dir)
-    except VerifierError as exc:
-        _fail(exc)
+    counts = import_ieee(csvs, app.data_dir)
     parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     click.echo(f"imported into {os.path.join(app.data_dir, 'oui')}: {parts}")
 

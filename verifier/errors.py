@@ -1,13 +1,21 @@
 """One exception hierarchy for the whole tool.
 
-Start-up and input problems are raised as ``VerifierError`` subclasses and the
-CLI maps them to exit code 2. Per-packet problems are never raised: the decoder
-returns a reason string that the pipeline counts.
+Start-up and input problems are raised as ``VerifierError`` subclasses; each
+carries the exit code the process ends with (click's ``ClickException.exit_code``
+way) and the lines the user sees (``lines()``), and the CLI's command group
+reports them in one place (cli.Verifier). Per-packet problems are never
+raised: the decoder returns a reason string that the pipeline counts.
 """
 
 
 class VerifierError(Exception):
     """Base of every error the CLI reports as one clear line (exit 2)."""
+
+    exit_code = 2
+
+    def lines(self):
+        """What the user is shown, one line each (on stderr)."""
+        return [f"error: {self}"]
 
 
 class CaptureError(VerifierError):
@@ -28,6 +36,10 @@ class ConfigError(VerifierError):
     def __init__(self, problems):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def lines(self):
+        """Every problem with its position, then how many: fixed in one pass."""
+        return [str(p) for p in self.problems] + [f"{len(self.problems)} error(s)"]
 
 
 class Problem:

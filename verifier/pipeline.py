@@ -36,7 +36,7 @@ import datetime
 
 import numpy as np
 
-from .attribution.mobile import CONTROL_UDP_PORTS
+from .wire import CONTROL_UDP_PORTS
 from .attribution.path import PathBuilder
 from .text import ip_text
 from . import engine as engines

@@ -22,6 +22,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 
 from ..attribution.discovery import SegmentDiscovery
 from ..attribution.mobile import ControlPlane
@@ -33,37 +34,38 @@ from ..sinks.metrics import MetricsSink
 from .exporter import build_timestamp, serve
 
 
+@dataclass(frozen=True)
 class Options:
-    """What ``verifier run`` was asked to do (built by the CLI, or by tests)."""
+    """What ``verifier run`` was asked to do (built by the CLI from its
+    options, or by tests); an unknown name is a TypeError, not ignored."""
 
-    def __init__(self, **kw):
-        self.interfaces = kw.get("interfaces", ())
-        self.engine = kw.get("engine", "socket")
-        self.bpf_filter = kw.get("bpf_filter")
-        self.watch_dir = kw.get("watch_dir")
-        self.state_file = kw.get("state_file")
-        self.settle = kw.get("settle", 10.0)
-        self.replay = kw.get("replay")
-        self.speed = kw.get("speed", 1.0)
-        self.policies = kw.get("policies", ())
-        self.inventory = kw.get("inventory")
-        self.asn_dbs = kw.get("asn_dbs", ())
-        self.metrics_addr = kw.get("metrics_addr", "127.0.0.1:9108")
-        self.tls_cert = kw.get("tls_cert")
-        self.tls_key = kw.get("tls_key")
-        self.tls_client_ca = kw.get("tls_client_ca")
-        self.events = kw.get("events")
-        self.events_all = kw.get("events_all", False)
-        self.events_max_bytes = kw.get("events_max_bytes", 100 << 20)
-        self.events_keep = kw.get("events_keep", 5)
-        self.idle_timeout = kw.get("idle_timeout", 60.0)
-        self.active_timeout = kw.get("active_timeout", 600.0)
-        self.max_flows = kw.get("max_flows", 500_000)
-        self.window = kw.get("window", 900.0)
-        self.probe = kw.get("probe", False)
-        self.probe_proto = kw.get("probe_proto", "udp")
-        self.probe_rate = kw.get("probe_rate", 10.0)
-        self.probe_cache_ttl = kw.get("probe_cache_ttl", 3600.0)
+    interfaces: tuple = ()
+    engine: str = "socket"                # capture engine: socket or tshark
+    bpf_filter: str = None
+    watch_dir: str = None
+    state_file: str = None
+    settle: float = 10.0
+    replay: str = None
+    speed: float = 1.0
+    policies: tuple = ()
+    inventory: str = None
+    asn_dbs: tuple = ()
+    metrics_addr: str = "127.0.0.1:9108"
+    tls_cert: str = None
+    tls_key: str = None
+    tls_client_ca: str = None
+    events: str = None
+    events_all: bool = False
+    events_max_bytes: int = 100 << 20
+    events_keep: int = 5
+    idle_timeout: float = 60.0
+    active_timeout: float = 600.0
+    max_flows: int = 500_000
+    window: float = 900.0
+    probe: bool = False
+    probe_proto: str = "udp"
+    probe_rate: float = 10.0
+    probe_cache_ttl: float = 3600.0
 
 
 class Daemon:
