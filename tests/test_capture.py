@@ -207,3 +207,25 @@ def test_records_cut_at_any_piece_end_read_the_same_plain_or_gzip(tmp_path, monk
         for path in (plain, packed):
             cap, got = frames(path)
             assert got == want and cap.errors == want_cap.errors and cap.position == want_cap.position
+
+
+def test_every_source_keeps_the_capture_contract(tmp_path):
+    """Sources are typed (capture.FrameSource, capture.DaemonSource), not probed
+    with hasattr: every daemon source has the clock and kernel counters."""
+    from verifier.capture import DaemonSource, FrameSource
+    from verifier.capture.live import LiveInterfaces
+    from verifier.capture.replay import Replay
+    from verifier.capture.tshark import TsharkCapture
+    from verifier.capture.watch import WatchDir
+    members = [name for name in dir(DaemonSource) if not name.startswith("_") and callable(getattr(DaemonSource, name))]
+    assert sorted(members) == ["chunks", "close", "drops", "now", "received"]
+    for cls in (LiveInterfaces, TsharkCapture, WatchDir, Replay):
+        assert all(callable(getattr(cls, name, None)) for name in members), cls
+    path = str(tmp_path / "one.pcap")
+    with PcapWriter(path) as out:
+        out.write(1.0, ether("00:00:0c:00:00:02", "02:00:00:00:00:01", ETH_IPV4,
+                             ipv4("198.51.100.1", "192.0.2.1", 17, udp(1, 2))))
+    source = open_capture(path)
+    replay = Replay(path, speed=0)
+    assert isinstance(source, FrameSource) and isinstance(replay, DaemonSource)
+    assert replay.drops() == {} and replay.received() == {}

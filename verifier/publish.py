@@ -24,44 +24,41 @@ from .atomic import write_atomic
 from prometheus_client import (CollectorRegistry, Gauge, generate_latest, push_to_gateway,
                                pushadd_to_gateway)
 
+from . import series as S
 from .model import VERDICTS
 from .sinks.report import CERTIFIED, NO_TRAFFIC, NOT_CERTIFIED, ZONE_UNVERIFIED
 
 STATUSES = (CERTIFIED, NOT_CERTIFIED, ZONE_UNVERIFIED, NO_TRAFFIC)
 SUCCESS_CODES = (0, 1, 3)
-LAST_SUCCESS = "cleanpath_audit_last_success_timestamp_seconds"
+LAST_SUCCESS = S.AUDIT_LAST_SUCCESS.name
 
 
 def audit_registry(cert, exit_code, duration, now=None, last_success=None):
     now = time.time() if now is None else now
     reg = CollectorRegistry(auto_describe=True)
-    status = Gauge("cleanpath_audit_zone_status", "1 for the zone's status in the last audit.",
-                   ["zone", "status"], registry=reg)
-    flows = Gauge("cleanpath_audit_flows", "Flows in the last audit, by zone and verdict.",
-                  ["zone", "verdict"], registry=reg)
-    octets = Gauge("cleanpath_audit_bytes", "Bytes in the last audit, by zone and verdict.",
-                   ["zone", "verdict"], registry=reg)
-    coverage = Gauge("cleanpath_audit_coverage_ratio", "Share of the zone's flows fully attributed.",
-                     ["zone"], registry=reg)
+
+    def gauge(series):
+        return Gauge(series.name, series.help, list(series.labels), registry=reg)
+
+    status, flows, octets = gauge(S.AUDIT_ZONE_STATUS), gauge(S.AUDIT_FLOWS), gauge(S.AUDIT_BYTES)
+    coverage = gauge(S.AUDIT_COVERAGE)
     for zone in cert["zones"]:
-        for s in STATUSES:
-            status.labels(zone["name"], s).set(1 if zone["status"] == s else 0)
+        for st in STATUSES:
+            status.labels(zone["name"], st).set(1 if zone["status"] == st else 0)
         for v in VERDICTS:
             flows.labels(zone["name"], v).set(zone["flows"][v])
             octets.labels(zone["name"], v).set(zone["bytes"][v])
         coverage.labels(zone["name"]).set(zone["coverage"]["flows"] or 0)
     summary = cert["summary"]
-    Gauge("cleanpath_audit_violations", "Violating flows in the last audit.", registry=reg).set(summary["violations"])
-    Gauge("cleanpath_audit_packets", "Packets read by the last audit.", registry=reg).set(summary["packets"])
-    Gauge("cleanpath_audit_capture_errors", "Capture files the last audit could not read completely.",
-          registry=reg).set(sum(1 for c in cert["captures"] if c["errors"]))
-    Gauge("cleanpath_audit_exit_code", "Exit code of the last audit (0 certified, 1 violation, 3 unverified, "
-          "2 error).", registry=reg).set(exit_code)
-    Gauge("cleanpath_audit_duration_seconds", "Wall time of the last audit.", registry=reg).set(duration)
-    Gauge("cleanpath_audit_last_run_timestamp_seconds", "When the last audit ran.", registry=reg).set(now)
+    gauge(S.AUDIT_VIOLATIONS).set(summary["violations"])
+    gauge(S.AUDIT_PACKETS).set(summary["packets"])
+    gauge(S.AUDIT_CAPTURE_ERRORS).set(sum(1 for c in cert["captures"] if c["errors"]))
+    gauge(S.AUDIT_EXIT_CODE).set(exit_code)
+    gauge(S.AUDIT_DURATION).set(duration)
+    gauge(S.AUDIT_LAST_RUN).set(now)
     success = now if exit_code in SUCCESS_CODES else last_success
     if success is not None:
-        Gauge(LAST_SUCCESS, "When an audit last read all of its input.", registry=reg).set(success)
+        gauge(S.AUDIT_LAST_SUCCESS).set(success)
     return reg
 
 

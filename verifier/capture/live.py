@@ -93,6 +93,9 @@ class LiveInterfaces:
             self._read_stats()
         return dict(self.kernel_drops)
 
+    def received(self):
+        return dict(self.kernel_packets)
+
     def now(self):
         return time.time()
 

@@ -62,6 +62,12 @@ class Replay:
             return last_ts + (self.clock() - last_wall)
         return self.clock()
 
+    def drops(self):
+        return {}
+
+    def received(self):
+        return {}
+
     def close(self):
         self.closed = True
 

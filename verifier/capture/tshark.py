@@ -76,6 +76,9 @@ class TsharkCapture:
         return lines[-1] if lines else f"exit status {self.proc.returncode}"
 
     def drops(self):
+        return {}                  # dumpcap's pcapng stream carries no kernel statistics
+
+    def received(self):
         return {}
 
     def now(self):

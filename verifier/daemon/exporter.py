@@ -1,4 +1,6 @@
-"""The daemon's /metrics: one collector over the daemon's live state.
+"""The daemon's /metrics: collectors over the daemon's live state, one per
+concern (verdicts, flow table, capture, discovery, probes, configuration,
+events), their series named in verifier/series.py.
 
 Registered on a private ``CollectorRegistry`` (no process or platform
 collectors from prometheus-client's default registry, so every series is one
@@ -24,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
+from .. import series as S
 from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
 from ..sinks.metrics import OTHER, UNZONED
@@ -32,137 +35,131 @@ from .http import MetricsServer
 RELOAD_RESULTS = ("success", "failure")
 
 
-class DaemonCollector:
+def family(series, value=None):
+    """A metric family for ``series`` (verifier/series.py): its name, help and
+    labels; with ``value``, the one sample of an unlabelled series."""
+    make = CounterMetricFamily if series.kind == S.COUNTER else GaugeMetricFamily
+    if value is not None:
+        return make(series.name, series.help, value=value)
+    return make(series.name, series.help, labels=list(series.labels))
+
+
+def _filled(series, items):
+    """``series`` with a sample per (labels, value) of ``items``."""
+    out = family(series)
+    for labels, value in items:
+        out.add_metric(list(labels), value)
+    return out
+
+
+class VerdictCollector:
+    """What the judged flows say, per zone: counts, open flows, the rolling
+    window (certified, coverage) and the last violation (sinks/metrics.py's state)."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        sink, zones = self.daemon.metrics, list(self.daemon.pipeline.policy.zones)
+        yield _filled(S.FLOWS, sorted(dict(sink.flows).items()))
+        yield _filled(S.BYTES, sorted(dict(sink.octets).items()))
+        yield _filled(S.VIOLATIONS, sorted(dict(sink.violations).items()))
+        yield _filled(S.OPEN_FLOWS, sorted(dict(sink.open_flows).items()))
+        window = sink.window()
+        yield _filled(S.ZONE_CERTIFIED, (((z,), sink.certified(z, window[z])) for z in zones))
+        yield _filled(S.COVERAGE, (((z,), window[z][1] / window[z][0] if window[z][0] else 0.0) for z in zones))
+        yield _filled(S.WINDOW_FLOWS, (((z,), window[z][0]) for z in zones))
+        seen = dict(sink.last_violation)
+        yield _filled(S.LAST_VIOLATION, (((z,), seen.get(z, 0.0)) for z in zones + [UNZONED]))
+
+
+class FlowTableCollector:
+    """The flow table: flows open, flows ended by reason."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        table = self.daemon.pipeline.table
+        yield family(S.ACTIVE_FLOWS, len(table.flows))
+        yield _filled(S.EVICTIONS, (((r,), table.evictions[r]) for r in EVICTION_REASONS))
+
+
+class CaptureCollector:
+    """What came in: packets by source kind, decode errors by reason, the kernel's drops and receipts."""
+
     def __init__(self, daemon):
         self.daemon = daemon
 
     def collect(self):
         d = self.daemon
-        sink = d.metrics
-        policy = d.pipeline.policy
-        zones = list(policy.zones)
+        yield _filled(S.PACKETS, [((d.source_kind,), d.pipeline.stats.packets)])
+        yield _filled(S.DECODE_ERRORS, (((r,), n) for r, n in sorted(dict(d.pipeline.stats.decode_errors).items())))
+        yield _filled(S.CAPTURE_DROPPED, (((name,), n) for name, n in sorted(d.kernel_drops().items())))
+        yield _filled(S.CAPTURE_RECEIVED, (((name,), n) for name, n in sorted(d.kernel_received().items())))
 
-        flows = CounterMetricFamily("cleanpath_flows", "Flows judged, by zone and verdict.", labels=["zone", "verdict"])
-        octets = CounterMetricFamily("cleanpath_bytes", "Bytes of judged flows, by zone and verdict.",
-                                     labels=["zone", "verdict"])
-        for (zone, verdict), n in sorted(dict(sink.flows).items()):
-            flows.add_metric([zone, verdict], n)
-        for (zone, verdict), n in sorted(dict(sink.octets).items()):
-            octets.add_metric([zone, verdict], n)
-        yield flows
-        yield octets
 
-        violations = CounterMetricFamily("cleanpath_violations", "Violating flows by zone, rule, vendor and element kind.",
-                                         labels=["zone", "rule", "vendor", "kind"])
-        for (zone, rule, vendor, kind), n in sorted(dict(sink.violations).items()):
-            violations.add_metric([zone, rule, vendor, kind], n)
-        yield violations
+class DiscoveryCollector:
+    """What the control frames taught: segment devices, and messages read per protocol."""
 
-        open_flows = GaugeMetricFamily("cleanpath_open_flows", "Open flows by zone and current verdict.",
-                                       labels=["zone", "verdict"])
-        for (zone, verdict), n in sorted(dict(sink.open_flows).items()):
-            open_flows.add_metric([zone, verdict], n)
-        yield open_flows
+    def __init__(self, daemon):
+        self.daemon = daemon
 
-        window = sink.window()
-        certified = GaugeMetricFamily("cleanpath_zone_certified",
-                                      "1 when the zone's rolling window holds traffic and no violation or "
-                                      "required-but-unverified flow.", labels=["zone"])
-        coverage = GaugeMetricFamily("cleanpath_coverage_ratio",
-                                     "Share of the zone's flows in the rolling window whose path is fully attributed.",
-                                     labels=["zone"])
-        window_flows = GaugeMetricFamily("cleanpath_zone_window_flows", "Flows judged in the rolling window.",
-                                         labels=["zone"])
-        for zone in zones:
-            totals = window[zone]
-            certified.add_metric([zone], sink.certified(zone, totals))
-            coverage.add_metric([zone], totals[1] / totals[0] if totals[0] else 0.0)
-            window_flows.add_metric([zone], totals[0])
-        yield certified
-        yield coverage
-        yield window_flows
-
-        last = GaugeMetricFamily("cleanpath_last_violation_timestamp_seconds",
-                                 "When the zone last had a violating flow (0: never since start).", labels=["zone"])
-        seen = dict(sink.last_violation)
-        for zone in zones + [UNZONED]:
-            last.add_metric([zone], seen.get(zone, 0.0))
-        yield last
-
-        table = d.pipeline.table
-        yield GaugeMetricFamily("cleanpath_active_flows", "Flows open in the flow table.", value=len(table.flows))
-        evictions = CounterMetricFamily("cleanpath_flow_evictions", "Flows ended, by reason.", labels=["reason"])
-        for reason in EVICTION_REASONS:
-            evictions.add_metric([reason], table.evictions[reason])
-        yield evictions
-
-        packets = CounterMetricFamily("cleanpath_packets", "Packets read, by source kind.", labels=["source"])
-        packets.add_metric([d.source_kind], d.pipeline.stats.packets)
-        yield packets
-        errors = CounterMetricFamily("cleanpath_decode_errors", "Packets that could not be decoded, by reason.",
-                                     labels=["reason"])
-        for reason, n in sorted(dict(d.pipeline.stats.decode_errors).items()):
-            errors.add_metric([reason], n)
-        yield errors
-
-        dropped = CounterMetricFamily("cleanpath_capture_dropped_packets",
-                                      "Packets the kernel dropped before the daemon read them.", labels=["interface"])
-        received = CounterMetricFamily("cleanpath_capture_received_packets",
-                                       "Packets the kernel passed the capture filter.", labels=["interface"])
-        for name, n in sorted(d.kernel_drops().items()):
-            dropped.add_metric([name], n)
-        for name, n in sorted(d.kernel_received().items()):
-            received.add_metric([name], n)
-        yield dropped
-        yield received
-
-        devices = GaugeMetricFamily("cleanpath_discovered_devices", "Segment devices known, by vendor, trust and source.",
-                                    labels=["vendor", "trust", "source"])
-        for (vendor, trust, source), n in sorted(d.discovered_devices().items()):
-            devices.add_metric([vendor if vendor in d.catalogue else OTHER, trust, source], n)
-        yield devices
-
-        frames = CounterMetricFamily("cleanpath_discovery_frames", "LLDP, CDP, STP, ARP, NDP, GTP-C and PFCP "
-                                     "messages read, by protocol and result.", labels=["protocol", "result"])
+    def collect(self):
+        d = self.daemon
+        yield _filled(S.DISCOVERED_DEVICES, (((vendor if vendor in d.catalogue else OTHER, trust, source), n)
+                                             for (vendor, trust, source), n in sorted(d.discovered_devices().items())))
+        frames = family(S.DISCOVERY_FRAMES)
         for reader in (d.discovery, d.pipeline.control_plane):
             for protocol, n in sorted(reader.frames.items()):
                 bad = reader.errors[protocol]
                 frames.add_metric([protocol, "ok"], n - bad)
                 frames.add_metric([protocol, "malformed"], bad)
         yield frames
-        probes = d.pipeline.probes
+
+
+class ProbeCollector:
+    """Active probes (--probe): nothing when they are off."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        probes = self.daemon.pipeline.probes
         if probes is not None:
-            yield CounterMetricFamily("cleanpath_probes_sent", "Active probes sent (--probe).",
-                                      value=probes.prober.probes_sent)
-            yield CounterMetricFamily("cleanpath_probe_failures", "Traces that failed (--probe).",
-                                      value=probes.failures)
-
-        yield _info("cleanpath_policy_info", "The policy in force (sha256 of its files).", "sha256", policy.sha256)
-        reloads = CounterMetricFamily("cleanpath_policy_reloads", "SIGHUP reloads by result.", labels=["result"])
-        for result in RELOAD_RESULTS:
-            reloads.add_metric([result], d.reloads[result])
-        yield reloads
-
-        build = GaugeMetricFamily("cleanpath_data_build_timestamp_seconds",
-                                  "Build time of the OUI registry and ASN databases in use.", labels=["source"])
-        for source, ts in sorted(d.data_build_times().items()):
-            build.add_metric([source], ts)
-        yield build
-        yield _info("cleanpath_build_info", "Version of the verifier.", "version", __version__)
-
-        events = d.events
-        ev_dropped = CounterMetricFamily("cleanpath_events_dropped", "Events lost to a full disk or I/O error.",
-                                         labels=["reason"])
-        for reason in DROP_REASONS:
-            ev_dropped.add_metric([reason], events.dropped[reason] if events else 0)
-        yield ev_dropped
-        yield CounterMetricFamily("cleanpath_events", "Events written.", value=events.written if events else 0)
+            yield family(S.PROBES_SENT, probes.prober.probes_sent)
+            yield family(S.PROBE_FAILURES, probes.failures)
 
 
-def _info(name, doc, label, value):
-    family = GaugeMetricFamily(name, doc, labels=[label])
-    family.add_metric([value], 1)
-    return family
+class ConfigCollector:
+    """What the daemon judges with: policy, reloads, data build times, version."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        d = self.daemon
+        yield _filled(S.POLICY_INFO, [((d.pipeline.policy.sha256,), 1)])
+        yield _filled(S.POLICY_RELOADS, (((r,), d.reloads[r]) for r in RELOAD_RESULTS))
+        yield _filled(S.DATA_BUILD, (((source,), ts) for source, ts in sorted(d.data_build_times().items())))
+        yield _filled(S.BUILD_INFO, [((__version__,), 1)])
+
+
+class EventsCollector:
+    """The events file: written, and lost by reason."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        events = self.daemon.events
+        yield _filled(S.EVENTS_DROPPED, (((r,), events.dropped[r] if events else 0) for r in DROP_REASONS))
+        yield family(S.EVENTS, events.written if events else 0)
+
+
+# In /metrics order: one collector per concern (prometheus-client's gc_collector way).
+COLLECTORS = (VerdictCollector, FlowTableCollector, CaptureCollector, DiscoveryCollector, ProbeCollector,
+              ConfigCollector, EventsCollector)
 
 
 def build_timestamp(build_date):
@@ -182,7 +179,8 @@ def serve(daemon, addr, certfile=None, keyfile=None, client_cafile=None):
     """Start the HTTP(S) server (http.py) on ``addr`` ("host:port",
     "[v6]:port") in a thread; returns (registry, server, thread)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DaemonCollector(daemon))
+    for collector in COLLECTORS:
+        registry.register(collector(daemon))
     host, port = split_addr(addr)
     tls = None
     if certfile:

@@ -249,12 +249,10 @@ class Daemon:
     # --- what the exporter reads ------------------------------------------
 
     def kernel_drops(self):
-        source = self.source
-        return source.drops() if source is not None and hasattr(source, "drops") else {}
+        return self.source.drops() if self.source is not None else {}
 
     def kernel_received(self):
-        source = self.source
-        return dict(getattr(source, "kernel_packets", {}) or {})
+        return self.source.received() if self.source is not None else {}
 
     def discovered_devices(self):
         """(vendor, trust, source) -> segment devices known: declared in the
