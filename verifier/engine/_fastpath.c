@@ -170,15 +170,18 @@ static PyObject *pcap_records(PyObject *self, PyObject *args)
 /* ---- classification (engine/frames.py's program, frame by frame) ------- */
 
 /* The ops of a program row (frames.BYTE ...) and the port flag bits. */
-enum { OP_BYTE = 1, OP_WORD, OP_AT_LEAST, OP_CAPTURED, OP_TRANSPORT, OP_TUNNEL_PORT, OP_LAST = OP_TUNNEL_PORT };
+enum { OP_BYTE = 1, OP_WORD, OP_AT_LEAST, OP_CAPTURED, OP_TRANSPORT, OP_TUNNEL_PORT, OP_EQUAL16, OP_LAST = OP_EQUAL16 };
 enum { PORT_DECODER = 1, PORT_ANY_TUNNEL = 2 };
 enum { TCP = 6, UDP = 17 };
 
-typedef struct { int64_t op, a, b, c, leaf, fail; } Test;     /* a row of frames.PROGRAM */
+typedef struct { int64_t op, a, b, c, d, e, leaf, fail; } Test;     /* a row of frames.PROGRAM */
 
 /* A row as classify runs it: where to go on a pass and on a failure, a row
  * (>= 0), no class (-1) or class -target - 2; ``steps`` makes them. */
-typedef struct { int32_t op, a, b, c, pass, fail; } Step;
+typedef struct {
+    int32_t op, a, b, c, pass, fail;
+    uint64_t m0, v0, m1, v1;                 /* OP_EQUAL16's masks and values */
+} Step;
 
 #if defined(__GNUC__)
 #define UNREACHABLE() __builtin_unreachable()
@@ -195,6 +198,9 @@ static inline int classify(const Step *steps, const uint8_t *h, int64_t incl, co
         const Step *t = steps + k;
         int ok;
         switch (t->op) {
+        case OP_EQUAL16:
+            ok = (le64(h + t->a) & t->m0) == t->v0 && (le64(h + t->a + 8) & t->m1) == t->v1;
+            break;
         case OP_BYTE:
             ok = (h[t->a] & t->b) == t->c;
             break;
@@ -235,8 +241,11 @@ static Step *steps_of(const Test *program, Py_ssize_t n)
         return NULL;
     for (Py_ssize_t k = 0; k < n; k++) {
         const Test *t = program + k;
-        out[k] = (Step){(int32_t)t->op, (int32_t)t->a, (int32_t)t->b, (int32_t)t->c,
-                        t->leaf >= 0 ? (int32_t)(-t->leaf - 2) : (int32_t)(k + 1), (int32_t)t->fail};
+        int equal16 = t->op == OP_EQUAL16;
+        out[k] = (Step){(int32_t)t->op, (int32_t)t->a, equal16 ? 0 : (int32_t)t->b, equal16 ? 0 : (int32_t)t->c,
+                        t->leaf >= 0 ? (int32_t)(-t->leaf - 2) : (int32_t)(k + 1), (int32_t)t->fail,
+                        equal16 ? (uint64_t)t->b : 0, equal16 ? (uint64_t)t->c : 0,
+                        equal16 ? (uint64_t)t->d : 0, equal16 ? (uint64_t)t->e : 0};
     }
     return out;
 }
@@ -251,9 +260,11 @@ static int program_check(const Test *p, Py_ssize_t n, int header, int classes)
         int64_t reads = t->op == OP_BYTE ? t->a + 1
                       : t->op == OP_WORD || t->op == OP_AT_LEAST ? t->a + 2
                       : t->op == OP_TRANSPORT ? (t->a + 1 > t->b + 4 ? t->a + 1 : t->b + 4)
-                      : t->op == OP_TUNNEL_PORT ? t->a + 4 : 0;
-        if (t->op < OP_BYTE || t->op > OP_LAST || t->a < 0 || t->b < 0 || t->b > 0xFFFF || t->c < 0
-            || t->c > INT32_MAX || n > INT32_MAX / 2 || reads > header
+                      : t->op == OP_TUNNEL_PORT ? t->a + 4 : t->op == OP_EQUAL16 ? t->a + 16 : 0;
+        int wide = t->op == OP_EQUAL16;          /* its b..e are 64-bit masks and values */
+        if (t->op < OP_BYTE || t->op > OP_LAST || t->a < 0 || t->a > header
+            || (!wide && (t->b < 0 || t->b > 0xFFFF || t->c < 0 || t->c > INT32_MAX))
+            || n > INT32_MAX / 2 || reads > header
             || t->leaf >= classes || t->leaf < -1
             || (t->fail != -1 && (t->fail <= k || t->fail >= n)) || (t->leaf < 0 && k + 1 >= n)) {
             PyErr_Format(PyExc_ValueError, "frame program row %zd is not one this module can run", k);
@@ -425,7 +436,7 @@ static PyObject *split(PyObject *self, PyObject *args)
         || need(&ifaces, 8 * eth.len, "interfaces") || need(&pflags, 65536, "port flags"))
         goto done;
     if (prog.len == 0 || prog.len % sizeof(Test)) {
-        PyErr_SetString(PyExc_ValueError, "program: rows of six int64");
+        PyErr_SetString(PyExc_ValueError, "program: rows of eight int64");
         goto done;
     }
     if (program_check(prog.buf, prog.len / (Py_ssize_t)sizeof(Test), header, classes) < 0)

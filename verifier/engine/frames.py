@@ -40,6 +40,11 @@ Tests are rows ``(op, a, b, c)``:
     TUNNEL_PORT  the port the decoder reads a tunnel behind (the destination
                  port when it is a tunnel port, else the source port: layers._l4)
                  has flag b
+
+and, made from a class's BYTE and WORD tests that fall within 16 bytes
+(``_fused``: fewer rows for both engines to run), rows ``(op, a, b, c, d, e)``:
+
+    EQUAL16      (little-endian u64 at a & b) == c and (u64 at a + 8 & d) == e
 """
 
 from dataclasses import dataclass
@@ -50,7 +55,7 @@ from ..wire import (CONTROL_UDP_PORTS, ET_IPV4, ET_IPV6, ET_TEB, ET_VLAN, GENEVE
                     GTP_G_PDU, GTP_PT, GTP_VERSION_1, GTPU, IP_VERSION, IPV4_FRAGMENT, IPV4_HEADER, IPV4_NO_OPTIONS,
                     IPV6_HEADER, TUNNEL_UDP_PORTS, UDP, VXLAN, VXLAN_I)
 
-BYTE, WORD, AT_LEAST, CAPTURED, TRANSPORT, TUNNEL_PORT = range(1, 7)
+BYTE, WORD, AT_LEAST, CAPTURED, TRANSPORT, TUNNEL_PORT, EQUAL16 = range(1, 8)
 ETHERNET_HEADER, UDP_HEADER, PORTS = 14, 8, 4
 
 
@@ -168,7 +173,7 @@ def _plain(link, ip):
     tests = link.tests + (word(link.type_at, ip.ethertype),) + ip.tests(at, True) + (captured(end),)
     key = link.key + tuple((at + lo, at + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
     fields = (link.vlan_at, at + ip.proto_at, at + ip.addr_at, ip.addr_size, end - PORTS, 6, 0, -1, -1, -1, 0)
-    return Class(f"{link.name}/ipv{ip.version}", tests, key, fields, end)
+    return Class(f"{link.name}/ipv{ip.version}", _fused(tests, end), key, fields, end)
 
 
 def _tunnelled(link, tunnel, ip):
@@ -190,7 +195,47 @@ def _tunnelled(link, tunnel, ip):
     key += tuple((i + lo, i + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
     fields = (link.vlan_at, i + ip.proto_at, i + ip.addr_at, ip.addr_size, end - PORTS, src_mac, dst_mac,
               TUNNEL_KINDS.index(tunnel.kind), o + 12, p + tunnel.ident[0], tunnel.ident[1])
-    return Class(f"{link.name}/ipv4/udp/{tunnel.name}/ipv{ip.version}", tests, key, fields, end)
+    return Class(f"{link.name}/ipv4/udp/{tunnel.name}/ipv{ip.version}", _fused(tests, end), key, fields, end)
+
+
+def _bytes_of(test):
+    """{offset: (mask, value)} of a BYTE or WORD test."""
+    op, a, mask, value = test[:4]
+    if op == BYTE:
+        return {a: (mask, value)}
+    return {a: (mask >> 8, value >> 8), a + 1: (mask & 0xFF, value & 0xFF)}
+
+
+def _fused(tests, end):
+    """``tests`` with the BYTE and WORD tests that fall within 16 bytes of
+    each other as one EQUAL16 row, where the first of them stood (the tests
+    are one conjunction: their order decides only how early a frame fails).
+    A window starts at its first test's offset, moved back so that it ends
+    inside the header the class reads (``end`` rounded up to the widths'
+    8 bytes, at least 16); every row is padded to six columns."""
+    limit = max(16, -(-end // 8) * 8)
+    out, taken = [], set()
+    for k, test in enumerate(tests):
+        if k in taken:
+            continue
+        if test[0] not in (BYTE, WORD):
+            out.append(tuple(test) + (0,) * (6 - len(test)))
+            continue
+        start = min(test[1], limit - 16)
+        group = [j for j in range(k, len(tests)) if j not in taken and tests[j][0] in (BYTE, WORD)
+                 and all(start <= at < start + 16 for at in _bytes_of(tests[j]))]
+        if len(group) < 2:
+            out.append(tuple(test) + (0, 0))
+            continue
+        taken.update(group)
+        words = [[0, 0], [0, 0]]                   # (mask, value) of bytes start..+7, start+8..+15
+        for j in group:
+            for at, (mask, value) in _bytes_of(tests[j]).items():
+                half, shift = divmod(at - start, 8)
+                words[half][0] |= mask << (8 * shift)
+                words[half][1] |= value << (8 * shift)
+        out.append((EQUAL16, start, words[0][0], words[0][1], words[1][0], words[1][1]))
+    return tuple(out)
 
 
 CLASSES = tuple([_plain(link, ip) for link in LINKS for ip in IPS]
@@ -242,9 +287,9 @@ HEADER = WIDTHS[-1].size                            # bytes a frame is read to (
 
 def reads(test):
     """The header bytes ``test`` reads up to (exclusive)."""
-    op, a, b, _c = test
+    op, a, b = test[:3]
     return {BYTE: a + 1, WORD: a + 2, AT_LEAST: a + 2, CAPTURED: 0, TRANSPORT: max(a + 1, b + PORTS),
-            TUNNEL_PORT: a + PORTS}[op]
+            TUNNEL_PORT: a + PORTS, EQUAL16: a + 16}[op]
 
 
 class Node:
@@ -285,7 +330,7 @@ def _width_of(cid):
 
 
 def _program(tree):
-    """The tree in depth-first order as rows (op, a, b, c, leaf, fail): a
+    """The tree in depth-first order as rows (op, a, b, c, d, e, leaf, fail): a
     frame passing row k is of class ``leaf`` (when >= 0) or goes on to row
     k + 1, its first child; failing, it goes to row ``fail``: the next
     sibling, or for a last child where its parent's failure goes (-1: no
@@ -296,11 +341,16 @@ def _program(tree):
         for k, node in enumerate(nodes):
             at = len(rows)
             fail = at + _size(node) if k + 1 < len(nodes) else inherited
-            rows.append(list(node.test) + [node.leaf, fail])
+            rows.append([_signed(v) for v in node.test] + [node.leaf, fail])
             emit(node.children, fail)
 
     emit(tree, -1)
     return np.array(rows, np.int64)
+
+
+def _signed(value):
+    """A row value as int64 (EQUAL16's 64-bit masks and values, two's complement)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _size(node):

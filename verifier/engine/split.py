@@ -51,7 +51,7 @@ import numpy as np
 
 from . import frames
 from .frames import (  # noqa: F401 - FIELD_COLUMNS: re-exported beside FIELDS
-    ANY_TUNNEL, AT_LEAST, BYTE, CAPTURED, DECODER, FIELD_COLUMNS, FIELDS, PORT_FLAGS, TRANSPORT, TUNNEL_KINDS,
+    ANY_TUNNEL, AT_LEAST, BYTE, CAPTURED, DECODER, EQUAL16, FIELD_COLUMNS, FIELDS, PORT_FLAGS, TRANSPORT, TUNNEL_KINDS,
     TUNNEL_PORT, WIDTHS, WORD)
 from ..model import NO_MACS, Flow
 from ..wire import TCP, UDP, VLAN_ID
@@ -219,7 +219,10 @@ def _classify(nodes, at, head, cls, incl, widen):
 
 def _passes(test, head, incl):
     """Per row, whether it passes ``test`` (frames' test rows)."""
-    op, a, b, c = test
+    op, a, b, c, d, e = test
+    if op == EQUAL16:
+        words = np.ascontiguousarray(head[:, a:a + 16]).view("<u8")
+        return ((words[:, 0] & np.uint64(b)) == np.uint64(c)) & ((words[:, 1] & np.uint64(d)) == np.uint64(e))
     if op == BYTE:
         return (head[:, a] & b) == c
     if op == WORD:
