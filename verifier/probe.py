@@ -183,6 +183,11 @@ class ProbeService:
         self.thread = threading.Thread(target=self._run, name="prober", daemon=True)
         self.thread.start()
 
+    @property
+    def probes_sent(self):
+        """Probes the prober sent (what /metrics shows)."""
+        return self.prober.probes_sent
+
     def lookup(self, address):
         """Cached trace toward ``address`` (text), or None after queueing it."""
         hit = self.prober.cached(address)

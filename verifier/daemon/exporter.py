@@ -127,7 +127,7 @@ class ProbeCollector:
     def collect(self):
         probes = self.daemon.pipeline.probes
         if probes is not None:
-            yield family(S.PROBES_SENT, probes.prober.probes_sent)
+            yield family(S.PROBES_SENT, probes.probes_sent)
             yield family(S.PROBE_FAILURES, probes.failures)
 
 
