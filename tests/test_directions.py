@@ -16,8 +16,8 @@ def _flow(n):
 def test_random_binds_releases_and_finds_match_a_dict(monkeypatch, engine):
     monkeypatch.setattr(directions, "_MIN_TABLE", 64)          # so the table grows and is rebuilt often
     rebuilds = []
-    monkeypatch.setattr(DirectionIndex, "_rebuild", lambda self, real=DirectionIndex._rebuild: (
-        rebuilds.append(1), real(self)))
+    monkeypatch.setattr(DirectionIndex, "_rebuild", lambda self, new=(), real=DirectionIndex._rebuild: (
+        rebuilds.append(1), real(self, new)))
     rnd = random.Random(7)
     index = DirectionIndex(3, engine, capacity=16)
     model = {}                                   # hash -> (key row, entry)
@@ -34,13 +34,14 @@ def test_random_binds_releases_and_finds_match_a_dict(monkeypatch, engine):
         harr, karr = np.array(hashes, np.uint64), np.array(keys, np.uint64)
         before = dict(model)
         index.bind(owners, harr, karr, np.full(len(hashes), float(step)))
+        held = index.held()
         for h, k in zip(hashes, keys):
             if h not in before:
-                model[h] = (k, index.slots[h])
+                model[h] = (k, held[h])
         # Release a random share.
         for h in rnd.sample(sorted(model), len(model) // 3):
             index.settle(model.pop(h)[1])
-        assert set(index.slots) == set(model)
+        assert set(index.held()) == set(model)
         # Look up known hashes with their keys, known hashes with other keys, and unknown hashes.
         queries = list(model) + [rnd.getrandbits(64) for _ in range(50)]
         qkeys = [model[h][0] if h in model else [1, 2, 3] for h in queries]
@@ -56,8 +57,8 @@ def test_settled_counts_reach_the_flow(engine):
     index = DirectionIndex(2, engine)
     flow = _flow(1)
     index.bind([(flow, 1)], np.array([12345], np.uint64), np.array([[1, 2]], np.uint64), np.array([5.0]))
-    entry = index.slots[12345]
+    entry = index.held()[12345]
     index.add(np.array([entry]), np.array([3]), np.array([300]), np.array([9.0]))
     index.settle(entry)
     assert flow.pkts == (0, 3) and flow.octets == (0, 300) and flow.last == 9.0
-    assert flow.entries == (index, entry) and not index.slots
+    assert flow.entries == (index, entry) and not index.held()

@@ -144,8 +144,9 @@ def test_known_directions_are_added_as_numpy_adds_them(monkeypatch):
         index.bind([(_flow(i), 0) for i in range(len(hashes))], np.array(hashes, np.uint64),
                    np.array(keys, np.uint64), np.full(len(hashes), float(step)))
         held.update((h, k) for h, k in zip(hashes, keys) if h not in held)
+        slots = index.held()
         for h in rnd.sample(sorted(held), len(held) // 3):
-            index.settle(index.slots[h])
+            index.settle(slots[h])
             del held[h]
         known = sorted(held)
         queries = known + [rnd.getrandbits(64) for _ in range(40)]
@@ -306,17 +307,19 @@ def _bind_rounds(seed, engine):
         owners = [(rnd.choice(flows), rnd.randrange(2)) for _ in range(rnd.randrange(1, 60))]
         for flow, _side in rnd.sample(owners, len(owners) // 10):
             flow.end_reason = "capacity" if rnd.random() < 0.5 else flow.end_reason
-        held = list(index.slots)
+        slots = index.held()
+        held = list(slots)
         hashes = [rnd.choice(held) if held and rnd.random() < 0.3 else rnd.getrandbits(64) for _ in owners]
         for k, h in enumerate(hashes):                 # quiet directions come back with their own owner
-            if h in index.slots and rnd.random() < 0.5 and index.owner[index.slots[h]] is not None:
-                owners[k] = (index.owner[index.slots[h]], int(index.side[index.slots[h]]))
+            if h in slots and rnd.random() < 0.5 and index.owner[slots[h]] is not None:
+                owners[k] = (index.owner[slots[h]], int(index.side[slots[h]]))
         keys = np.array([[h & 0xFFFF, 1, 2] for h in hashes], np.uint64)
         index.bind(owners, np.array(hashes, np.uint64), keys, np.full(len(owners), float(step)))
-        for h in rnd.sample(sorted(index.slots), len(index.slots) // 4):
-            index.settle(index.slots[h])
+        slots = index.held()
+        for h in rnd.sample(sorted(slots), len(slots) // 4):
+            index.settle(slots[h])
         place = {id(f): k for k, f in enumerate(flows)}
-        states.append((dict(index.slots), [None if w is None else (place[id(w)], side)
+        states.append((index.held(), [None if w is None else (place[id(w)], side)
                                              for w, side in zip(index.owner, index.side.tolist())],
                        list(index.free), index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
                        [list(f.entries[1::2]) if f.entries else None for f in flows]))
@@ -344,14 +347,15 @@ def _settled(seed, engine):
     owners = [(flow, side) for flow in flows for side in (0, 1) if rnd.random() < 0.6]
     hashes = np.array(rnd.sample(range(1, 1 << 62), len(owners)), np.uint64)
     index.bind(owners, hashes, np.zeros((len(owners), 3), np.uint64), np.zeros(len(owners)))
-    for h in rnd.sample(sorted(index.slots), 50):
-        index.settle(index.slots[h])                       # released entries: not live
-    live = list(index.slots.values())
+    slots = index.held()
+    for h in rnd.sample(sorted(slots), 50):
+        index.settle(slots[h])                             # released entries: not live
+    live = sorted(index.held().values())
     index.add(np.array(live), np.array([rnd.randrange(1, 99) for _ in live]),
               np.array([rnd.randrange(60, 9999) for _ in live]), np.array([rnd.uniform(-5, 5) for _ in live]))
     index.settle_all()
     return ([(f.pkts, f.octets, f.last, f.entries and list(f.entries[1::2])) for f in flows], index.owner,
-            index.slots, index.free)
+            index.held(), index.free)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

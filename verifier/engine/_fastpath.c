@@ -54,13 +54,15 @@
  *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
  *     last_ts, count, octets).
  *
- * bind_entries(index, slots, owner, free, owners, hashes)
+ * bind_entries(index, owner, side, free, owners, group, current)
  *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows)
  *     The loop of directions.DirectionIndex.bind: for each (flow, side) of a
- *     flow not ended, a free entry (the last of ``free``) under its hash in
- *     ``slots``, the owner noted, (index, entry) added to the flow's entries;
- *     a hash already held by the same owner is "seen again", by another is
- *     skipped. ``free`` must hold an entry per owner.
+ *     flow not ended, a free entry (the last of ``free``), the owner noted,
+ *     (index, entry) added to the flow's entries. Rows share a hash when
+ *     they share a ``group``; ``current[group]`` is the entry holding that
+ *     hash (-1: none), updated as entries are taken. A hash already held by
+ *     the same owner is "seen again", by another is skipped. ``free`` must
+ *     hold an entry per owner.
  *
  * insert_hashes(table_h, table_e, pos, bits, hashes, entries) -> empty slots taken
  *     directions.DirectionIndex._insert: hashes known to be absent placed by
@@ -1000,18 +1002,26 @@ done:
 
 static PyObject *bind_entries(PyObject *self, PyObject *args)
 {
-    PyObject *index, *slots, *owner, *free, *owners;
-    Py_buffer sides_buf, hashes;
-    if (!PyArg_ParseTuple(args, "OO!O!w*O!O!y*", &index, &PyDict_Type, &slots, &PyList_Type, &owner, &sides_buf,
-                          &PyList_Type, &free, &PyList_Type, &owners, &hashes)) {
+    PyObject *index, *owner, *free, *owners;
+    Py_buffer sides_buf, group_buf, current_buf;
+    if (!PyArg_ParseTuple(args, "OO!w*O!O!y*w*", &index, &PyList_Type, &owner, &sides_buf, &PyList_Type, &free,
+                          &PyList_Type, &owners, &group_buf, &current_buf)) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(owners);
+    Py_ssize_t n = PyList_GET_SIZE(owners), groups = current_buf.len / 8;
     PyObject *result = NULL;
     int64_t *out = NULL;
     int8_t *sides = sides_buf.buf;
-    if (need(&hashes, 8 * n, "hashes") || need(&sides_buf, PyList_GET_SIZE(owner), "sides"))
+    const int64_t *group = group_buf.buf;
+    int64_t *current = current_buf.buf;
+    if (need(&group_buf, 8 * n, "group") || need(&sides_buf, PyList_GET_SIZE(owner), "sides"))
         goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (group[i] < 0 || group[i] >= groups) {
+            PyErr_SetString(PyExc_IndexError, "bind_entries: a row's hash group is out of range");
+            goto done;
+        }
+    }
     if (PyList_GET_SIZE(free) < n) {
         PyErr_SetString(PyExc_ValueError, "bind_entries: fewer free entries than directions");
         goto done;
@@ -1023,7 +1033,6 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
     }
     int64_t *picked = out, *entries = out + n, *again = out + 2 * n, *again_rows = out + 3 * n;
     Py_ssize_t npicked = 0, nagain = 0;
-    const uint64_t *h = hashes.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *who = PyList_GET_ITEM(owners, i);
         if (!PyTuple_Check(who) || PyTuple_GET_SIZE(who) != 2) {
@@ -1041,37 +1050,29 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
         Py_DECREF(ended);
         if (ended != Py_None)                      /* shed for capacity by a later add */
             continue;
-        PyObject *key = PyLong_FromUnsignedLongLong(h[i]);
-        if (key == NULL)
-            goto done;
-        PyObject *held = PyDict_GetItemWithError(slots, key);     /* borrowed */
-        if (held != NULL) {
-            Py_ssize_t entry = PyLong_AsSsize_t(held);
-            Py_DECREF(key);
-            if (entry == -1 && PyErr_Occurred())
-                goto done;
-            PyObject *was = PyList_GetItem(owner, entry);         /* borrowed; NULL: out of range */
+        int64_t held = current[group[i]];         /* the entry holding this row's hash, or -1 */
+        if (held >= 0) {
+            PyObject *was = PyList_GetItem(owner, (Py_ssize_t)held);   /* borrowed; NULL: out of range */
             if (was == NULL)
                 goto done;
-            if (was == flow && sides[entry] == side)                              /* the same direction, quiet: its last time moves on */
-                again[nagain] = entry, again_rows[nagain++] = i;
+            if (was == flow && sides[held] == side)   /* the same direction, quiet: its last time moves on */
+                again[nagain] = held, again_rows[nagain++] = i;
             continue;                              /* another key with this hash: it stays on the slow path */
-        }
-        if (PyErr_Occurred()) {
-            Py_DECREF(key);
-            goto done;
         }
         Py_ssize_t last = PyList_GET_SIZE(free) - 1;
         PyObject *entry_obj = PyList_GET_ITEM(free, last);
         Py_INCREF(entry_obj);
         Py_ssize_t entry = PyLong_AsSsize_t(entry_obj);
-        if ((entry == -1 && PyErr_Occurred()) || PyList_SetSlice(free, last, last + 1, NULL) < 0
-            || PyDict_SetItem(slots, key, entry_obj) < 0) {
+        if ((entry == -1 && PyErr_Occurred()) || PyList_SetSlice(free, last, last + 1, NULL) < 0) {
             Py_DECREF(entry_obj);
-            Py_DECREF(key);
             goto done;
         }
-        Py_DECREF(key);
+        if (entry < 0 || entry >= PyList_GET_SIZE(owner)) {
+            Py_DECREF(entry_obj);
+            PyErr_SetString(PyExc_IndexError, "bind_entries: a free entry is out of range");
+            goto done;
+        }
+        current[group[i]] = entry;
         Py_INCREF(flow);
         if (PyList_SetItem(owner, entry, flow) < 0) {
             Py_DECREF(entry_obj);
@@ -1107,7 +1108,8 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
 done:
     PyMem_Free(out);
     PyBuffer_Release(&sides_buf);
-    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&group_buf);
+    PyBuffer_Release(&current_buf);
     return result;
 }
 

@@ -35,7 +35,6 @@ class DirectionIndex:
     def __init__(self, width, engine, capacity=4096):
         self.width = width                  # 64-bit words per key, class/interface word included
         self._c = engine.c                  # the compiled module, or None: the numpy passes
-        self.slots = {}                     # hash -> entry
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
         self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
         self.free = []
@@ -100,8 +99,24 @@ class DirectionIndex:
             moving = pending[table_e[at[pending]] >= 0]
             at[moving] = (at[moving] + 1) & mask
 
-    def _rebuild(self):
-        live = np.fromiter(self.slots.values(), np.int64, len(self.slots))
+    def _live(self):
+        """Every live entry, in table order."""
+        held = self._table_e
+        return held[held >= 0]
+
+    def held(self):
+        """{hash: entry} of the live entries (tests, and what reads the index whole)."""
+        live = self._live()
+        return dict(zip(self.hashes[live].tolist(), live.tolist()))
+
+    def entry_for(self, hashes):
+        """The live entry holding each hash (int64 array), -1 where none does."""
+        return self._probe(np.ascontiguousarray(hashes, np.uint64))
+
+    def _rebuild(self, new=()):
+        """A fresh table holding the live entries and ``new`` (entries just
+        taken, not placed yet): no tombstones, at most a quarter full."""
+        live = np.concatenate((self._live(), np.asarray(new, np.int64)))
         size = _MIN_TABLE
         while size < 4 * len(live):
             size *= 2
@@ -170,13 +185,16 @@ class DirectionIndex:
         or by another key (that direction keeps taking the slow path)."""
         if len(self.free) < len(owners):            # room for all first: entries are taken in one order
             self._grow(max(2 * len(self.owner), len(self.owner) + len(owners)))
+        # Rows that share a hash share a group; ``current``: the entry holding each group's hash (-1: none).
+        distinct, group = np.unique(np.ascontiguousarray(hashes, np.uint64), return_inverse=True)
+        current = self._probe(distinct)
         if self._c is not None:
             picked, entries, again, again_rows = (
                 np.frombuffer(raw, np.int64) for raw in self._c.bind_entries(
-                    self, self.slots, self.owner, self.side, self.free, list(owners),
-                    np.ascontiguousarray(hashes, np.uint64)))
+                    self, self.owner, self.side, self.free, list(owners), np.ascontiguousarray(group, np.int64),
+                    current))
         else:
-            picked, entries, again, again_rows = self._entries_for(owners, hashes)
+            picked, entries, again, again_rows = self._entries_for(owners, group.tolist(), current)
         if len(again):
             self.last[again] = np.maximum(self.last[again], last_ts[again_rows])
         if not len(entries):
@@ -185,27 +203,27 @@ class DirectionIndex:
         self.keys[entries] = keys[picked]
         self.last[entries] = last_ts[picked]
         if 2 * (self._used + len(entries)) > len(self._table_h):
-            self._rebuild()
+            self._rebuild(entries)
         else:
             self._insert(hashes[picked], entries)
 
-    def _entries_for(self, owners, hashes):
+    def _entries_for(self, owners, group, current):
         """``bind``'s loop in Python (the compiled module's ``bind_entries``
         takes the same steps): (picked rows, their entries, entries seen
         again, their rows) as int64 arrays."""
-        slots, owner, sides, free = self.slots, self.owner, self.side, self.free
+        owner, sides, free = self.owner, self.side, self.free
+        current = current.tolist()
         picked, entries, again, again_rows = [], [], [], []
-        for i, (h, (flow, side)) in enumerate(zip(hashes.tolist(), owners)):
+        for i, (g, (flow, side)) in enumerate(zip(group, owners)):
             if flow.end_reason is not None:
                 continue
-            entry = slots.get(h)
-            if entry is not None:
+            entry = current[g]
+            if entry >= 0:
                 if owner[entry] is flow and sides[entry] == side:
                     again.append(entry)
                     again_rows.append(i)
                 continue
-            entry = free.pop()
-            slots[h] = entry
+            entry = current[g] = free.pop()
             owner[entry] = flow
             sides[entry] = side
             flow.entries = (self, entry) if flow.entries is None else flow.entries + (self, entry)
@@ -220,7 +238,6 @@ class DirectionIndex:
         self._release(entry)
 
     def _release(self, entry):
-        del self.slots[int(self.hashes[entry])]
         self._table_e[self.pos[entry]] = _TOMB
         self.owner[entry] = None
         self.pkts[entry] = self.octets[entry] = 0
@@ -230,7 +247,7 @@ class DirectionIndex:
 
     def settle_all(self):
         """Fold and release every entry (end of input): one pass over lists."""
-        live = list(self.slots.values())
+        live = self._live().tolist()
         owner = self.owner
         if self._c is not None:                   # the same loop in C
             self._c.settle_entries(owner, np.array(live, np.int64), self.side, self.pkts, self.octets,
@@ -244,7 +261,6 @@ class DirectionIndex:
                     flow.last = last
                 flow.entries = None
                 owner[entry] = None
-        self.slots.clear()
         self._new_table(_MIN_TABLE)
         self.pkts[:] = self.octets[:] = 0
         self.last[:] = 0.0
