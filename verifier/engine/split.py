@@ -1,47 +1,37 @@
 """Vectorised fast path: a Chunk -> per-direction groups + rows left to decode.
 
 Pure: numpy in, numpy out; no flow state. The pipeline looks each group up
-once (not each packet) in the flow table's direction index (engine/directions.py).
-``split`` is one C pass (verifier/engine/_fastpath.c, hashing rows into groups)
-where setup.py could build that module, else ``split_numpy``'s whole-chunk
-passes described here (hashing, then sorting by hash); the results are equal
-to the bit, and the numpy code is the reference.
+once (not each packet) in its direction index (engine/directions.py).
+``split`` is one C pass (engine/_fastpath.c, hashing rows into groups) for
+``engine.COMPILED``, else ``split_numpy``'s whole-chunk passes described here
+(hashing, then sorting by hash); the results are equal to the bit, and the
+numpy code is the reference.
 
-Fast rows are Ethernet frames carrying IPv4 (IHL 5, not a fragment, total
-length covering the ports) or IPv6 (next header TCP/UDP directly), untagged
-or behind one 802.1Q tag, with the ports captured: exactly the frames for
-which the decoder would return a TCP/UDP packet with these fields. Every row
-is checked, not only a flow's first. For these the raw header bytes of one
-flow direction — both MACs, the tag, the protocol, the addresses and ports —
-are a stable key:
+Which rows are fast is engine/frames.py's: its classes (Ethernet or one
+802.1Q tag; IPv4 without options or IPv6 without extension headers; TCP or
+UDP that is no tunnel or control-plane port; and the tunnel layouts: GTP-U,
+GTP-U with a PDU Session Container, VXLAN, Geneve) are exactly frames for
+which the decoder would return one TCP/UDP packet with fields at fixed
+offsets. Every row is checked, not only a flow's first: ``split_numpy`` walks
+``frames.TREE`` over the chunk, the C pass runs ``frames.PROGRAM`` frame by
+frame. For these frames the raw header bytes of one flow direction — both
+MACs, the tag, the protocol, the addresses and ports, for a tunnel its outer
+addresses and TEID or VNI (and inner MACs) — are a stable key.
 
-    class  layout                    key bytes (of the frame)
-    0      Ethernet  IPv4            0:12 + 23:24 + 26:38
-    1      Ethernet  IPv6            0:12 + 20:21 + 22:58
-    2      802.1Q    IPv4            0:16 + 27:28 + 30:42
-    3      802.1Q    IPv6            0:16 + 24:25 + 26:62
-
-A key (a row of ``Groups.keys``) is the first 64 header bytes with every
-other byte zeroed, as 64-bit words, plus one word naming class and
-interface: fields stay at their frame offsets, so ``fields_from_key`` reads
-them back by class (``Groups.key_bytes``).
-
-Tunnel classes 4-15 (``_tunnel_layouts``): GTP-U (plain, or with one PDU
-Session Container) and VXLAN over IPv4 without options, untagged or tagged,
-carrying IPv4 (IHL 5) or IPv6 TCP/UDP. Their key adds the outer addresses
-and ports, the GTP flags and TEID or the VXLAN VNI and inner MACs, and the
-inner protocol, addresses and ports; ``fields_from_key`` gives the inner
-packet's fields with its tunnel layer, as the decoder would. They read a 112-byte
-header (keys of 120 bytes), for those rows only.
+A key (a row of ``Groups.keys``) is the first 64 header bytes (112 for the
+tunnel classes) with every byte but the class's key bytes zeroed, as 64-bit
+words, plus one word naming class and interface: fields stay at their frame
+offsets, so ``fields_of`` and ``fields_from_key`` read them back where
+``frames.FIELDS`` says.
 
 Rows are grouped by (class, interface, key): each header is read as 64-bit
 words masked down to the class's key bytes, plus one word holding class and
 interface, hashed and sorted; rows that share a hash are then compared word
 for word, so a hash collision can never merge two directions (a colliding
-chunk is handed back whole as rows to decode). Plain and tunnel classes come
-back as separate ``Groups`` (their keys differ in width). Everything else — ICMP,
-fragments, other tunnels (Geneve, GRE, IP-in-IP, GTP-U with other extension
-headers), GTP-C and PFCP, QinQ, MPLS, other link types, damaged headers — is returned as
+chunk is handed back whole as rows to decode). Each key width comes back as
+its own ``Groups``. Everything else — ICMP, fragments, other tunnels (GRE,
+IP-in-IP, Geneve with options, GTP-U with other extension headers), GTP-C
+and PFCP, QinQ, MPLS, other link types, damaged headers — is returned as
 rows for the full decoder.
 """
 
