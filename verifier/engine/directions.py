@@ -109,10 +109,6 @@ class DirectionIndex:
         live = self._live()
         return dict(zip(self.hashes[live].tolist(), live.tolist()))
 
-    def entry_for(self, hashes):
-        """The live entry holding each hash (int64 array), -1 where none does."""
-        return self._probe(np.ascontiguousarray(hashes, np.uint64))
-
     def _rebuild(self, new=()):
         """A fresh table holding the live entries and ``new`` (entries just
         taken, not placed yet): no tombstones, at most a quarter full."""
