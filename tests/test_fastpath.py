@@ -97,6 +97,31 @@ def test_a_collision_hands_the_chunk_back(monkeypatch):
     assert parts == [] and slow.tolist() == list(range(len(FAST)))
 
 
+@pytest.mark.parametrize("damage", ["offset past the header", "backward jump", "unknown op", "leaf past the classes",
+                                    "no row after a test"])
+def test_a_program_the_module_cannot_run_safely_is_refused(damage, monkeypatch):
+    """The C pass is handed its frame program (engine/frames.PROGRAM) as data:
+    one that would read past the header, loop, or name what it lacks is a
+    ValueError, never run."""
+    from verifier.engine import frames
+    bad = frames.PROGRAM.copy()
+    op, a, leaf, fail = 0, 1, 6, 7                  # PROGRAM's columns
+    if damage == "offset past the header":
+        bad[0, a] = frames.HEADER
+    elif damage == "backward jump":
+        bad[3, fail] = 1
+    elif damage == "unknown op":
+        bad[0, op] = 99
+    elif damage == "leaf past the classes":
+        bad[np.flatnonzero(bad[:, leaf] >= 0)[0], leaf] = len(frames.CLASSES)
+    else:
+        bad = bad[:1].copy()
+        bad[0, leaf] = -1
+    monkeypatch.setattr(frames, "PROGRAM", bad)
+    with pytest.raises(ValueError):
+        batch.split_compiled(C, from_frames((0.0, 0, len(f), f) for f in FAST), np.array([True]))
+
+
 def test_corpus_captures_chunk_by_chunk():
     paths = corpus_files() + sorted(glob.glob(os.path.join(corpus_path("malformed-tcpdump"), "*")))
     grouped = 0
