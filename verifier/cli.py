@@ -21,56 +21,11 @@ import click
 from . import __version__
 from .atomic import AtomicFile, write_atomic
 from .errors import VerifierError
+from .app import App, default_data_dir, default_policy_path  # noqa: F401 - App: re-exported for tests
 from .runtime import leave, quiet_start, tune_for_throughput, will_leave
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
-
-
-class App:
-    """What every command needs, built lazily and carried in ``ctx.obj``."""
-
-    def __init__(self, data_dir):
-        self.data_dir = data_dir
-        self._catalogue = None
-        self._warned = set()
-
-    @property
-    def catalogue(self):
-        if self._catalogue is None:
-            from .attribution.vendors import VendorCatalogue
-            self._catalogue = VendorCatalogue.load()
-        return self._catalogue
-
-    def policy(self, paths):
-        """The compiled policy (the shipped default without ``paths``); its
-        warnings go to stderr, each once per process."""
-        from .policy.load import load_policy
-        policy = load_policy(list(paths) or [default_policy_path()], self.catalogue)
-        for warning in policy.warnings:
-            if str(warning) not in self._warned:
-                self._warned.add(str(warning))
-                click.echo(f"warning: {warning}", err=True)
-        return policy
-
-    def attributor(self, inventory_path, asn_dbs):
-        from .attribution import Attributor
-        from .attribution.asn import AsnDatabase
-        from .attribution.inventory import load_inventory
-        from .attribution.oui import OuiRegistry
-        inventory = load_inventory(inventory_path, self.catalogue) if inventory_path else None
-        providers = ([inventory] if inventory else []) + [OuiRegistry.load(self.catalogue, self.data_dir)]
-        providers += [AsnDatabase(p) for p in asn_dbs]
-        return Attributor(providers, inventory)
-
-
-def default_policy_path():
-    from importlib import resources
-    return str(resources.files("verifier.rules").joinpath("default-policy.yaml"))
-
-
-def default_data_dir():
-    return os.environ.get("VERIFIER_DATA_DIR") or click.get_app_dir("clean-path-verifier")
 
 
 class Verifier(click.Group):
