@@ -93,6 +93,24 @@ def test_flush_ends_everything_as_shutdown():
     assert len(ended) == 2 and {f.end_reason for f in ended} == {"shutdown"} and t.evictions["shutdown"] == 2
 
 
+def test_flush_lets_each_flow_go_once_it_is_judged():
+    """The memory of the flows already judged is free for the judging of the
+    next (an audit's peak is its open flows, not those plus their judging)."""
+    import gc
+
+    from verifier.model import Flow
+    alive = []
+
+    def judge(flow):
+        alive.append(sum(1 for o in gc.get_objects() if type(o) is Flow and o.end_reason == "shutdown"))
+
+    t = FlowTable(judge)
+    for port in range(1, 41):
+        t.add(up(sport=port), 0.0, 0, 60)
+    assert t.flush() == 40 and len(alive) == 40
+    assert max(alive) == 1          # only the flow being judged has ended and is still held
+
+
 def frag(ident, offset, more, payload):
     flags = (0x2000 if more else 0) | offset
     return pkt(ether(S, C, ETH_IPV4, ipv4("198.51.100.5", "192.0.2.53", 17, payload, ident=ident, frag=flags)))

@@ -18,7 +18,6 @@ from .capture import expand_paths, open_capture
 from .decode import R_LINKTYPE, linktype_name
 from .errors import CaptureError
 from .pipeline import Pipeline
-from .runtime import spare
 from .sinks.flowcsv import CsvSink
 from .sinks.report import ReportSink, certificate, exit_code
 from .text import iso_time
@@ -52,7 +51,7 @@ def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, 
     try:
         for path in files:
             captures.append(_audit_one(pipe, path, bar, require_ip))
-        spare(pipe.finish())           # the ended flows: freed at exit, not one by one (runtime.spare)
+        pipe.finish()
     finally:
         if bar is not None:
             bar.finish()

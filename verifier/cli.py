@@ -22,7 +22,7 @@ from . import __version__
 from .atomic import AtomicFile, write_atomic
 from .errors import VerifierError
 from .app import App, default_data_dir, default_policy_path  # noqa: F401 - App: re-exported for tests
-from .runtime import leave, quiet_start, tune_for_throughput, will_leave
+from .runtime import leave, quiet_start, tune_for_throughput
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 4
@@ -481,7 +481,6 @@ def main():
     """The console script: click always ends with ``SystemExit``; its code
     becomes the process's without a heap teardown (runtime.leave)."""
     quiet_start()
-    will_leave()
     try:
         cli(prog_name="verifier")
     except SystemExit as done:

@@ -341,6 +341,6 @@ class Pipeline:
         return judgements
 
     def finish(self):
-        """End of input: end every open flow through policy and sinks; returns them, ended."""
+        """End of input: end every open flow through policy and sinks; returns how many."""
         return self.table.flush()
 

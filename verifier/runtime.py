@@ -27,9 +27,9 @@ user set ``OPENBLAS_NUM_THREADS``.
 When the command is done, the console script leaves without tearing the
 heap down (``leave``): freeing every flow, cache entry and module object one
 by one (and the final collection over them) took ~0.1 s after a 1M-packet
-audit, for memory the kernel reclaims at once anyway. For the same reason
-the flows an audit ends at the end of its input are handed to ``spare``
-rather than freed one by one (~20 ms for the bench's 20,000).
+audit, for memory the kernel reclaims at once anyway. The flows an audit
+ends at the end of its input are freed as they are judged
+(``FlowTable.flush``): their memory is what the judging reuses.
 """
 
 import ctypes
@@ -39,7 +39,6 @@ import sys
 
 GEN0, GEN1, GEN2 = 100_000, 20, 100
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3         # mallopt(3) parameters
-_spared = None                                      # what ``spare`` keeps for ``leave``; None: keep nothing
 
 
 def quiet_start():
@@ -76,21 +75,6 @@ def _keep_heap():
         return
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
     mallopt(M_TRIM_THRESHOLD, 1 << 30)
-
-
-def will_leave():
-    """The console script says it ends through ``leave``: from now on
-    ``spare`` keeps what it is handed."""
-    global _spared
-    _spared = []
-
-
-def spare(objects):
-    """``objects`` are no longer needed. When the process will ``leave``,
-    they stay referenced until then instead of being freed one by one;
-    otherwise (tests, the library used in-process) they are dropped as usual."""
-    if _spared is not None:
-        _spared.append(objects)
 
 
 def leave(code):
