@@ -35,7 +35,7 @@ class App:
                 click.echo(f"warning: {warning}", err=True)
         return policy
 
-    def attributor(self, inventory_path, asn_dbs):
+    def attributor(self, inventory_path, asn_dbs, mrt_dumps=()):
         from .attribution import Attributor
         from .attribution.asn import AsnDatabase
         from .attribution.inventory import load_inventory
@@ -43,7 +43,11 @@ class App:
         inventory = load_inventory(inventory_path, self.catalogue) if inventory_path else None
         providers = ([inventory] if inventory else []) + [OuiRegistry.load(self.catalogue, self.data_dir)]
         providers += [AsnDatabase(p) for p in asn_dbs]
-        return Attributor(providers, inventory)
+        routes = None
+        if mrt_dumps:
+            from .bgp.rib import Rib
+            routes = Rib.load(mrt_dumps)
+        return Attributor(providers, inventory, routes)
 
 
 def default_policy_path():

@@ -63,10 +63,15 @@ def cli(ctx, data_dir, debug):
     ctx.obj = App(data_dir or default_data_dir())
 
 
-def attribution_options(asn=True):
-    """--policy, --inventory and --asn-db, declared once for every command
-    that judges or attributes."""
+def attribution_options(asn=True, bgp=False):
+    """--policy, --inventory, --asn-db (and --bgp-mrt), declared once for
+    every command that judges or attributes."""
     def apply(command):
+        if bgp:
+            command = click.option("--bgp-mrt", "bgp_mrts", multiple=True, type=click.Path(),
+                                   help="MRT RIB dump (TABLE_DUMP_V2 or TABLE_DUMP; gzip/bzip2 too) of the "
+                                        "site's border router: its routes name the transit carriers "
+                                        "(repeatable).")(command)
         if asn:
             command = click.option("--asn-db", "asn_dbs", multiple=True, type=click.Path(),
                                    help="MaxMind-format ASN database, in precedence order (repeatable).")(command)
@@ -81,7 +86,7 @@ def attribution_options(asn=True):
 
 @cli.command()
 @click.argument("captures", nargs=-1, type=click.Path())
-@attribution_options()
+@attribution_options(bgp=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the JSON certificate.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Write the HTML report.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, allow_dash=True),
@@ -106,7 +111,7 @@ def attribution_options(asn=True):
                    "and evidence.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
-def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_out, demo, idle_timeout,
+def audit(app, captures, policies, inventory, asn_dbs, bgp_mrts, json_out, html_out, csv_out, demo, idle_timeout,
           active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, evidence_dir,
           evidence_packets, sign_key, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy.
@@ -148,7 +153,7 @@ def audit(app, captures, policies, inventory, asn_dbs, json_out, html_out, csv_o
     # file and is renamed into place after the certificate (atomic.py).
     with _csv_output(csv_out) as csv_fh:
         policy = app.policy(policies)
-        attributor = app.attributor(inventory, asn_dbs)
+        attributor = app.attributor(inventory, asn_dbs, bgp_mrts)
         tune_for_throughput(finite=True)
         result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
@@ -230,7 +235,7 @@ def _csv_output(csv_out):
 @click.option("--demo", is_flag=True,
               help="Replay the shipped demo capture with the demo policy, inventory and ASN database (each unless "
                    "given), then keep serving.")
-@attribution_options()
+@attribution_options(bgp=True)
 @click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
               help="Where /metrics listens; anything but loopback is your explicit choice.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve /metrics over TLS with this certificate.")
@@ -429,14 +434,15 @@ def policy_check(app, files, dump):
 @cli.command()
 @click.argument("queries", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable answers.")
-@attribution_options()
+@attribution_options(bgp=True)
 @click.pass_obj
-def lookup(app, queries, as_json, inventory, asn_dbs, policies):
-    """Every source's answer for MAC or IP addresses, with evidence."""
+def lookup(app, queries, as_json, inventory, asn_dbs, bgp_mrts, policies):
+    """Every source's answer for MAC or IP addresses, with evidence (and,
+    with --bgp-mrt, the selected route toward an IP and its carriers)."""
     from .lookup import parse_query, answers_for
     try:
         policy_ = app.policy(policies)
-        attributor = app.attributor(inventory, asn_dbs)
+        attributor = app.attributor(inventory, asn_dbs, bgp_mrts)
         parsed = [parse_query(q) for q in queries]
     except ValueError as exc:
         raise VerifierError(str(exc)) from None
@@ -457,6 +463,16 @@ def lookup(app, queries, as_json, inventory, asn_dbs, policies):
             extra = f" AS{a['asn']}" if a.get("asn") is not None else ""
             click.echo(f"  {a['source']:<10} {a['vendor'] or '-':<14} {a['trust']:<14}{extra} "
                        f"{a['organization'] or ''}  [/{a['prefix_len']} {a['database']} {a['version'] or ''}]")
+        route = res.get("route")
+        if route is not None:
+            click.echo(f"  bgp route  {route['prefix']} via {route['peer']}: {route['as_path']}  "
+                       f"[{route['dump']} dumped {route['dumped_at']}]")
+            for c in route["carriers"]:
+                click.echo(f"    transit  AS{c['asn']:<10} {c['trust']}")
+            if route["origin"] is not None:
+                click.echo(f"    origin   AS{route['origin']['asn']:<10} {route['origin']['trust']}")
+        elif bgp_mrts and not is_mac and not res.get("note"):
+            click.echo("  bgp route  none: no loaded route holds this address (a transit-network rule is unverified)")
 
 
 # --- db ----------------------------------------------------------------------

@@ -36,4 +36,23 @@ def answers_for(query, raw, is_mac, attributor, policy):
     out = {"query": query, "answers": answers}
     if not is_mac and is_special(raw):
         out["note"] = "special-purpose address: local, never looked up in ASN databases"
+    elif not is_mac and attributor.routes is not None:
+        out["route"] = _route(raw, attributor.routes, policy)
     return out
+
+
+def _route(raw, routes, policy):
+    """The route the default BGP peer choice selects toward ``raw``, its
+    carriers and origin with their trust, or None."""
+    from .bgp import aspath
+    from .model import Answer
+    peer = policy.bgp_peers(routes).get(None)
+    route = routes.lookup(raw, peer)
+    if route is None:
+        return None
+    transit, origin = aspath.carriers(route.path)
+
+    def judged(asn):
+        return {"asn": asn, "trust": policy.trust(Answer(None, None, None, asn=asn))}
+    return dict(route.describe(), carriers=[judged(a) for a in transit],
+                origin=judged(origin) if origin is not None else None)

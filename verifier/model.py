@@ -14,7 +14,8 @@ TUNNEL_ENDPOINT = "tunnel-endpoint"
 ROUTER_HOP = "router-hop"
 REMOTE_NETWORK = "remote-network"
 ENDPOINT_DEVICE = "endpoint-device"
-KINDS = (L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK, ENDPOINT_DEVICE)
+TRANSIT_NETWORK = "transit-network"   # an AS on the selected BGP route toward the remote end (bgp/)
+KINDS = (L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK, ENDPOINT_DEVICE, TRANSIT_NETWORK)
 
 # Trust classes
 TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE = "trusted", "untrusted", "unknown", "unattributable"

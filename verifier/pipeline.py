@@ -45,7 +45,7 @@ from .engine.split import open_directions, split
 from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
 from .dependents import NEIGHBOUR, NODE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
-from .model import counted
+from .model import TRANSIT_NETWORK, counted
 from .policy.evaluate import Verdicts
 
 SWEEP_EVERY = 10.0           # seconds of capture time between idle/active scans
@@ -106,7 +106,8 @@ class Pipeline:
         """Judge with ``policy`` and ``attributor`` from now on (start-up, and a
         daemon's reload): what caches their answers (paths, verdicts) is built
         new, then swapped in."""
-        paths = PathBuilder(attributor, policy.trust, self.discovery, self.control_plane)
+        paths = PathBuilder(attributor, policy.trust, self.discovery, self.control_plane,
+                            transit_judged=policy.judges(TRANSIT_NETWORK), bgp_peers=policy.bgp_peers(attributor.routes))
         verdicts = Verdicts(policy)
         self.policy, self.attributor, self.paths, self.verdicts = policy, attributor, paths, verdicts
 
@@ -332,7 +333,7 @@ class Pipeline:
         probes = self.probes
         build, verdict, today = self.paths.build, self.verdicts.judge, self.today
         for zone, side in places:
-            path = build(flow, side, iface)
+            path = build(flow, side, iface, zone)
             if probes is not None and side is not None and zone in probes.zones:
                 trace = probes.lookup(ip_text(flow.endpoint(1 - side)[0]))
                 if trace is not None:

@@ -57,8 +57,10 @@ PROBE_FAILURES = _s("cleanpath_probe_failures", COUNTER, "Traces that failed (--
 POLICY_INFO = _s("cleanpath_policy_info", GAUGE, "The policy in force (sha256 of its files).", "sha256")
 POLICY_RELOADS = _s("cleanpath_policy_reloads", COUNTER, "SIGHUP reloads by result.", "result")
 DATA_BUILD = _s("cleanpath_data_build_timestamp_seconds", GAUGE,
-                "Build time of the OUI registry and ASN databases in use.", "source")
+                "Build time of the OUI registry and ASN databases in use (mrt: the oldest BGP dump's time).",
+                "source")
 BUILD_INFO = _s("cleanpath_build_info", GAUGE, "Version of the verifier.", "version")
+BGP_ROUTES = _s("cleanpath_bgp_routes", GAUGE, "BGP routes loaded, by source (mrt: --bgp-mrt dumps).", "source")
 EVENTS_DROPPED = _s("cleanpath_events_dropped", COUNTER, "Events lost to a full disk or I/O error.", "reason")
 EVENTS = _s("cleanpath_events", COUNTER, "Events written.")
 

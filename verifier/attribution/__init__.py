@@ -6,6 +6,10 @@ return an ``Answer`` ("found") or ``None`` ("skip to the next provider").
 ASN answers for the same address) and caches answers per address, negative
 ones included, in bounded dicts. Databases are replaced by building a new
 ``Attributor`` and swapping one reference.
+
+``routes`` (a ``bgp.rib.Rib`` or None) is not a provider: it answers which
+route, hence which carriers, lie toward a remote address (attribution/path.py
+makes the ``transit-network`` elements from it).
 """
 
 CACHE_LIMIT = 1_000_000
@@ -13,9 +17,10 @@ _MISSING = object()
 
 
 class Attributor:
-    def __init__(self, providers, inventory=None):
+    def __init__(self, providers, inventory=None, routes=None):
         self.providers = tuple(providers)
         self.inventory = inventory
+        self.routes = routes
         self._macs = {}
         self._ips = {}
         self._mac_lookups = tuple(p.lookup_mac for p in self.providers)
@@ -54,4 +59,4 @@ class Attributor:
         return self.inventory.segment_devices(interface, vlan) if self.inventory else []
 
     def describe(self):
-        return [p.describe() for p in self.providers]
+        return [p.describe() for p in self.providers] + ([self.routes.describe()] if self.routes else [])

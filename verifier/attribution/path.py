@@ -6,7 +6,9 @@ with no zone (``local_side`` None) both sides are treated as remote, so
 ``zone: any`` rules still see every MAC and network.
 
 Order: endpoint device, segment devices, L2 neighbours, tunnel endpoints,
-router hops, remote network: from the zone outwards.
+router hops, then per remote end its transit networks (the BGP route's
+carriers, nearest first: attribution/transit.py) and its remote network:
+from the zone outwards.
 """
 
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
@@ -14,6 +16,7 @@ from ..model import (ENDPOINT_DEVICE, KINDS, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER
                      TUNNEL_ENDPOINT, Evidence, PathElement)
 from ..text import ip_text, mac_text
 from .special import is_special
+from .transit import Carriers
 
 
 TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
@@ -31,9 +34,20 @@ class PathBuilder:
 
     CACHE_LIMIT = 500_000
 
-    def __init__(self, attributor, trust, discovery=None, control_plane=None):
+    def __init__(self, attributor, trust, discovery=None, control_plane=None, transit_judged=False, bgp_peers=None):
         self.attributor = attributor
         self.trust = trust
+        # Carriers per BGP peer choice: ``bgp_peers`` (Policy.bgp_peers) maps zones to the peer whose routes
+        # decide; a zone it does not name takes the default (key None).
+        self.carriers, self._zone_carriers = None, {}
+        if attributor.routes is not None or transit_judged:
+            peers = bgp_peers or {None: None}
+            made = {}
+            for zone, peer in peers.items():
+                if peer not in made:
+                    made[peer] = Carriers(attributor.routes, trust, transit_judged, peer)
+                self._zone_carriers[zone] = made[peer]
+            self.carriers = self._zone_carriers.get(None) or Carriers(attributor.routes, trust, transit_judged)
         self.discovery = discovery
         self.control_plane = control_plane
         self._caches = {kind: {} for kind in KINDS}    # kind -> address -> element (or None)
@@ -46,7 +60,7 @@ class PathBuilder:
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
         self._ip_sources = ", ".join(p.name for p in attributor.providers if p.name != "oui")
 
-    def build(self, flow, local_side, interface):
+    def build(self, flow, local_side, interface, zone=None):
         elements = []
         add = elements.append
         macs = (flow.macs_a, flow.macs_b)
@@ -78,11 +92,15 @@ class PathBuilder:
             for hop in sorted(flow.hops):
                 add(self._element(ROUTER_HOP, hop))
         cache = caches[REMOTE_NETWORK]
+        carriers = self._zone_carriers.get(zone, self.carriers) if zone is not None else self.carriers
         for side in remote_sides:
             addr = b if side else a
             el = cache.get(addr, _MISSING)
             if el is _MISSING:
                 el = self._new(REMOTE_NETWORK, addr)
+            if carriers is not None and not is_special(addr):
+                transit, el = carriers.toward(addr, el)
+                elements.extend(transit)
             if el is not None:
                 add(el)
         return elements

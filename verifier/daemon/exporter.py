@@ -132,7 +132,7 @@ class ProbeCollector:
 
 
 class ConfigCollector:
-    """What the daemon judges with: policy, reloads, data build times, version."""
+    """What the daemon judges with: policy, reloads, data build times, BGP routes, version."""
 
     def __init__(self, daemon):
         self.daemon = daemon
@@ -142,6 +142,8 @@ class ConfigCollector:
         yield _filled(S.POLICY_INFO, [((d.pipeline.policy.sha256,), 1)])
         yield _filled(S.POLICY_RELOADS, (((r,), d.reloads[r]) for r in RELOAD_RESULTS))
         yield _filled(S.DATA_BUILD, (((source,), ts) for source, ts in sorted(d.data_build_times().items())))
+        routes = d.pipeline.attributor.routes
+        yield _filled(S.BGP_ROUTES, [(("mrt",), len(routes) if routes is not None else 0)])
         yield _filled(S.BUILD_INFO, [((__version__,), 1)])
 
 

@@ -50,6 +50,7 @@ class Options:
     policies: tuple = ()
     inventory: str = None
     asn_dbs: tuple = ()
+    bgp_mrts: tuple = ()
     metrics_addr: str = "127.0.0.1:9108"
     tls_cert: str = None
     tls_key: str = None
@@ -75,6 +76,7 @@ class Daemon:
         self.log = log or (lambda text: print(f"verifier: {text}", file=sys.stderr, flush=True))
         self.catalogue = app.catalogue
         self.reloads = {"success": 0, "failure": 0}
+        self._dumps_seen, self._dumps_checked = None, float("-inf")
         self._reload_wanted = False
         self._stop_wanted = False
         self.source = None
@@ -107,7 +109,8 @@ class Daemon:
 
     def _load(self):
         o = self.options
-        return self.app.policy(o.policies), self.app.attributor(o.inventory, o.asn_dbs)
+        self._dumps_seen = _stamps(o.bgp_mrts)
+        return self.app.policy(o.policies), self.app.attributor(o.inventory, o.asn_dbs, o.bgp_mrts)
 
     def open_source(self):
         o = self.options
@@ -163,6 +166,7 @@ class Daemon:
                     self._feed(pipe, source, chunk)
                 else:
                     pipe.tick(source.now())
+                self._check_dumps()
                 if self._reload_wanted:
                     self.reload()
                 if self._stop_wanted:
@@ -201,11 +205,28 @@ class Daemon:
         self.log("input finished; every flow judged; serving metrics until SIGTERM")
         while not self._stop_wanted:
             time.sleep(0.2)
+            self._check_dumps()
             if self._reload_wanted:
                 self.reload()
 
     def stop(self):
         self._on_stop(None, None)
+
+    def _check_dumps(self):
+        """A ``--bgp-mrt`` file replaced (routers and cron jobs write a new
+        dump and rename it over the old) asks for a reload, once per change:
+        checked at most once a second, by inode, size and mtime."""
+        if not self.options.bgp_mrts:
+            return
+        now = time.monotonic()
+        if now < self._dumps_checked + 1.0:
+            return
+        self._dumps_checked = now
+        stamps = _stamps(self.options.bgp_mrts)
+        if stamps != self._dumps_seen:
+            self._dumps_seen = stamps
+            self.log("a --bgp-mrt dump changed on disk: reloading")
+            self._reload_wanted = True
 
     def reload(self):
         self._reload_wanted = False
@@ -224,7 +245,9 @@ class Daemon:
         if pipe.probes is not None:
             pipe.probes.zones = frozenset(protected_zones(policy))
         self.reloads["success"] += 1
-        self.log(f"reloaded: policy {policy.sha256[:12]}, {len(policy.zones)} zone(s), {len(policy.rules)} rule(s)")
+        routes = f", {len(attributor.routes):,} BGP routes" if attributor.routes is not None else ""
+        self.log(f"reloaded: policy {policy.sha256[:12]}, {len(policy.zones)} zone(s), {len(policy.rules)} rule(s)"
+                 + routes)
         return True
 
     def shutdown(self):
@@ -284,7 +307,23 @@ class Daemon:
             source = entry["source"]
             if ts is not None and source in ("oui", "asn"):
                 out[source] = min(out.get(source, ts), ts)      # the oldest database of a kind is the stale one
+            for dump in entry.get("dumps", ()) if source == "mrt" else ():
+                ts = build_timestamp(dump["dumped_at"])
+                if ts is not None:
+                    out["mrt"] = min(out.get("mrt", ts), ts)
         return out
+
+
+def _stamps(paths):
+    """(inode, size, mtime) per path (None where it cannot be read)."""
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 def protected_zones(policy):

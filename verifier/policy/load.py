@@ -12,15 +12,18 @@ after all files are read so that a rule may name a zone from another file.
 
 import datetime
 import hashlib
+import ipaddress
 
 from ..config import Reader, read_text
 from ..errors import ConfigError
+from ..text import ip_text
 from ..model import KINDS, L2_NEIGHBOR, SEGMENT_DEVICE, TUNNEL_ENDPOINT, ROUTER_HOP, REMOTE_NETWORK
 from .model import ANY_ZONE, CLEAN_PATH, UNZONED, ON_UNATTRIBUTED, Exception_, Policy, PrefixSet, Rule, Zone
 
-TOP_KEYS = ("version", "site", "vendors", "networks", "zones", "rules", "exceptions")
+TOP_KEYS = ("version", "site", "vendors", "networks", "bgp", "zones", "rules", "exceptions")
+BGP_KEYS = ("peer",)
 SITE_KEYS = ("name", "operator", "location", "contact")
-ZONE_KEYS = ("prefixes", "vlans", "interfaces", "description")
+ZONE_KEYS = ("prefixes", "vlans", "interfaces", "bgp", "description")
 RULE_KEYS = ("name", "zone", "require", "kinds", "roles", "on_unattributed", "deny_vendors", "deny_asns",
              "description")
 EXC_KEYS = ("rule", "match", "reason", "expires")
@@ -52,6 +55,7 @@ def load_policy(paths, catalogue):
                     state.exceptions)
     policy.warnings = [w for r in state.readers for w in r.warnings]
     policy.site = state.site
+    policy.bgp = state.bgp_peer
     return policy
 
 
@@ -63,6 +67,7 @@ class _State:
         self.trusted_asns, self.untrusted_asns = {}, {}
         self.network_default = None
         self.site = None                                # {name, operator, ...}: printed on certificates
+        self.bgp_peer = None                            # (address bytes, "file:line:column") of bgp.peer
         self.zones, self.rules, self.exceptions = {}, [], []
         self.refs = []                                  # (reader, node, kind, value)
         self.first = {}                                 # ("zone" | "rule", name) -> "file:line:column" of its definition
@@ -109,6 +114,13 @@ def _read_file(reader, root, state):
             if value and state.network_default and value != state.network_default:
                 reader.error(nets["default"], f"networks.default '{value}' contradicts another policy file")
             state.network_default = value or state.network_default
+    if "bgp" in top:
+        peer = _read_bgp(reader, top["bgp"], "bgp")
+        if peer is not None:
+            if state.bgp_peer is not None:
+                reader.error(top["bgp"], f"bgp defined twice (first at {state.bgp_peer[1]})")
+            else:
+                state.bgp_peer = peer
     if "zones" in top:
         for name, node in reader.mapping(top["zones"], None, "zones").items():
             _read_zone(reader, name, node, state)
@@ -133,6 +145,23 @@ def _read_site(reader, node, state):
     state.site, state.site_at = site, _position(reader, node)
 
 
+def _read_bgp(reader, node, where):
+    """``bgp: {peer: ADDRESS}``: whose routes decide (a peer of the loaded
+    MRT dumps, by address) -> (address bytes, "file:line:column") or None."""
+    fields = reader.mapping(node, BGP_KEYS, where, required=("peer",))
+    if "peer" not in fields:
+        return None
+    text = reader.string(fields["peer"], f"{where}.peer")
+    if text is None:
+        return None
+    try:
+        address = ipaddress.ip_address(text).packed
+    except ValueError:
+        reader.error(fields["peer"], f"{where}.peer: '{text}' is not an IP address")
+        return None
+    return address, _position(reader, fields["peer"])
+
+
 def _position(reader, node):
     problem = reader.at(node, "")
     return f"{problem.path}:{problem.line}:{problem.column}"
@@ -154,8 +183,9 @@ def _read_zone(reader, name, node, state):
     prefixes = [reader.network(n, f"{where} prefixes") for n in reader.seq(fields.get("prefixes"), "prefixes")]
     vlans = [reader.integer(n, f"{where} vlans", 0, 4095) for n in reader.seq(fields.get("vlans"), "vlans")]
     ifaces = reader.strings(fields.get("interfaces"), f"{where} interfaces")
+    peer = _read_bgp(reader, fields["bgp"], f"{where} bgp") if "bgp" in fields else None
     state.zones[name] = Zone(name, PrefixSet([p for p in prefixes if p]), [v for v in vlans if v is not None],
-                             ifaces)
+                             ifaces, peer)
 
 
 def _read_rule(reader, node, state):
@@ -263,8 +293,10 @@ def dump(policy):
         "vendors": {"trusted": sorted(policy.trusted), "untrusted": sorted(policy.untrusted)},
         "networks": {"untrusted_asns": sorted(policy.untrusted_asns), "trusted_asns": sorted(policy.trusted_asns),
                      "default": policy.network_default},
+        **({"bgp": {"peer": ip_text(policy.bgp[0])}} if policy.bgp else {}),
         "zones": {z.name: {"prefixes": z.prefixes.texts, "vlans": sorted(z.vlans),
-                           "interfaces": sorted(z.interfaces)} for z in policy.zones.values()},
+                           "interfaces": sorted(z.interfaces),
+                           **({"bgp": {"peer": ip_text(z.bgp[0])}} if z.bgp else {})} for z in policy.zones.values()},
         "rules": [{"name": r.name, "zone": r.zone, "require": r.require,
                    "kinds": sorted(r.kinds) if r.require else [], "roles": sorted(r.roles),
                    "on_unattributed": r.on_unattributed if r.require else None,

@@ -7,7 +7,9 @@ capture interface constraints); ``Policy.trust`` turns an attribution answer
 into a trust class. Both are pure and cached per input.
 """
 
+from ..errors import DataError
 from ..model import TRUSTED, UNTRUSTED, UNKNOWN, UNATTRIBUTABLE
+from ..text import ip_text
 
 ANY_ZONE = "any"
 UNZONED = "unzoned"           # the metrics' zone label of flows with no endpoint in a zone (a reserved name)
@@ -50,11 +52,12 @@ class PrefixSet:
 
 
 class Zone:
-    __slots__ = ("name", "prefixes", "vlans", "interfaces")
+    __slots__ = ("name", "prefixes", "vlans", "interfaces", "bgp")
 
-    def __init__(self, name, prefixes, vlans, interfaces):
+    def __init__(self, name, prefixes, vlans, interfaces, bgp=None):
         self.name, self.prefixes = name, prefixes
         self.vlans, self.interfaces = frozenset(vlans), frozenset(interfaces)
+        self.bgp = bgp              # (peer address bytes, "file:line:column"): whose routes decide, or None
 
     def holds(self, addr, vlans, interface):
         if addr not in self.prefixes:
@@ -135,6 +138,7 @@ class Policy:
         self.waivable = frozenset(e.rule for e in exceptions)    # rules some exception names
         self.warnings = []                        # positioned Problems that did not stop the load (load.py)
         self.site = None                          # the policy's site: block ({name, operator, ...}) or None
+        self.bgp = None                           # (peer address bytes, "file:line:column") of bgp.peer, or None
         self._zone_cache = {}
 
     def zone_of(self, addr, vlan, vlan2, interface):
@@ -168,6 +172,32 @@ class Policy:
             cache.clear()
         cache[addr] = hit
         return hit
+
+    def judges(self, kind):
+        """Whether a clean-path rule looks at elements of ``kind``."""
+        return any(r.require == CLEAN_PATH and kind in r.kinds for r in self.rules)
+
+    def bgp_peers(self, routes):
+        """{zone name or None (the default): the ``RibPeer`` whose routes
+        decide, or None (the best route over all peers)}. A peer the policy
+        names that no loaded dump holds is an error: falling back to another
+        router's routes would judge a path the zone's traffic may not take."""
+        wanted = {None: self.bgp} | {z.name: z.bgp or self.bgp for z in self.zones.values()}
+        if not any(wanted.values()):
+            return {}
+        out = {}
+        for zone, choice in wanted.items():
+            if choice is None:
+                out[zone] = None
+                continue
+            address, where = choice
+            peer = routes.peer_named(address) if routes is not None else None
+            if peer is None:
+                held = ", ".join(sorted({ip_text(p.address) for p in routes.peers})) if routes is not None else None
+                raise DataError(f"{where}: bgp.peer {ip_text(address)} is not a peer of the loaded MRT dumps"
+                                + (f" (they hold {held})" if held else " (no --bgp-mrt dump was given)"))
+            out[zone] = peer
+        return out
 
     def requires_attribution(self, zone):
         return any(r.require == CLEAN_PATH and r.on_unattributed == "unverified" for r in self.rules_for[zone])

@@ -29,6 +29,12 @@ class CsvSink:
             if j is None:
                 tail = ["", "", "", ""]
             else:
-                path = " > ".join(f"{el.kind}={el.vendor or el.organization or el.trust}" for el in j.path)
+                path = " > ".join(f"{el.kind}={_name(el)}" for el in j.path)
                 tail = [j.zone or "", j.verdict, ";".join(j.rules), path]
             self.writer.writerow(base + tail + [flow.end_reason])
+
+
+def _name(el):
+    """What names an element in the path column: its vendor, organisation,
+    AS (a carrier known by number only), else its trust."""
+    return el.vendor or el.organization or (f"AS{el.asn}" if el.asn is not None else el.trust)
