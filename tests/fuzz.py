@@ -16,6 +16,9 @@ Targets, each fed mutants of its own seeds:
   known reason.
 - ``policy``, ``inventory``: mutated YAML (and inventory CSV) text through
   the loaders. May raise only ``VerifierError`` (a positioned error).
+- ``mrt``: an MRT RIB dump (TABLE_DUMP_V2 with ADD-PATH records, legacy
+  TABLE_DUMP, gzip) through ``Rib.load``, the lookup tables and lookups of
+  the routes' addresses. May raise only ``DataError``.
 
 Seeds are crafted here (with verifier.craft and scapy) and, when present,
 the small captures of ``../shared/corpus``. An input fails when it raises
@@ -281,6 +284,35 @@ def mutate(rnd, data, others):
     return bytes(buf)
 
 
+def mrt_seeds():
+    """RIB dumps with every record shape the reader knows."""
+    import ipaddress
+    from verifier.bgp import aspath
+    from verifier.bgp.write import MrtWriter
+    seq, aset = aspath.AS_SEQUENCE, aspath.AS_SET
+
+    def b(text):
+        return ipaddress.ip_address(text).packed
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "seed.mrt")
+        with MrtWriter(path, peers=[(b("192.0.2.1"), 64500), (b("2001:db8::1"), 4200000001)], when=1796000000) as w:
+            w.rib(b("8.8.8.0"), 24, [(0, ((seq, (64500, 4134, 64501)),), b("192.0.2.1")),
+                                     (1, ((seq, (4200000001, 64501)),), b("192.0.2.1"))])
+            w.rib(b("9.9.0.0"), 16, [(0, ((seq, (64500,)), (aset, (4134, 64502))), b("192.0.2.1"))])
+            w.rib(b("2001:4860::"), 32, [(1, ((seq, (64500, 4809)),), b("2001:db8::1"))])
+            w.rib(b("10.1.0.0"), 23, [(0, ((seq, (64500, 64505)),), b("192.0.2.1"), 7)], addpath=True)
+        with open(path, "rb") as fh:
+            out.append(fh.read())
+        with MrtWriter(path, when=1796000000) as w:
+            w.legacy(b("11.0.0.0"), 8, b("192.0.2.5"), 23456, ((seq, (23456, 64506)),), b("192.0.2.5"),
+                     as4_path=((seq, (4200000000, 64506)),))
+        with open(path, "rb") as fh:
+            out.append(fh.read())
+    out.append(gzip.compress(out[0], 6, mtime=0))
+    return out
+
+
 # --- targets -----------------------------------------------------------------
 
 class Targets:
@@ -342,6 +374,21 @@ class Targets:
         except VerifierError:
             pass
 
+    def mrt(self, data):
+        from verifier.bgp.rib import Rib
+        from verifier.errors import DataError
+        path = self._write(data, ".mrt")
+        try:
+            rib = Rib.load([path])
+        except DataError:
+            return
+        rib.view()
+        for addr in (b"\x08\x08\x08\x08", b"\x09\x09\x01\x01", b"\x0a\x01\x00\x01", bytes(4),
+                     b"\x20\x01\x48\x60" + bytes(12), bytes(16)):
+            route = rib.lookup(addr)
+            if route is not None:
+                route.describe()
+
     def inventory(self, data):
         from verifier.attribution.inventory import load_inventory
         from verifier.errors import VerifierError
@@ -372,13 +419,14 @@ class Fuzzer:
         with open(default_policy_path(), "rb") as fh:
             self.policies = [fh.read() + POLICY_EXTRA.encode()]
         self.inventories = [INVENTORY_YAML.encode(), INVENTORY_CSV.encode()]
+        self.mrts = mrt_seeds()
 
     # target name -> (weight, seeds, runner)
     def plan(self):
         t = self.targets
         return [("capture", 40, self.captures, t.capture), ("gzip", 8, self.gzips, t.gzip),
                 ("frame", 40, self.frames, t.frame), ("policy", 6, self.policies, t.policy_text),
-                ("inventory", 6, self.inventories, t.inventory)]
+                ("inventory", 6, self.inventories, t.inventory), ("mrt", 8, self.mrts, t.mrt)]
 
     def inputs(self):
         """An endless, reproducible stream of (target, runner, data)."""

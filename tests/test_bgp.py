@@ -182,13 +182,18 @@ def test_damaged_records_are_counted_and_the_rest_loads(tmp_path):
         w.rib(b("8.8.9.0"), 24, [(5, seq(64500), b("192.0.2.1"))])                 # no such peer
         w.rib(b("8.8.10.0"), 24, [(0, (), b"", 0, b"\x40\x02\x09\x02\x05\x00")])    # segment past its attribute
         w.rib(b("8.8.11.0"), 33, [(0, seq(64500), b("192.0.2.1"))])                 # /33
+        w.rib(b("8.8.13.0"), 24, [])                                                # no routes at all
+        w.rib(b("8.8.14.0"), 24, [(0, (), b"", 0, b"\x50\x02\x00")])               # extended length cut
         w.rib(b("8.8.12.0"), 24, [(0, seq(64500, 64502), b("192.0.2.1"))])
     with open(bad, "ab") as fh:
         fh.write(good[:40])                                                         # cut short
     reader = MrtReader(bad)
     routes = list(reader.entries())
     assert [str(ipaddress.ip_network((e.prefix, e.plen))) for e in routes] == ["8.8.8.0/24", "8.8.12.0/24"]
-    assert sum(reader.damaged.values()) == 4 and "truncated record" in reader.damaged
+    assert sum(reader.damaged.values()) == 5 and "truncated record" in reader.damaged
+    rib = Rib.load([bad])
+    assert len(rib) == 2 and rib.lookup(b("8.8.13.1")) is None and rib.lookup(b("8.8.12.1")).plen == 24
+    assert sum(rib.dumps[0].damaged.values()) == 5
     with open(tmp_path / "not.mrt", "wb") as fh:
         fh.write(b"hello, this is not MRT")
     with pytest.raises(DataError, match="no MRT record"):
@@ -352,3 +357,70 @@ def test_flows_are_judged_by_the_carriers_bird_learned(bird_dumps, tmp_path, wri
     route = [el for el in {v["dst"]: v for v in cert["violations"]}["151.101.2.5"]["path"]
              if el["kind"] == "transit-network"][0]["evidence"]
     assert route["prefix"] == "151.101.0.0/16" and route["peer"] == "192.0.2.1 AS64500"
+
+
+def test_the_route_origin_and_the_asn_database_both_stay_in_the_evidence(tmp_path, write):
+    import os
+    mmdb = os.path.join(os.path.dirname(os.path.dirname(__file__)), "verifier", "demo", "demo-asn.mmdb")
+    dump = str(tmp_path / "origins.mrt")
+    with MrtWriter(dump, peers=[(b("192.0.2.1"), 64500)], when=WHEN) as w:
+        w.rib(b("8.8.8.0"), 24, [(0, seq(64500, 15169), b("192.0.2.1"))])         # the database's AS too
+        w.rib(b("1.1.1.0"), 24, [(0, seq(64500, 4134), b("192.0.2.1"))])          # another AS announces it
+    cap = tmp_path / "c.pcap"
+    capture(cap, ["8.8.8.8", "1.1.1.1"])
+    out = tmp_path / "c.json"
+    policy = write("p.yaml", POLICY.replace("kinds: [l2-neighbor, transit-network, remote-network]",
+                                            "kinds: [remote-network]") + "  - {name: all, zone: any, deny_asns: [0]}\n")
+    result = CliRunner().invoke(cli, ["--data-dir", "/nonexistent", "audit", str(cap), "--policy", policy,
+                                      "--asn-db", mmdb, "--bgp-mrt", dump, "--json", str(out),
+                                      "--csv", str(tmp_path / "c.csv")], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    import csv
+    with open(tmp_path / "c.csv") as fh:
+        agreed = [row for row in csv.DictReader(fh) if row["b"] == "8.8.8.8" or row["a"] == "8.8.8.8"]
+    assert agreed[0]["verdict"] == "CLEAN" and agreed[0]["path"].endswith("remote-network=Google LLC")
+    cert = json.loads(out.read_text())
+    (hijacked,) = cert["violations"]
+    remote = hijacked["path"][-1]
+    assert hijacked["dst"] == "1.1.1.1" and remote["kind"] == "remote-network" and remote["asn"] == 4134
+    assert remote["evidence"]["source"] == "mrt"
+    assert remote["evidence"]["asn_db"] == {"asn": 13335, "organization": "Cloudflare, Inc.", "source": "asn"}
+    assert [r["text"] for r in hijacked["reasons"]] == ["remote-network 1.1.1.1 is untrusted"]
+
+
+def test_the_daemon_rejudges_open_flows_when_the_dump_is_replaced(tmp_path):
+    import os
+    from test_daemon import Daemon, value
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    capture(spool / "a.pcap", ["8.8.8.8"])
+    os.utime(spool / "a.pcap", ns=(1, 1_000_000_000))           # settled long ago: read at once
+    dump = str(tmp_path / "rib.mrt")
+
+    def write_dump(target, path):
+        with MrtWriter(target, peers=[(b("192.0.2.1"), 64500)], when=WHEN) as w:
+            w.rib(b("8.8.8.0"), 24, [(0, path, b("192.0.2.1"))])
+
+    write_dump(dump, seq(64500, 15169))
+    (tmp_path / "policy.yaml").write_text(POLICY)
+    d = Daemon(tmp_path, "--watch-dir", str(spool), "--settle", "3600", "--idle-timeout", "3600",
+               "--bgp-mrt", dump)
+    try:
+        text = d.until(lambda t: value(t, "cleanpath_open_flows", zone="lan", verdict="CLEAN") == 1, "judged clean")
+        assert value(text, "cleanpath_bgp_routes", source="mrt") == 1
+        assert value(text, "cleanpath_data_build_timestamp_seconds", source="mrt") == WHEN
+        write_dump(dump + ".new", seq(64500, 4134, 15169))           # a new dump renamed over the old
+        os.replace(dump + ".new", dump)
+        text = d.until(lambda t: value(t, "cleanpath_open_flows", zone="lan", verdict="VIOLATION") == 1,
+                       "re-judged through AS4134")
+        assert value(text, "cleanpath_violations_total", zone="lan", rule="clean-carriers", vendor="other",
+                     kind="transit-network") == 1
+        with open(dump + ".new", "wb") as fh:
+            fh.write(b"not an MRT file")
+        os.replace(dump + ".new", dump)
+        text = d.until(lambda t: value(t, "cleanpath_policy_reloads_total", result="failure") == 1, "failed reload")
+        assert value(text, "cleanpath_bgp_routes", source="mrt") == 1                 # the old routes kept
+        assert value(text, "cleanpath_policy_reloads_total", result="success") == 1
+    finally:
+        _took, stderr = d.stop()
+    assert "a --bgp-mrt dump changed on disk: reloading" in stderr and "no MRT record in the file" in stderr

@@ -29,6 +29,7 @@ import bz2
 import gzip
 import io
 import struct
+import zlib
 
 from ..errors import DataError
 from . import aspath
@@ -119,7 +120,7 @@ class MrtReader:
         with open_dump(self.path) as fh:
             try:
                 yield from self._records(fh)
-            except (OSError, EOFError, ValueError) as exc:    # a damaged gzip/bzip2 stream
+            except (OSError, EOFError, ValueError, zlib.error) as exc:    # a damaged gzip/bzip2 stream
                 self._damage(f"compressed stream: {exc}")
         if not self.records:
             raise DataError(f"{self.path}: no MRT record in the file")
@@ -231,6 +232,8 @@ def decode_attributes(block, size):
             raise Damaged("attribute header cut short")
         flags, code = block[at], block[at + 1]
         if flags & ATTR_EXTENDED:
+            if at + 4 > end:
+                raise Damaged("attribute header cut short")
             (alen,) = _U16.unpack_from(block, at + 2)
             at += 4
         else:

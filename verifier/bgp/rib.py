@@ -147,6 +147,8 @@ class Rib:
             except (Damaged, aspath.PathError) as exc:
                 reader.damaged[str(exc)] = reader.damaged.get(str(exc), 0) + 1
                 continue
+            if not rows:                      # a record of no routes: no prefix row (each row holds one at least)
+                continue
             fam = self._families[len(prefix)]
             if fam.size == 4:
                 fam.nets.append(int.from_bytes(prefix, "big"))
