@@ -11,7 +11,13 @@ the demo ASN database records in GeoLite2-ASN shape. The scene:
   zone CERTIFIED;
 - ``consular-wifi`` (203.0.113.0/25, VLAN 30) leaves through a router whose
   MAC carries a Huawei OUI (attributed from the IEEE registry data), and one
-  guest talks to a China Telecom address: VIOLATION.
+  guest talks to a China Telecom address: VIOLATION;
+- the border router's RIB (``demo-rib.mrt``, TABLE_DUMP_V2) holds the
+  embassy ISP's routes (peer 192.0.2.1, AS64500: clean carriers; Fastly's
+  /16 crosses AS4134 but the more specific /24 the embassy reaches does not)
+  and the guest ISP's (peer 192.0.2.9, AS64511, chosen for consular-wifi),
+  whose route to Cloudflare crosses China Unicom (AS4837): a transit-network
+  violation of the consular zone.
 
 Run: ``python scripts/make_demo.py`` (needs ``pip install mmdb-writer``).
 """
@@ -86,7 +92,32 @@ def main():
     with open(os.path.join(OUT, "policy.yaml"), "w") as fh:
         fh.write(POLICY)
     write_asn_db(os.path.join(OUT, "demo-asn.mmdb"))
+    write_rib(os.path.join(OUT, "demo-rib.mrt"), start)
     print("wrote", OUT)
+
+
+# The border router's routes: (prefix, AS path) per peer. Documentation ASNs for the two ISPs.
+RIB = {("192.0.2.1", 64500): [("8.8.8.0/24", (64500, 3356, 15169)), ("1.1.1.0/24", (64500, 13335)),
+                              ("151.101.0.0/16", (64500, 4134, 54113)), ("151.101.1.0/24", (64500, 1299, 54113)),
+                              ("202.97.0.0/16", (64500, 4134)), ("2001:4860::/32", (64500, 6939, 15169))],
+       ("192.0.2.9", 64511): [("8.8.8.0/24", (64511, 15169)), ("1.1.1.0/24", (64511, 4837, 13335)),
+                              ("151.101.0.0/16", (64511, 54113)), ("202.97.0.0/16", (64511, 4134)),
+                              ("2001:4860::/32", (64511, 15169))]}
+
+
+def write_rib(path, when):
+    import ipaddress
+    from verifier.bgp.aspath import AS_SEQUENCE
+    from verifier.bgp.write import MrtWriter
+    peers = list(RIB)
+    routes = {}
+    for index, (addr, _asn) in enumerate(peers):
+        for prefix, path_ in RIB[(addr, _asn)]:
+            routes.setdefault(prefix, []).append((index, ((AS_SEQUENCE, path_),), ipaddress.ip_address(addr).packed))
+    with MrtWriter(path, peers=[(ipaddress.ip_address(a).packed, asn) for a, asn in peers], when=when) as w:
+        for prefix in sorted(routes, key=lambda p: (":" in p, ipaddress.ip_network(p))):
+            net = ipaddress.ip_network(prefix)
+            w.rib(net.network_address.packed, net.prefixlen, routes[prefix])
 
 
 def write_asn_db(path):
@@ -128,6 +159,8 @@ vendors:
 networks:
   untrusted_asns: [4134, 4809, 4837, 9808, 9929]
   default: trusted
+bgp:
+  peer: 192.0.2.1              # the embassy ISP's routes decide (demo-rib.mrt)
 zones:
   embassy-lan:
     prefixes: [198.51.100.0/24, 2001:db8:100::/48]
@@ -135,11 +168,12 @@ zones:
   consular-wifi:
     prefixes: [203.0.113.0/25]
     vlans: [30]
+    bgp: {peer: 192.0.2.9}     # the guests leave through another ISP
 rules:
   - name: embassy-clean-path
     zone: embassy-lan
     require: clean-path
-    kinds: [l2-neighbor, segment-device, remote-network]
+    kinds: [l2-neighbor, segment-device, transit-network, remote-network]
     on_unattributed: unverified
   - name: no-untrusted-vendors
     zone: any

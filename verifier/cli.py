@@ -128,7 +128,8 @@ def audit(app, captures, policies, inventory, asn_dbs, bgp_mrts, json_out, html_
     from .audit import run_audit
     from .demo import demo_inputs
     if demo:
-        captures, policies, inventory, asn_dbs = demo_inputs(captures, policies, inventory, asn_dbs)
+        captures, policies, inventory, asn_dbs, bgp_mrts = demo_inputs(captures, policies, inventory, asn_dbs,
+                                                                       bgp_mrts)
     if not captures:
         raise click.UsageError("give at least one capture file or directory (or --demo)")
     try:
@@ -270,8 +271,8 @@ def run(app, **params):
         raise click.UsageError("give exactly one source: --interface, --watch-dir, --replay or --demo")
     if params.pop("demo"):
         from .demo import demo_inputs
-        (params["replay"],), params["policies"], params["inventory"], params["asn_dbs"] = demo_inputs(
-            (), params["policies"], params["inventory"], params["asn_dbs"])
+        (params["replay"],), params["policies"], params["inventory"], params["asn_dbs"], params["bgp_mrts"] = \
+            demo_inputs((), params["policies"], params["inventory"], params["asn_dbs"], params["bgp_mrts"])
     if params["engine"] == "tshark" and not params["interfaces"]:
         raise click.UsageError("--engine tshark needs --interface")
     if bool(params["tls_cert"]) != bool(params["tls_key"]):

@@ -59,4 +59,4 @@ class Attributor:
         return self.inventory.segment_devices(interface, vlan) if self.inventory else []
 
     def describe(self):
-        return [p.describe() for p in self.providers] + ([self.routes.describe()] if self.routes else [])
+        return [p.describe() for p in self.providers] + (self.routes.describe() if self.routes else [])

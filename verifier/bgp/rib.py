@@ -76,11 +76,11 @@ class Route:
 class Dump:
     """One loaded MRT file: its name, newest record time, and what was left out."""
 
-    __slots__ = ("path", "name", "dumped", "routes", "skipped", "damaged")
+    __slots__ = ("path", "name", "dumped", "routes", "skipped", "damaged", "peers")
 
     def __init__(self, path, dumped, routes, skipped, damaged):
         self.path, self.name, self.dumped, self.routes = path, os.path.basename(path), dumped, routes
-        self.skipped, self.damaged = skipped, damaged
+        self.skipped, self.damaged, self.peers = skipped, damaged, []
 
 
 class RibPeer:
@@ -166,7 +166,8 @@ class Rib:
                 fam.hops.append(hid)
             count += len(rows)
         dump = Dump(path, reader.dumped, count, dict(reader.skipped), dict(reader.damaged))
-        for peer in peers.values():
+        dump.peers = sorted(peers.values(), key=lambda p: p.index)
+        for peer in dump.peers:
             peer.dump = dump
         self.dumps.append(dump)
         self._views.clear()
@@ -316,9 +317,12 @@ class Rib:
         return starts, routes, lengths, long_prefixes
 
     def describe(self):
-        return {"source": "mrt", "dumps": [{"path": d.path, "dumped_at": iso_time(d.dumped), "routes": d.routes,
-                                            "damaged_records": sum(d.damaged.values())} for d in self.dumps],
-                "peers": len(self.peers), "paths": len(self._raw), "routes": len(self)}
+        """One data-source entry per dump (as the certificate lists its
+        databases): path, what it held, when it was dumped."""
+        return [{"source": "mrt", "path": d.path, "version": f"{d.routes} routes from {len(d.peers)} peer(s)",
+                 "build_date": iso_time(d.dumped), "routes": d.routes,
+                 "peers": [f"{ip_text(p.address)} AS{p.asn}" for p in d.peers],
+                 "damaged_records": dict(sorted(d.damaged.items()))} for d in self.dumps]
 
 
 def _flatten(nets, plens, routes, bits, code):

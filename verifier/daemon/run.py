@@ -305,12 +305,8 @@ class Daemon:
         for entry in self.pipeline.attributor.describe():
             ts = build_timestamp(entry.get("build_date"))
             source = entry["source"]
-            if ts is not None and source in ("oui", "asn"):
+            if ts is not None and source in ("oui", "asn", "mrt"):
                 out[source] = min(out.get(source, ts), ts)      # the oldest database of a kind is the stale one
-            for dump in entry.get("dumps", ()) if source == "mrt" else ():
-                ts = build_timestamp(dump["dumped_at"])
-                if ts is not None:
-                    out["mrt"] = min(out.get("mrt", ts), ts)
         return out
 
 

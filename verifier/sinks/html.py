@@ -204,8 +204,10 @@ def _violations(cert):
             colour = TRUST_COLOUR.get(el["trust"], "#6b7280")
             if i:
                 out.append("<span class='arrow'>&rarr;</span>")
+            name = el["vendor"] or el["organization"] or (f"AS{el['asn']}" if el.get("asn") is not None else
+                                                           el["trust"])      # a carrier: its AS
             out.append(f"<span class='el' style='border-color:{colour};color:{colour}'>{_e(el['kind'])}: "
-                       f"{_e(el['vendor'] or el['organization'] or el['trust'])}</span>")
+                       f"{_e(name)}</span>")
         out.append("</div><table><tr><th>element</th><th>subject</th><th>vendor / organization</th><th>trust</th>"
                    "<th>evidence</th></tr>")
         for el in v["path"]:
