@@ -77,6 +77,13 @@ def console_script():
     return shutil.which("verifier")
 
 
+def _key(name):
+    """A tool's key in results.json: its program, or ours with what it adds."""
+    if name.startswith("verifier") and "+" in name:
+        return name.split(" (")[0].replace(" + ", "+").replace(" ", "-")
+    return "verifier-lookup" if name.startswith("verifier lookup") else name.split()[0]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--packets", type=int, default=1_000_000)
@@ -88,6 +95,8 @@ def main():
                          "read with no CPU used, on the 10M-packet capture it reads in 11 s by hand)")
     ap.add_argument("--tunnelled", type=float, default=0.0,
                     help="share of flows carried in GTP-U or VXLAN (the path discovery issue asks 0.5)")
+    ap.add_argument("--bgp-mrt", help="also audit with this MRT table loaded (bench/bgp.py writes a full one): "
+                                      "packets/s beside the plain audit's, the table's load time taken out")
     args = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
     tag = f"-tun{args.tunnelled:g}" if args.tunnelled else ""
@@ -98,7 +107,8 @@ def main():
     verifier = console_script() or sys.exit("install the package first (pip install -e .)")
     data_dir = tempfile.mkdtemp(prefix="verifier-bench-")
     audit = [verifier, "--data-dir", data_dir, "audit", pcap, "--policy", os.path.join(DEMO, "policy.yaml"),
-             "--asn-db", os.path.join(DEMO, "demo-asn.mmdb"), "--json", os.path.join(OUT, "bench-cert.json"), "-q"]
+             "--asn-db", os.path.join(DEMO, "demo-asn.mmdb"), "--bgp-mrt", os.path.join(DEMO, "demo-rib.mrt"),
+             "--json", os.path.join(OUT, "bench-cert.json"), "-q"]
     # Byte-compile the package as a regular (non-editable) pip install does, so
     # no run pays for compiling sources (PYTHONDONTWRITEBYTECODE would otherwise
     # make every run compile them again).
@@ -110,6 +120,15 @@ def main():
     results = {"packets": args.packets, "flows": args.flows, "tunnelled": args.tunnelled, "capture": pcap,
                "engine": engine, "runs": {}}
     tools = [("verifier audit", audit, None)]
+    if args.bgp_mrt:
+        # The same audit (the demo's RIB decides, so the verdicts are the same) with a full table loaded too:
+        # its load, a start-up cost paid once per audit or daemon, is measured by a lookup with and without it
+        # and taken out; what is compared is the per-packet pace with the table in memory.
+        lookup = [verifier, "--data-dir", data_dir, "lookup", "8.8.8.8", "--policy", os.path.join(DEMO, "policy.yaml"),
+                  "--bgp-mrt", os.path.join(DEMO, "demo-rib.mrt")]
+        tools += [("verifier audit + BGP table", audit + ["--bgp-mrt", args.bgp_mrt], None),
+                  ("verifier lookup + BGP table (its load)", lookup + ["--bgp-mrt", args.bgp_mrt], None),
+                  ("verifier lookup (start-up)", lookup, None)]
     if not args.no_tshark and shutil.which("tshark"):
         config = tempfile.mkdtemp(prefix="ws-config-")
         with open(os.path.join(config, "maxmind_db_paths"), "w") as fh:
@@ -139,31 +158,43 @@ def main():
     if not codes <= {0, 1, 3}:
         sys.exit(f"verifier audit failed: {runs['verifier audit'][0][3]}")
     for name, measured in runs.items():
-        results["runs"][name.split()[0]] = [{"seconds": w, "max_rss_mib": r} for w, r, _c, _e in measured]
+        results["runs"][_key(name)] = [{"seconds": w, "max_rss_mib": r} for w, r, _c, _e in measured]
     print(f"{args.packets:,} packets, {args.flows:,} flows, {args.runs} round(s), {engine} per-frame passes, median:")
     medians = {}
     for name, measured in runs.items():
         wall = statistics.median(w for w, _r, _c, _e in measured)
         rss = max(r for _w, r, _c, _e in measured)
-        medians[name.split()[0]] = wall
+        medians[_key(name)] = wall
         print(f"  {name:<42} {wall:7.2f} s  {args.packets / wall / 1e6:6.3f} Mpkt/s  peak RSS {rss:6.1f} MiB")
     ours = [w for w, _r, _c, _e in runs["verifier audit"]]
     for name, measured in list(runs.items())[1:]:
+        if name.startswith("verifier"):                  # our own variants: compared below
+            continue
         peer = name.split()[0]
         ratio = statistics.median(w / o for (w, _r, _c, _e), o in zip(measured, ours))
         results[f"speed_vs_{peer}"] = ratio
         print(f"  verifier audit runs at {ratio:.2f}x {peer}'s speed (median of per-round ratios)")
     results["median_seconds"] = medians
+    if args.bgp_mrt:
+        with_table = [w for w, _r, _c, _e in runs["verifier audit + BGP table"]]
+        load = [a - b for (a, *_), (b, *_) in zip(runs["verifier lookup + BGP table (its load)"],
+                                                  runs["verifier lookup (start-up)"])]
+        paced = statistics.median(o / (w - l) for o, w, l in zip(ours, with_table, load))
+        results["bgp_table"] = {"load_seconds": statistics.median(load), "pace_vs_plain": paced}
+        print(f"  with the BGP table: load {statistics.median(load):.2f} s; the rest runs at {paced:.2f}x "
+              "the plain audit's speed (median of per-round ratios)")
     small = os.path.join(OUT, "bench-1000-10.pcap")
     if not os.path.exists(small):
         subprocess.run([sys.executable, os.path.join(HERE, "gen_pcap.py"), small, "--packets", "1000", "--flows",
                         "10"], check=True, stdout=subprocess.DEVNULL)
     results["bytes_per_flow"] = {}
     for name, cmd, env in tools:
+        if pcap not in cmd or "+" in name:              # lookups read no capture; the table variant's baseline
+            continue                                     # would hold its table
         base = timed([small if part == pcap else part for part in cmd], env)[1]
         peak = max(r for _w, r, _c, _e in runs[name])
         per_flow = (peak - base) * 1024 * 1024 / args.flows
-        results["bytes_per_flow"][name.split()[0]] = round(per_flow)
+        results["bytes_per_flow"][_key(name)] = round(per_flow)
         print(f"  {name:<42} {per_flow:7.0f} bytes per flow (peak {peak:.1f} MiB - baseline {base:.1f} MiB)")
     with open(os.path.join(OUT, f"results{tag}.json"), "w") as fh:
         json.dump(results, fh, indent=2)

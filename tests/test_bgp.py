@@ -165,8 +165,8 @@ def test_one_peers_view_chooses_only_that_peers_routes(tmp_path):
     path, _ = edge_cases(tmp_path / "edge.mrt")
     rib = Rib.load([path])
     assert aspath.text(rib.lookup(b("8.8.8.8")).path) == "4200000001 64501"            # the shorter path
-    upstream = rib.peer_named(b("192.0.2.1"))
-    assert aspath.text(rib.lookup(b("8.8.8.8"), upstream).path) == "64500 4134 64501"
+    assert aspath.text(rib.lookup(b("8.8.8.8"), b("192.0.2.1")).path) == "64500 4134 64501"
+    assert rib.lookup(b("8.8.8.8"), b("203.0.113.1")) is None                         # no such peer
     assert rib.lookup(b("10.1.1.1")).path == seq(64500, 64505)                           # ADD-PATH: shorter
     assert rib.lookup(b("2001:4860:0:1::1")).plen == 96 and rib.lookup(b("2001:4860:0:2::1")).plen == 32
     assert rib.lookup(b("7.7.7.7")).plen == 0                                           # the default route
@@ -295,6 +295,8 @@ def test_the_policy_chooses_the_peer_whose_routes_decide(tmp_path, write):
     missing = POLICY + "bgp: {peer: 203.0.113.1}\n"
     result, _ = audit(tmp_path, write, [path], ["8.8.8.8"], missing)
     assert result.exit_code == 2 and "bgp.peer 203.0.113.1 is not a peer of the loaded MRT dumps" in result.output
+    result, _ = audit(tmp_path, write, [], ["8.8.8.8"], chosen)                   # no BGP data: no route
+    assert result.exit_code == 3 and verdicts(tmp_path) == {"8.8.8.8": "UNVERIFIED"}
     bad = POLICY + "bgp: {peer: not-an-address}\n"
     result, _ = audit(tmp_path, write, [path], ["8.8.8.8"], bad)
     assert result.exit_code == 2 and "p.yaml:8:13: bgp.peer: 'not-an-address' is not an IP address" in result.output

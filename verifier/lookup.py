@@ -46,8 +46,7 @@ def _route(raw, routes, policy):
     carriers and origin with their trust, or None."""
     from .bgp import aspath
     from .model import Answer
-    peer = policy.bgp_peers(routes).get(None)
-    route = routes.lookup(raw, peer)
+    route = routes.lookup(raw, policy.bgp_peers(routes).get(None))
     if route is None:
         return None
     transit, origin = aspath.carriers(route.path)

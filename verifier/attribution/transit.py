@@ -37,7 +37,7 @@ class Carriers:
         self.routes = routes              # bgp.rib.Rib or None
         self.trust = trust                # policy.trust
         self.judged = judged              # a rule judges transit-network: no route is an element
-        self.peer = peer                  # the RibPeer whose routes are chosen from (policy bgp.peer), or None
+        self.peer = peer                  # the address of the peer whose routes are chosen (policy bgp.peer), or None
         self._cache = {}
         self._by_route = {}               # (route's peer, prefix, plen, path id) -> transit elements
         if routes is not None:
@@ -62,13 +62,13 @@ class Carriers:
     def _toward(self, addr, remote):
         route = self.routes.lookup(addr, self.peer) if self.routes is not None else None
         if route is None:
-            searched = "mrt" if self.routes is not None else "no BGP data given (--bgp-mrt)"
+            searched = self.routes.searched if self.routes is not None else "no BGP data given (--bgp-mrt, --bmp)"
             evidence = Evidence("none", None, None, None, {"searched": searched, "address": ip_text(addr)})
             return (PathElement(TRANSIT_NETWORK, f"no route to {ip_text(addr)}", None, None, None,
                                 self.trust(None), evidence),), remote
         transit, origin = aspath.carriers(route.path)
         described = route.describe()
-        key = (route.peer.index, route.prefix, route.plen, route.path_id)
+        key = (id(route.peer), route.prefix, route.plen, route.path_id)
         elements = self._by_route.get(key)
         if elements is None:
             elements = tuple(self._element(TRANSIT_NETWORK, f"AS{asn}", asn, route,
@@ -92,6 +92,6 @@ class Carriers:
         return self._element(REMOTE_NETWORK, ip_text(addr), origin, route, detail)
 
     def _element(self, kind, subject, asn, route, detail):
-        evidence = Evidence("mrt", route.dump.name, f"dumped {detail['dumped_at']}", route.plen, detail)
+        evidence = Evidence(route.dump.source, route.dump.name, route.dump.version, route.plen, detail)
         answer = Answer(None, None, evidence, asn=asn)
         return PathElement(kind, subject, None, None, asn, self.trust(answer), evidence)

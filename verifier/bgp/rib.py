@@ -65,16 +65,27 @@ class Route:
         return f"{ip_text(self.prefix)}/{self.plen}"
 
     def describe(self):
-        """The route as evidence: peer, prefix, whole AS path, age, where it came from."""
+        """The route as evidence: peer, prefix, whole AS path, age, where it
+        came from (the dump, or the BMP router and RIB: ``feed.evidence``)."""
         return {"peer": f"{ip_text(self.peer.address)} AS{self.peer.asn}", "prefix": self.prefix_text,
                 "as_path": aspath.text(self.path), "next_hop": ip_text(self.next_hop) if self.next_hop else None,
-                "route_originated": iso_time(self.originated), "dump": self.dump.name,
-                "dumped_at": iso_time(self.dump.dumped),
+                "route_originated": iso_time(self.originated), **self.dump.evidence(),
                 "direction": "toward the remote end; the return path is not observed"}
 
 
 class Dump:
-    """One loaded MRT file: its name, newest record time, and what was left out."""
+    """One loaded MRT file: its name, newest record time, and what was left
+    out. Every feed of routes (this, a BMP router's RIB) names its
+    ``source``, ``name`` and ``version`` for evidence, and ``evidence()``."""
+
+    source = "mrt"
+
+    @property
+    def version(self):
+        return f"dumped {iso_time(self.dumped)}"
+
+    def evidence(self):
+        return {"dump": self.name, "dumped_at": iso_time(self.dumped)}
 
     __slots__ = ("path", "name", "dumped", "routes", "skipped", "damaged", "peers")
 
@@ -108,6 +119,8 @@ class _Family:
 
 class Rib:
     """Routes of one or more MRT dumps; see the module docstring."""
+
+    searched = "mrt"
 
     def __init__(self):
         self.dumps = []
@@ -206,18 +219,27 @@ class Rib:
 
     # --- lookups ----------------------------------------------------------
 
-    def view(self, peer=None):
+    def view(self, peer_address=None):
         """Build (once) the tables ``lookup`` reads for a peer choice: done
         when a path builder is made (start-up, reload), never mid-traffic."""
+        peer = self.peer_named(peer_address) if peer_address is not None else None
+        if peer_address is not None and peer is None:
+            return
         for size in (4, 16):
             if (size, peer) not in self._views:
                 self._views[(size, peer)] = self._build_view(size, peer)
         _trim()
 
-    def lookup(self, addr, peer=None):
-        """The selected route for ``addr`` (4 or 16 bytes), or None; ``peer``:
-        a ``RibPeer`` whose routes alone are chosen from."""
+    def lookup(self, addr, peer_address=None):
+        """The selected route for ``addr`` (4 or 16 bytes), or None;
+        ``peer_address``: the peer whose routes alone are chosen from (none
+        when the dumps hold no such peer)."""
         size = len(addr)
+        peer = None
+        if peer_address is not None:
+            peer = self.peer_named(peer_address)
+            if peer is None:
+                return None
         view = self._views.get((size, peer))
         if view is None:
             view = self._views[(size, peer)] = self._build_view(size, peer)
@@ -239,10 +261,16 @@ class Rib:
 
     def peer_named(self, address):
         """The first peer with ``address`` (bytes), or None."""
-        for peer in self.peers:
-            if peer.address == address:
-                return peer
-        return None
+        return next((p for p in self.peers if p.address == address), None)
+
+    def may_hold(self, address):
+        """Whether routes of the peer at ``address`` are (or may come) here."""
+        return self.peer_named(address) is not None
+
+    def changes(self):
+        """What changed since the last call: nothing, a dump never changes
+        (a new one is a reload)."""
+        return ()
 
     def _route(self, size, value, route, plen):
         fam = self._families[size]

@@ -178,26 +178,22 @@ class Policy:
         return any(r.require == CLEAN_PATH and kind in r.kinds for r in self.rules)
 
     def bgp_peers(self, routes):
-        """{zone name or None (the default): the ``RibPeer`` whose routes
-        decide, or None (the best route over all peers)}. A peer the policy
-        names that no loaded dump holds is an error: falling back to another
-        router's routes would judge a path the zone's traffic may not take."""
+        """{zone name or None (the default): the address of the peer whose
+        routes decide, or None (the best route over all peers)}. A peer the
+        policy names that the loaded dumps do not hold is an error (unless
+        BMP may bring it up later): falling back to another router's routes
+        would judge a path the zone's traffic may not take. Without BGP data
+        there is nothing to choose ({}): every lookup finds no route."""
         wanted = {None: self.bgp} | {z.name: z.bgp or self.bgp for z in self.zones.values()}
-        if not any(wanted.values()):
+        if not any(wanted.values()) or routes is None:
             return {}
-        out = {}
-        for zone, choice in wanted.items():
-            if choice is None:
-                out[zone] = None
-                continue
+        for choice in {c for c in wanted.values() if c is not None}:
             address, where = choice
-            peer = routes.peer_named(address) if routes is not None else None
-            if peer is None:
-                held = ", ".join(sorted({ip_text(p.address) for p in routes.peers})) if routes is not None else None
+            if not routes.may_hold(address):
+                held = ", ".join(sorted({ip_text(p.address) for p in routes.peers})) or "none"
                 raise DataError(f"{where}: bgp.peer {ip_text(address)} is not a peer of the loaded MRT dumps"
-                                + (f" (they hold {held})" if held else " (no --bgp-mrt dump was given)"))
-            out[zone] = peer
-        return out
+                                f" (they hold {held})")
+        return {zone: choice[0] if choice else None for zone, choice in wanted.items()}
 
     def requires_attribution(self, zone):
         return any(r.require == CLEAN_PATH and r.on_unattributed == "unverified" for r in self.rules_for[zone])
