@@ -6,8 +6,9 @@
 #     daemon with a real Prometheus; promtool/amtool check deploy/), openssl
 #     (TLS test, and the README's signature check) and iproute2 (network
 #     namespaces); chromium and poppler-utils (the HTML report printed to PDF,
-#     its pages read back); bird2 (real MRT RIB dumps from a BGP lab in
-#     namespaces) and bgpdump (the MRT reader's oracle); gcc and, for Debian's own
+#     its pages read back); bird2, gobgpd and frr (a BGP lab in namespaces:
+#     real MRT RIB dumps, and routers streaming BMP) and bgpdump (the MRT
+#     reader's oracle); gcc and, for Debian's own
 #     python3, python3-dev, so the install builds the compiled per-frame module
 #     (verifier/engine/_fastpath.c; tests/test_fastpath.py compares it with the numpy
 #     passes and skips without it). Skipped when apt-get is
@@ -31,6 +32,8 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   command -v pdftotext >/dev/null || missing+=(poppler-utils)
   command -v bird >/dev/null || [ -x /usr/sbin/bird ] || missing+=(bird2)
   command -v bgpdump >/dev/null || missing+=(bgpdump)
+  command -v gobgpd >/dev/null || missing+=(gobgpd)
+  [ -x /usr/lib/frr/bgpd ] || missing+=(frr)
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)

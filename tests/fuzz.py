@@ -16,6 +16,10 @@ Targets, each fed mutants of its own seeds:
   known reason.
 - ``policy``, ``inventory``: mutated YAML (and inventory CSV) text through
   the loaders. May raise only ``VerifierError`` (a positioned error).
+- ``bmp``: a BMP stream (Initiation, Peer Up with OPENs naming 4-byte AS and
+  ADD-PATH, Route Monitoring of pre-/post-policy and Loc-RIB UPDATEs with
+  IPv4 NLRI, MP_REACH/MP_UNREACH, AS4_PATH, Peer Down, Termination) through
+  a BMP session into a live RIB, then lookups. Must raise nothing.
 - ``mrt``: an MRT RIB dump (TABLE_DUMP_V2 with ADD-PATH records, legacy
   TABLE_DUMP, gzip) through ``Rib.load``, the lookup tables and lookups of
   the routes' addresses. May raise only ``DataError``.
@@ -313,6 +317,56 @@ def mrt_seeds():
     return out
 
 
+def bmp_seeds():
+    """BMP streams of every message shape the session reads."""
+    import ipaddress
+    from verifier.bgp import aspath
+    from verifier.bgp.write import attribute
+
+    def b(text):
+        return ipaddress.ip_address(text).packed
+
+    def bgp(kind, body):
+        return b"\xff" * 16 + struct.pack(">HB", 19 + len(body), kind) + body
+
+    def bmp(kind, body):
+        return struct.pack(">BIB", 3, 6 + len(body), kind) + body
+
+    def per_peer(ptype=0, flags=0x40, address=b("192.0.2.1"), asn=64500):
+        return struct.pack(">BB8s16sI4sII", ptype, flags, bytes(8), bytes(12) + address if len(address) == 4
+                           else address, asn, address[:4], 1796000000, 0)
+
+    def opened(addpath):
+        caps = b"\x41\x04" + struct.pack(">I", 64500)
+        if addpath:
+            caps += b"\x45\x04" + struct.pack(">HBB", 1, 1, 3)
+        return bgp(1, struct.pack(">BHH4sB", 4, 23456, 90, b("192.0.2.1"), 2 + len(caps)) + b"\x02"
+                   + bytes((len(caps),)) + caps)
+
+    def update(prefixes, path, v6=(), withdrawn=(), path_id=None):
+        attrs = attribute(1, b"\x00") + attribute(2, aspath.encode(((aspath.AS_SEQUENCE, path),)))
+        attrs += attribute(3, b("192.0.2.1"))
+        if v6:
+            nlri = b"".join(bytes((plen,)) + net[:(plen + 7) // 8] for net, plen in v6)
+            attrs += attribute(14, struct.pack(">HBB", 2, 1, 16) + b("2001:db8::1") + b"\x00" + nlri, 0x80)
+        pid = struct.pack(">I", path_id) if path_id is not None else b""
+        nlri = b"".join(pid + bytes((plen,)) + net[:(plen + 7) // 8] for net, plen in prefixes)
+        gone = b"".join(pid + bytes((plen,)) + net[:(plen + 7) // 8] for net, plen in withdrawn)
+        return bgp(2, struct.pack(">H", len(gone)) + gone + struct.pack(">H", len(attrs)) + attrs + nlri)
+
+    up = per_peer(flags=0)
+    stream = bmp(4, struct.pack(">HH", 2, 6) + b"router")
+    stream += bmp(3, up + bytes(16) + struct.pack(">HH", 179, 40000) + opened(True) + opened(True))
+    stream += bmp(0, per_peer() + update([(b("8.8.8.0"), 24)], (64500, 4134, 64501), path_id=7))
+    stream += bmp(0, per_peer(flags=0) + update([(b("9.9.0.0"), 16)], (64500,), path_id=1))       # pre-policy
+    stream += bmp(0, per_peer(ptype=3, flags=0) + update([(b("1.1.1.0"), 24)], (64500, 13335),
+                                                          v6=[(b("2001:4860::"), 32)]))
+    stream += bmp(0, per_peer() + update([], (64500,), withdrawn=[(b("8.8.8.0"), 24)], path_id=7))
+    stream += bmp(2, up + b"\x02\x00\x00")
+    stream += bmp(5, struct.pack(">HH", 0, 3) + b"bye")
+    return [stream, stream[:len(stream) // 2]]
+
+
 # --- targets -----------------------------------------------------------------
 
 class Targets:
@@ -389,6 +443,21 @@ class Targets:
             if route is not None:
                 route.describe()
 
+    def bmp(self, data):
+        from verifier.bgp.bmp import Session
+        from verifier.bgp.live import LiveRib
+        rib = LiveRib()
+        session = Session(rib, b"\xc0\x00\x02\x02", {})
+        for at in range(0, len(data), 97):          # in pieces, as a socket hands them over
+            if not session.feed(data[at:at + 97]):
+                break
+        for addr in (b"\x08\x08\x08\x08", b"\x01\x01\x01\x01", b"\x20\x01\x48\x60" + bytes(12)):
+            route = rib.lookup(addr)
+            if route is not None:
+                route.describe()
+        rib.changes()
+        session.close()
+
     def inventory(self, data):
         from verifier.attribution.inventory import load_inventory
         from verifier.errors import VerifierError
@@ -420,13 +489,15 @@ class Fuzzer:
             self.policies = [fh.read() + POLICY_EXTRA.encode()]
         self.inventories = [INVENTORY_YAML.encode(), INVENTORY_CSV.encode()]
         self.mrts = mrt_seeds()
+        self.bmps = bmp_seeds()
 
     # target name -> (weight, seeds, runner)
     def plan(self):
         t = self.targets
         return [("capture", 40, self.captures, t.capture), ("gzip", 8, self.gzips, t.gzip),
                 ("frame", 40, self.frames, t.frame), ("policy", 6, self.policies, t.policy_text),
-                ("inventory", 6, self.inventories, t.inventory), ("mrt", 8, self.mrts, t.mrt)]
+                ("inventory", 6, self.inventories, t.inventory), ("mrt", 8, self.mrts, t.mrt),
+                ("bmp", 8, self.bmps, t.bmp)]
 
     def inputs(self):
         """An endless, reproducible stream of (target, runner, data)."""

@@ -35,7 +35,7 @@ class App:
                 click.echo(f"warning: {warning}", err=True)
         return policy
 
-    def attributor(self, inventory_path, asn_dbs, mrt_dumps=()):
+    def attributor(self, inventory_path, asn_dbs, mrt_dumps=(), live_routes=None):
         from .attribution import Attributor
         from .attribution.asn import AsnDatabase
         from .attribution.inventory import load_inventory
@@ -44,9 +44,10 @@ class App:
         providers = ([inventory] if inventory else []) + [OuiRegistry.load(self.catalogue, self.data_dir)]
         providers += [AsnDatabase(p) for p in asn_dbs]
         routes = None
-        if mrt_dumps:
+        if mrt_dumps or live_routes is not None:
+            from .bgp.live import Routes
             from .bgp.rib import Rib
-            routes = Rib.load(mrt_dumps)
+            routes = Routes(Rib.load(mrt_dumps) if mrt_dumps else None, live_routes)
         return Attributor(providers, inventory, routes)
 
 

@@ -237,6 +237,9 @@ def _csv_output(csv_out):
               help="Replay the shipped demo capture with the demo policy, inventory and ASN database (each unless "
                    "given), then keep serving.")
 @attribution_options(bgp=True)
+@click.option("--bmp", metavar="HOST:PORT",
+              help="Listen for BMP (RFC 7854) from routers: their Loc-RIB and post-policy routes name the "
+                   "transit carriers as they change.")
 @click.option("--metrics-addr", default="127.0.0.1:9108", show_default=True,
               help="Where /metrics listens; anything but loopback is your explicit choice.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Serve /metrics over TLS with this certificate.")

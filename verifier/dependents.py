@@ -15,7 +15,9 @@ Keys (tuples, compared by value):
 - ``(NEIGHBOUR, ifindex, vlan, address)``: the MAC bound to a tunnel
   endpoint's address on that segment;
 - ``(NODE, address)``: the mobile-core role of a tunnel endpoint;
-- ``(TRACE, address text)``: the probe trace toward a remote end.
+- ``(TRACE, address text)``: the probe trace toward a remote end;
+- ``(ROUTE, address bytes)``: the BGP route toward a remote end (BMP:
+  ``routes_changed`` names the addresses a changed prefix holds).
 
 The producers (``SegmentDiscovery``, ``ControlPlane``, the prober's worker
 thread) only name the key that changed (``changed``); the pipeline takes
@@ -25,7 +27,7 @@ by the flows of a segment), so forgetting an ended flow needs no lookup of
 what it followed.
 """
 
-SEGMENT, NEIGHBOUR, NODE, TRACE = "segment", "neighbour", "node", "trace"
+SEGMENT, NEIGHBOUR, NODE, TRACE, ROUTE = "segment", "neighbour", "node", "trace", "route"
 INTERN_LIMIT = 65536
 
 
@@ -77,6 +79,19 @@ class Dependents:
         """A producer learned something new about ``key``."""
         if key in self.flows:
             self.changed.add(key)
+
+    def routes_changed(self, prefixes):
+        """Routes changed for ``prefixes`` ((size, network int, length)):
+        every followed remote address one of them holds has changed."""
+        masks = {}
+        for size, net, plen in prefixes:
+            shift = size * 8 - plen
+            masks.setdefault((size, shift), set()).add(net >> shift)
+        for key in [k for k in self.flows if k[0] == ROUTE]:
+            addr = key[1]
+            value, size = int.from_bytes(addr, "big"), len(addr)
+            if any(value >> shift in nets for (sz, shift), nets in masks.items() if sz == size):
+                self.changed.add(key)
 
     def take(self):
         """The open flows concerned by what changed since the last call, each once."""

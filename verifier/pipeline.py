@@ -43,7 +43,7 @@ from . import engine as engines
 from .engine.directions import Directions
 from .engine.split import open_directions, split
 from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
-from .dependents import NEIGHBOUR, NODE, SEGMENT, TRACE, Dependents
+from .dependents import NEIGHBOUR, NODE, ROUTE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
 from .model import TRANSIT_NETWORK, counted
 from .policy.evaluate import Verdicts
@@ -257,6 +257,12 @@ class Pipeline:
             traced = probes.traced
             while traced:
                 dependents.changed_fact((TRACE, traced.popleft()))
+        routes = self.attributor.routes
+        if routes is not None:
+            changed = routes.changes()               # BMP: prefixes announced or withdrawn since the last look
+            if changed:
+                self.paths.routes_changed()
+                dependents.routes_changed(changed)
         concerned = dependents.take()
         if not owners and not concerned:
             return
@@ -306,6 +312,10 @@ class Pipeline:
             for zone, side in places:
                 if side is not None and zone in probes.zones:
                     keys.append((TRACE, ip_text(flow.endpoint(1 - side)[0])))
+        if self.paths.carriers is not None:
+            for _zone, side in places:
+                for remote in ((0, 1) if side is None else (1 - side,)):
+                    keys.append((ROUTE, flow.endpoint(remote)[0]))
         return tuple(dict.fromkeys(keys)) if len(keys) > 1 else tuple(keys)
 
     def judgements(self, flow):

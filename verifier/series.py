@@ -60,7 +60,12 @@ DATA_BUILD = _s("cleanpath_data_build_timestamp_seconds", GAUGE,
                 "Build time of the OUI registry and ASN databases in use (mrt: the oldest BGP dump's time).",
                 "source")
 BUILD_INFO = _s("cleanpath_build_info", GAUGE, "Version of the verifier.", "version")
-BGP_ROUTES = _s("cleanpath_bgp_routes", GAUGE, "BGP routes loaded, by source (mrt: --bgp-mrt dumps).", "source")
+BGP_ROUTES = _s("cleanpath_bgp_routes", GAUGE, "BGP routes held, by source (mrt: --bgp-mrt dumps; bmp: what "
+                "routers report over --bmp).", "source")
+BGP_PEERS_UP = _s("cleanpath_bgp_peers_up", GAUGE, "Monitored RIBs up over BMP (a peer's post-policy Adj-RIB-In, "
+                  "or a router's Loc-RIB).")
+BGP_MESSAGES = _s("cleanpath_bgp_messages", COUNTER, "BMP messages read, by type and result (ok, ignored: "
+                  "pre-policy or Adj-RIB-Out, malformed).", "type", "result")
 EVENTS_DROPPED = _s("cleanpath_events_dropped", COUNTER, "Events lost to a full disk or I/O error.", "reason")
 EVENTS = _s("cleanpath_events", COUNTER, "Events written.")
 

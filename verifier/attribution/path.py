@@ -105,6 +105,11 @@ class PathBuilder:
                 add(el)
         return elements
 
+    def routes_changed(self):
+        """BGP routes changed (BMP): what was made from the old ones goes."""
+        for carriers in {id(c): c for c in list(self._zone_carriers.values()) + [self.carriers] if c}.values():
+            carriers.forget()
+
     def _element(self, kind, raw):
         el = self._caches[kind].get(raw, _MISSING)
         return self._new(kind, raw) if el is _MISSING else el

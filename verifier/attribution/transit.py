@@ -21,8 +21,10 @@ Out: ``Carriers.toward(addr, remote)`` -> (transit elements in AS path order,
   trust ("no route known is never clean"); a rule over transit networks then
   decides by its ``on_unattributed``.
 
-Elements are cached per address: a RIB does not change under one
-``Carriers`` (a reload builds a new one with its path builder).
+Elements are cached per address: a dump's RIB does not change under one
+``Carriers`` (a reload builds a new one with its path builder); BMP's does,
+and ``forget`` drops the caches when it has (the pipeline asks after each
+chunk).
 """
 
 from ..model import REMOTE_NETWORK, TRANSIT_NETWORK, Answer, Evidence, PathElement
@@ -42,6 +44,11 @@ class Carriers:
         self._by_route = {}               # (route's peer, prefix, plen, path id) -> transit elements
         if routes is not None:
             routes.view(peer)             # its lookup tables built now, not at the first flow
+
+    def forget(self):
+        """The routes changed: every cached answer goes."""
+        self._cache.clear()
+        self._by_route.clear()
 
     @property
     def active(self):

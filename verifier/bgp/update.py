@@ -7,7 +7,7 @@ In:  a BGP message (19-byte header included); for an UPDATE, how the
 Out: ``Update``: announced and withdrawn unicast prefixes (IPv4 in the body,
      IPv4/IPv6 in MP_REACH/MP_UNREACH), each ``(prefix bytes, length, path
      id or None)``, with the announced routes' AS path (AS4_PATH merged) and
-     next hop; ``open_capabilities``: an OPEN's 4-byte-AS and ADD-PATH
+     next hop; ``open_capabilities``: an OPEN's AS and ADD-PATH
      capabilities. Damaged input raises ``Damaged`` (mrt.py's), the reason
      its message.
 """
@@ -117,7 +117,8 @@ def _mp_reach(value, out, addpath):
     if size is None:
         return
     hop = value[4:4 + nh_len]
-    out.next_hop = hop[:16] if nh_len == 32 else hop       # global + link-local: the global one
+    # 32: global + link-local, the global one kept; a length no address has: no next hop
+    out.next_hop = hop[:16] if nh_len == 32 else hop if nh_len in (4, 16) else None
     out.announced += _prefixes(value[4 + nh_len + 1:], size, (afi, safi) in addpath)
 
 
@@ -147,12 +148,14 @@ def _prefixes(data, size, addpath):
 
 
 def open_capabilities(body):
-    """(4-byte AS capable, {(AFI, SAFI): ADD-PATH send/receive bits}) of an OPEN body."""
+    """(the speaker's AS: its 4-byte AS capability's, else the 2-byte field;
+    {(AFI, SAFI): ADD-PATH send/receive bits}) of an OPEN body."""
     if len(body) < 10:
         raise Damaged("OPEN cut short")
     plen = body[9]
     params, at = body[10:10 + plen], 0
-    as4, addpath = False, {}
+    (as4,) = struct.unpack_from(">H", body, 1)
+    addpath = {}
     while at + 2 <= len(params):
         ptype, length = params[at], params[at + 1]
         value = params[at + 2:at + 2 + length]
@@ -164,8 +167,8 @@ def open_capabilities(body):
             code, clen = value[cat], value[cat + 1]
             cap = value[cat + 2:cat + 2 + clen]
             cat += 2 + clen
-            if code == CAP_AS4:
-                as4 = True
+            if code == CAP_AS4 and clen == 4:
+                (as4,) = struct.unpack_from(">I", cap)
             elif code == CAP_ADD_PATH:
                 for k in range(0, len(cap) - 3, 4):
                     afi, safi, bits = struct.unpack_from(">HBB", cap, k)

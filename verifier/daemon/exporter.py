@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .. import __version__
 from .. import series as S
+from ..bgp.bmp import RESULTS as BMP_RESULTS, TYPE_NAMES
 from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
 from ..sinks.metrics import OTHER, UNZONED
@@ -132,7 +133,7 @@ class ProbeCollector:
 
 
 class ConfigCollector:
-    """What the daemon judges with: policy, reloads, data build times, BGP routes, version."""
+    """What the daemon judges with: policy, reloads, data build times, version."""
 
     def __init__(self, daemon):
         self.daemon = daemon
@@ -142,9 +143,26 @@ class ConfigCollector:
         yield _filled(S.POLICY_INFO, [((d.pipeline.policy.sha256,), 1)])
         yield _filled(S.POLICY_RELOADS, (((r,), d.reloads[r]) for r in RELOAD_RESULTS))
         yield _filled(S.DATA_BUILD, (((source,), ts) for source, ts in sorted(d.data_build_times().items())))
-        routes = d.pipeline.attributor.routes
-        yield _filled(S.BGP_ROUTES, [(("mrt",), len(routes) if routes is not None else 0)])
         yield _filled(S.BUILD_INFO, [((__version__,), 1)])
+
+
+class BgpCollector:
+    """BGP: routes held per source, BMP RIBs up, BMP messages."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        d = self.daemon
+        routes = d.pipeline.attributor.routes
+        dumps, live = (routes.dumps, routes.live) if routes is not None else (None, None)
+        yield _filled(S.BGP_ROUTES, [(("mrt",), len(dumps) if dumps is not None else 0),
+                                     (("bmp",), len(live) if live is not None else 0)])
+        bmp = d.bmp
+        yield family(S.BGP_PEERS_UP, bmp.peers_up if bmp is not None else 0)
+        counts = dict(bmp.counts) if bmp is not None else {}
+        yield _filled(S.BGP_MESSAGES, (((kind, result), counts.get((kind, result), 0))
+                                       for kind in BMP_TYPES for result in BMP_RESULTS))
 
 
 class EventsCollector:
@@ -159,9 +177,11 @@ class EventsCollector:
         yield family(S.EVENTS, events.written if events else 0)
 
 
+BMP_TYPES = TYPE_NAMES + ("other",)
+
 # In /metrics order: one collector per concern (prometheus-client's gc_collector way).
 COLLECTORS = (VerdictCollector, FlowTableCollector, CaptureCollector, DiscoveryCollector, ProbeCollector,
-              ConfigCollector, EventsCollector)
+              ConfigCollector, BgpCollector, EventsCollector)
 
 
 def build_timestamp(build_date):

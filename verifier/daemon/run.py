@@ -51,6 +51,7 @@ class Options:
     inventory: str = None
     asn_dbs: tuple = ()
     bgp_mrts: tuple = ()
+    bmp: str = None                       # HOST:PORT where routers connect with BMP
     metrics_addr: str = "127.0.0.1:9108"
     tls_cert: str = None
     tls_key: str = None
@@ -81,6 +82,11 @@ class Daemon:
         self._stop_wanted = False
         self.source = None
         self.server = None
+        self.bmp = None                       # the BMP listener (start), feeding live_routes
+        self.live_routes = None
+        if options.bmp:
+            from ..bgp.live import LiveRib
+            self.live_routes = LiveRib()
         policy, attributor = self._load()
         self.metrics = MetricsSink(policy, self.catalogue, options.window)
         self.events = EventSink(options.events, options.events_all, options.events_max_bytes,
@@ -110,7 +116,7 @@ class Daemon:
     def _load(self):
         o = self.options
         self._dumps_seen = _stamps(o.bgp_mrts)
-        return self.app.policy(o.policies), self.app.attributor(o.inventory, o.asn_dbs, o.bgp_mrts)
+        return self.app.policy(o.policies), self.app.attributor(o.inventory, o.asn_dbs, o.bgp_mrts, self.live_routes)
 
     def open_source(self):
         o = self.options
@@ -139,6 +145,17 @@ class Daemon:
         except ValueError as exc:
             self.source.close()
             raise VerifierError(f"--metrics-addr: {exc}") from None
+        if o.bmp:
+            from ..bgp.bmp import Listener
+            host, _, port = o.bmp.rpartition(":")
+            try:
+                self.bmp = Listener(host.strip("[]"), int(port), self.live_routes, self.log)
+            except (OSError, ValueError) as exc:
+                self.source.close()
+                self.close_server()
+                raise VerifierError(f"cannot listen for BMP on {o.bmp}: {getattr(exc, 'strerror', None) or exc}") \
+                    from None
+            self.log(f"BMP listening on {o.bmp}")
         scheme = "https" if o.tls_cert else "http"
         self.log(f"{self.source_kind} source ready; metrics on {scheme}://{o.metrics_addr}/metrics; "
                  f"policy {self.pipeline.policy.sha256[:12]}")
@@ -264,6 +281,9 @@ class Daemon:
                  f"{self.pipeline.stats.packets} packets in total")
 
     def close_server(self):
+        if self.bmp is not None:
+            self.bmp.close()
+            self.bmp = None
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
