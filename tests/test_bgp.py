@@ -485,6 +485,12 @@ def test_bmp_routes_judge_open_flows_and_their_changes_rejudge_them(tmp_path, ro
             lab.stop_border()
             text = d.until(lambda t: open_flows(t) == {"CLEAN": 0, "VIOLATION": 0, "UNVERIFIED": 4}, "a router gone")
             assert value(text, "cleanpath_bgp_routes", source="bmp") == 0
+            if router == "gobgp":
+                # it comes back: its state is what its new session reports (IPv6 session up again too)
+                lab.birdc("up", "enable", "b6")
+                lab.start_gobgp()
+                d.until(lambda t: open_flows(t) == {"CLEAN": 2, "VIOLATION": 1, "UNVERIFIED": 1}, "a router back",
+                        timeout=60)
         finally:
             _took, stderr = d.stop()
     assert "BMP session from" in stderr and "its routes are withdrawn" in stderr
