@@ -32,10 +32,20 @@ import uuid
 
 import pytest
 
-from lab import require_root_netns, sh
+from lab import _Built, require_root_netns, sh
 
 UP_AS, BORDER_AS = 64500, 64510
 BMP_STATION = "203.0.113.1"
+
+
+NEIGHBOUR = """[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "{address}"
+    peer-as = {asn}
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "{family}-unicast"
+"""
 
 
 def require_bird(*more):
@@ -51,7 +61,7 @@ def bgpdump(path, *options):
     return [line for line in out.splitlines() if line]
 
 
-class BirdLab:
+class BirdLab(_Built):
     """``routes``: {prefix text: [AS, ...] to prepend behind AS64500}."""
 
     def __init__(self, routes, workdir, addpath=False, bmp=None):
@@ -62,17 +72,6 @@ class BirdLab:
         self.links = {"up": f"cpvu{tag}", "border": f"cpvb{tag}", "station": f"cpvr{tag}", "router": f"cpvs{tag}"}
         self.socks = {name: os.path.join(self.workdir, f"{name}.sock") for name in self.ns}
         self.procs = {}
-
-    def __enter__(self):
-        try:
-            self._build()
-        except Exception:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _build(self):
         up, border = self.ns["up"], self.ns["border"]
@@ -152,25 +151,13 @@ router bgp {BORDER_AS}
         """gobgpd as the border router, its BMP toward the station (again, after ``stop_border``)."""
         port, policy = self.bmp[:2]
         path = os.path.join(self.workdir, "gobgp.toml")
+        neighbours = "".join(NEIGHBOUR.format(address=address, family=family, asn=UP_AS)
+                             for address, family in (("192.0.2.1", "ipv4"), ("2001:db8::1", "ipv6")))
         with open(path, "w") as fh:
             fh.write(f"""[global.config]
   as = {BORDER_AS}
   router-id = "192.0.2.2"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "192.0.2.1"
-    peer-as = {UP_AS}
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "2001:db8::1"
-    peer-as = {UP_AS}
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-[[bmp-servers]]
+{neighbours}[[bmp-servers]]
   [bmp-servers.config]
     address = "{BMP_STATION}"
     port = {port}

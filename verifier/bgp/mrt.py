@@ -223,9 +223,9 @@ class MrtReader:
         return hit
 
 
-def decode_attributes(block, size):
-    """See ``MrtReader.attributes`` (uncached)."""
-    path = raw = as4 = next_hop = origin = None
+def path_attributes(block):
+    """(type code, value) of each BGP path attribute in ``block`` (RFC 4271
+    4.3: flags, type, a 1- or 2-byte length); raises ``Damaged``."""
     at, end = 0, len(block)
     while at < end:
         if at + 3 > end:
@@ -241,8 +241,15 @@ def decode_attributes(block, size):
             at += 3
         if at + alen > end:
             raise Damaged("attribute longer than its block")
-        value = block[at:at + alen]
+        yield code, block[at:at + alen]
         at += alen
+
+
+def decode_attributes(block, size):
+    """See ``MrtReader.attributes`` (uncached)."""
+    path = raw = as4 = next_hop = origin = None
+    for code, value in path_attributes(block):
+        alen = len(value)
         if code == ATTR_AS_PATH:
             path, raw = aspath.decode(value, size), value
         elif code == ATTR_AS4_PATH:

@@ -15,7 +15,7 @@ Out: ``Update``: announced and withdrawn unicast prefixes (IPv4 in the body,
 import struct
 
 from . import aspath
-from .mrt import ATTR_AS4_PATH, ATTR_AS_PATH, ATTR_EXTENDED, ATTR_MP_REACH, ATTR_NEXT_HOP, Damaged
+from .mrt import ATTR_AS4_PATH, ATTR_AS_PATH, ATTR_MP_REACH, ATTR_NEXT_HOP, Damaged, path_attributes
 
 ATTR_MP_UNREACH = 15
 OPEN, UPDATE = 1, 2
@@ -61,7 +61,7 @@ def parse_update(body, as_size=4, addpath=frozenset()):
     if at + alen > len(body):
         raise Damaged("UPDATE attributes past the message")
     as4 = None
-    for code, value in _attributes(body[at:at + alen]):
+    for code, value in path_attributes(body[at:at + alen]):
         if code == ATTR_AS_PATH:
             out.path = aspath.decode(value, as_size)
         elif code == ATTR_AS4_PATH:
@@ -79,26 +79,6 @@ def parse_update(body, as_size=4, addpath=frozenset()):
     nlri = _prefixes(body[at + alen:], 4, v4_addpath)
     out.announced += nlri
     return out
-
-
-def _attributes(block):
-    at, end = 0, len(block)
-    while at < end:
-        if at + 3 > end:
-            raise Damaged("attribute header cut short")
-        flags, code = block[at], block[at + 1]
-        if flags & ATTR_EXTENDED:
-            if at + 4 > end:
-                raise Damaged("attribute header cut short")
-            (alen,) = struct.unpack_from(">H", block, at + 2)
-            at += 4
-        else:
-            alen = block[at + 2]
-            at += 3
-        if at + alen > end:
-            raise Damaged("attribute longer than its block")
-        yield code, block[at:at + alen]
-        at += alen
 
 
 def _family(value):
