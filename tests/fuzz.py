@@ -20,6 +20,9 @@ Targets, each fed mutants of its own seeds:
   ADD-PATH, Route Monitoring of pre-/post-policy and Loc-RIB UPDATEs with
   IPv4 NLRI, MP_REACH/MP_UNREACH, AS4_PATH, Peer Down, Termination) through
   a BMP session into a live RIB, then lookups. Must raise nothing.
+- ``export``: NetFlow v5/v9 and IPFIX datagrams (templates, options
+  templates, variable-length and enterprise fields, data) through one
+  collector, in order. Must raise nothing.
 - ``mrt``: an MRT RIB dump (TABLE_DUMP_V2 with ADD-PATH records, legacy
   TABLE_DUMP, gzip) through ``Rib.load``, the lookup tables and lookups of
   the routes' addresses. May raise only ``DataError``.
@@ -317,6 +320,30 @@ def mrt_seeds():
     return out
 
 
+def export_seeds():
+    """Flow-export datagrams: an IPFIX message with every set kind, a v9
+    export packet with a template, an options template and data, a v5 one."""
+    ipv4a, ipv4b = bytes((198, 51, 100, 1)), bytes((8, 8, 8, 8))
+    fields = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (2, 4), (1, 8), (82, 65535), (999, 4, 29305)]
+    tmpl = struct.pack(">HH", 300, len(fields))
+    for f in fields:
+        tmpl += struct.pack(">HHI", f[0] | 0x8000, f[1], f[2]) if len(f) == 3 else struct.pack(">HH", *f)
+    record = ipv4a + ipv4b + struct.pack(">HHBIQ", 1000, 443, 6, 3, 300) + b"\x03eth" + b"PEN!"
+    options = struct.pack(">HHH", 500, 3, 1) + struct.pack(">HHHHHH", 302, 4, 305, 4, 306, 4)
+    sets = [(2, tmpl), (3, options), (500, struct.pack(">III", 1, 1, 9)), (300, record * 3)]
+    body = b"".join(struct.pack(">HH", k, 4 + len(v)) + v for k, v in sets)
+    ipfix = struct.pack(">HHIII", 10, 16 + len(body), 1796000000, 0, 7) + body
+    v9_tmpl = struct.pack(">HHHHHHHHHHHHHHHH", 0, 36, 256, 7, 8, 4, 12, 4, 7, 2, 11, 2, 4, 1, 2, 4) + \
+        struct.pack(">HH", 1, 4)
+    v9_opts = struct.pack(">HHHHHHHHHH", 1, 20, 257, 4, 4, 1, 2, 34, 4, 0)
+    v9_data = struct.pack(">HH", 256, 4 + 21 * 2) + (ipv4a + ipv4b + struct.pack(">HHBII", 1, 2, 17, 5, 500)) * 2
+    v9 = struct.pack(">HHIIII", 9, 3, 1000, 1796000000, 0, 1) + v9_tmpl + v9_opts + v9_data
+    v5 = struct.pack(">HHIIIIBBH", 5, 1, 1000, 1796000000, 0, 0, 0, 0, 0x4000 | 10) + \
+        struct.pack(">4s4s4sHHIIIIHHxBBBHHBBxx", ipv4a, ipv4b, bytes(4), 1, 2, 3, 300, 10, 20, 1000, 443, 0, 6, 0,
+                    0, 0, 24, 24)
+    return [ipfix, v9, v5]
+
+
 def bmp_seeds():
     """BMP streams of every message shape the session reads."""
     import ipaddress
@@ -443,6 +470,13 @@ class Targets:
             if route is not None:
                 route.describe()
 
+    def export(self, data):
+        from verifier.export.decode import Collector
+        collector = Collector()
+        for k, piece in enumerate((data, data[:len(data) // 2], data)):      # again: templates now known
+            for record in collector.datagram(piece, b"\x7f\x00\x00\x01", float(k)):
+                repr(record)
+
     def bmp(self, data):
         from verifier.bgp.bmp import Session
         from verifier.bgp.live import LiveRib
@@ -490,6 +524,7 @@ class Fuzzer:
         self.inventories = [INVENTORY_YAML.encode(), INVENTORY_CSV.encode()]
         self.mrts = mrt_seeds()
         self.bmps = bmp_seeds()
+        self.exports = export_seeds()
 
     # target name -> (weight, seeds, runner)
     def plan(self):
@@ -497,7 +532,7 @@ class Fuzzer:
         return [("capture", 40, self.captures, t.capture), ("gzip", 8, self.gzips, t.gzip),
                 ("frame", 40, self.frames, t.frame), ("policy", 6, self.policies, t.policy_text),
                 ("inventory", 6, self.inventories, t.inventory), ("mrt", 8, self.mrts, t.mrt),
-                ("bmp", 8, self.bmps, t.bmp)]
+                ("bmp", 8, self.bmps, t.bmp), ("export", 8, self.exports, t.export)]
 
     def inputs(self):
         """An endless, reproducible stream of (target, runner, data)."""
