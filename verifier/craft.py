@@ -107,7 +107,20 @@ def geneve(vni, payload, protocol=0x6558, options=b""):
     return struct.pack("!BBHI", len(options) // 4, 0, protocol, vni << 8) + options + payload
 
 
-class PcapWriter:
+class FileWriter:
+    """A file written record by record (``fh``), closed on leaving a ``with``."""
+
+    def close(self):
+        self.fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class PcapWriter(FileWriter):
     """Classic pcap (microsecond, little-endian unless ``nanosecond``/``big``)."""
 
     def __init__(self, path, linktype=1, snaplen=262144, nanosecond=False, big_endian=False):
@@ -124,15 +137,6 @@ class PcapWriter:
         if frac >= self.scale:
             sec, frac = sec + 1, frac - self.scale
         self.fh.write(self.rec.pack(sec, frac, len(frame), wirelen or len(frame)) + frame)
-
-    def close(self):
-        self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def pcapng(path, interfaces, packets, big_endian=False):

@@ -9,6 +9,7 @@ and hold our reader to dumps BIRD writes, so neither side checks itself.
 
 import struct
 
+from ..craft import FileWriter
 from . import aspath
 from .mrt import (ATTR_AS4_PATH, ATTR_AS_PATH, ATTR_EXTENDED, ATTR_MP_REACH, ATTR_NEXT_HOP, ATTR_ORIGIN,
                   HEADER, PEER_INDEX_TABLE, RIB_IPV4_UNICAST, RIB_IPV4_UNICAST_ADDPATH, RIB_IPV6_UNICAST,
@@ -47,7 +48,7 @@ def _segments(path, size):
     return out
 
 
-class MrtWriter:
+class MrtWriter(FileWriter):
     """A TABLE_DUMP_V2 file (PEER_INDEX_TABLE first), or legacy TABLE_DUMP
     records through ``legacy``."""
 
@@ -90,12 +91,3 @@ class MrtWriter:
         body += peer_address + struct.pack(">HH", peer_as, len(block)) + block
         self.seq += 1
         self.record(TABLE_DUMP, afi, body)
-
-    def close(self):
-        self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
