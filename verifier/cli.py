@@ -443,7 +443,7 @@ def policy_check(app, files, dump):
 def lookup(app, queries, as_json, inventory, asn_dbs, bgp_mrts, policies):
     """Every source's answer for MAC or IP addresses, with evidence (and,
     with --bgp-mrt, the selected route toward an IP and its carriers)."""
-    from .lookup import parse_query, answers_for
+    from .lookup import answers_for, parse_query, text_lines
     try:
         policy_ = app.policy(policies)
         attributor = app.attributor(inventory, asn_dbs, bgp_mrts)
@@ -458,25 +458,8 @@ def lookup(app, queries, as_json, inventory, asn_dbs, bgp_mrts, policies):
         click.echo(json.dumps(results, indent=2))
         return
     for res, (_raw, is_mac) in zip(results, parsed):
-        click.echo(res["query"] + (f"  ({res['note']})" if res.get("note") else ""))
-        if not res["answers"]:
-            hint = "" if is_mac or asn_dbs or res.get("note") else \
-                " (no ASN database given: --asn-db FILE, a MaxMind-format ASN database, answers for IP addresses)"
-            click.echo("  no source answers: unknown" + hint)
-        for a in res["answers"]:
-            extra = f" AS{a['asn']}" if a.get("asn") is not None else ""
-            click.echo(f"  {a['source']:<10} {a['vendor'] or '-':<14} {a['trust']:<14}{extra} "
-                       f"{a['organization'] or ''}  [/{a['prefix_len']} {a['database']} {a['version'] or ''}]")
-        route = res.get("route")
-        if route is not None:
-            click.echo(f"  bgp route  {route['prefix']} via {route['peer']}: {route['as_path']}  "
-                       f"[{route['dump']} dumped {route['dumped_at']}]")
-            for c in route["carriers"]:
-                click.echo(f"    transit  AS{c['asn']:<10} {c['trust']}")
-            if route["origin"] is not None:
-                click.echo(f"    origin   AS{route['origin']['asn']:<10} {route['origin']['trust']}")
-        elif bgp_mrts and not is_mac and not res.get("note"):
-            click.echo("  bgp route  none: no loaded route holds this address (a transit-network rule is unverified)")
+        for line in text_lines(res, is_mac, bool(asn_dbs), bool(bgp_mrts)):
+            click.echo(line)
 
 
 # --- db ----------------------------------------------------------------------

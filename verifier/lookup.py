@@ -55,3 +55,26 @@ def _route(raw, routes, policy):
         return {"asn": asn, "trust": policy.trust(Answer(None, None, None, asn=asn))}
     return dict(route.describe(), carriers=[judged(a) for a in transit],
                 origin=judged(origin) if origin is not None else None)
+
+
+def text_lines(res, is_mac, asn_given, bgp_given):
+    """``verifier lookup``'s lines for one query's answers (``answers_for``)."""
+    out = [res["query"] + (f"  ({res['note']})" if res.get("note") else "")]
+    if not res["answers"]:
+        hint = "" if is_mac or asn_given or res.get("note") else \
+            " (no ASN database given: --asn-db FILE, a MaxMind-format ASN database, answers for IP addresses)"
+        out.append("  no source answers: unknown" + hint)
+    for a in res["answers"]:
+        extra = f" AS{a['asn']}" if a.get("asn") is not None else ""
+        out.append(f"  {a['source']:<10} {a['vendor'] or '-':<14} {a['trust']:<14}{extra} "
+                   f"{a['organization'] or ''}  [/{a['prefix_len']} {a['database']} {a['version'] or ''}]")
+    route = res.get("route")
+    if route is not None:
+        out.append(f"  bgp route  {route['prefix']} via {route['peer']}: {route['as_path']}  "
+                   f"[{route['dump']} dumped {route['dumped_at']}]")
+        out += [f"    transit  AS{c['asn']:<10} {c['trust']}" for c in route["carriers"]]
+        if route["origin"] is not None:
+            out.append(f"    origin   AS{route['origin']['asn']:<10} {route['origin']['trust']}")
+    elif bgp_given and not is_mac and not res.get("note"):
+        out.append("  bgp route  none: no loaded route holds this address (a transit-network rule is unverified)")
+    return out

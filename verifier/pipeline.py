@@ -312,7 +312,8 @@ class Pipeline:
             for zone, side in places:
                 if side is not None and zone in probes.zones:
                     keys.append((TRACE, ip_text(flow.endpoint(1 - side)[0])))
-        if self.paths.carriers is not None:
+        routes = self.attributor.routes
+        if self.paths.carriers is not None and routes is not None and routes.changing:
             for _zone, side in places:
                 for remote in ((0, 1) if side is None else (1 - side,)):
                     keys.append((ROUTE, flow.endpoint(remote)[0]))

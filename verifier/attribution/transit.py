@@ -99,6 +99,7 @@ class Carriers:
         return self._element(REMOTE_NETWORK, ip_text(addr), origin, route, detail)
 
     def _element(self, kind, subject, asn, route, detail):
-        evidence = Evidence(route.dump.source, route.dump.name, route.dump.version, route.plen, detail)
+        feed = route.feed
+        evidence = Evidence(feed.source, feed.name, feed.version, route.plen, detail)
         answer = Answer(None, None, evidence, asn=asn)
         return PathElement(kind, subject, None, None, asn, self.trust(answer), evidence)

@@ -44,7 +44,6 @@ class LivePeer:
         self.tables = {4: {}, 16: {}}                 # size -> {plen: {net >> host bits: {path id: route}}}
         self.lengths = {4: [], 16: []}                # size -> the lengths present, longest first
         self.count = 0
-        self.dump = self                              # a Route names its feed as ``dump``
 
     @property
     def name(self):
@@ -198,6 +197,7 @@ class Routes:
 
     def __init__(self, dumps=None, live=None):
         self.dumps, self.live = dumps, live
+        self.changing = live is not None              # dumps change by a reload only, which re-judges all
         self.parts = [p for p in (live, dumps) if p is not None]
         self.searched = ", ".join(p.searched for p in self.parts)
 

@@ -50,11 +50,11 @@ class Route:
     """The selected route for an address. Its AS path is decoded when first
     read (``path``); ``path_id`` names it without decoding."""
 
-    __slots__ = ("peer", "prefix", "plen", "path_id", "originated", "next_hop", "dump", "_rib")
+    __slots__ = ("peer", "prefix", "plen", "path_id", "originated", "next_hop", "feed", "_rib")
 
-    def __init__(self, peer, prefix, plen, path_id, originated, next_hop, dump, rib):
+    def __init__(self, peer, prefix, plen, path_id, originated, next_hop, feed, rib):
         self.peer, self.prefix, self.plen, self.path_id = peer, prefix, plen, path_id
-        self.originated, self.next_hop, self.dump, self._rib = originated, next_hop, dump, rib
+        self.originated, self.next_hop, self.feed, self._rib = originated, next_hop, feed, rib
 
     @property
     def path(self):
@@ -66,10 +66,10 @@ class Route:
 
     def describe(self):
         """The route as evidence: peer, prefix, whole AS path, age, where it
-        came from (the dump, or the BMP router and RIB: ``feed.evidence``)."""
+        came from: its ``feed``, the dump or the BMP router's RIB)."""
         return {"peer": f"{ip_text(self.peer.address)} AS{self.peer.asn}", "prefix": self.prefix_text,
                 "as_path": aspath.text(self.path), "next_hop": ip_text(self.next_hop) if self.next_hop else None,
-                "route_originated": iso_time(self.originated), **self.dump.evidence(),
+                "route_originated": iso_time(self.originated), **self.feed.evidence(),
                 "direction": "toward the remote end; the return path is not observed"}
 
 
