@@ -85,12 +85,9 @@ class Session:
         try:
             if kind == INITIATION:
                 self._initiation(body)
-            elif kind in (ROUTE_MONITORING, PEER_UP, PEER_DOWN):
-                header = _PER_PEER.unpack_from(body)
-                rest = body[_PER_PEER.size:]
-                result = (self._route_monitoring, self._peer_up, self._peer_down)[
-                    (ROUTE_MONITORING, PEER_UP, PEER_DOWN).index(kind)](header, rest)
-                self._count(name, result)
+            elif kind in self._per_peer:
+                handle = self._per_peer[kind]
+                self._count(name, handle(self, _PER_PEER.unpack_from(body), body[_PER_PEER.size:]))
                 return
             elif kind == TERMINATION:
                 self.close()
@@ -182,6 +179,10 @@ def _received(path, local_as):
         rest = path[0][1][1:]
         return ((aspath.AS_SEQUENCE, rest),) + path[1:] if rest else path[1:]
     return path
+
+
+Session._per_peer = {ROUTE_MONITORING: Session._route_monitoring, PEER_UP: Session._peer_up,
+                     PEER_DOWN: Session._peer_down}      # the messages after a per-peer header
 
 
 class Listener:

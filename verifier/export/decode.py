@@ -132,7 +132,6 @@ class Exporter:
 class Collector:
     def __init__(self):
         self.exporters = {}             # (address, domain, protocol) -> Exporter
-        self._counted = 0
         self.last_error = None
         self.counts = {}                # (protocol, result) -> datagrams
         self.records = dict.fromkeys(PROTOCOLS, 0)
@@ -207,25 +206,25 @@ class Collector:
         exporter = self._exporter(address, source, V9)
         self._sequence(exporter, V9, seq, 1)              # v9 counts export packets
         exporter.boot = secs - uptime / 1000.0
-        return self._sets(data, _V9_HEADER.size, len(data), exporter, address, source, now, V9, secs)
+        return self._sets(data, _V9_HEADER.size, len(data), exporter, address, source, now, V9, secs)[0]
 
     def _ipfix(self, data, address, now):
         _v, length, export_time, seq, domain = _IPFIX_HEADER.unpack_from(data)
         if length > len(data) or length < _IPFIX_HEADER.size:
             raise Damaged("IPFIX: message length past the datagram")
         exporter = self._exporter(address, domain, IPFIX)
-        out = self._sets(data, _IPFIX_HEADER.size, length, exporter, address, domain, now, IPFIX, export_time)
-        if self._counted is None:                         # a set we could not count: no gap can be told
+        out, counted = self._sets(data, _IPFIX_HEADER.size, length, exporter, address, domain, now, IPFIX,
+                                  export_time)
+        if counted is None:                               # a set we could not count: no gap can be told
             exporter.next_seq = None
         else:
-            self._sequence(exporter, IPFIX, seq, self._counted)    # IPFIX counts data records, options too
+            self._sequence(exporter, IPFIX, seq, counted)    # IPFIX counts data records, options too
         return out
 
     def _sets(self, data, at, end, exporter, address, domain, now, protocol, export_time):
-        """The records of a message's sets; ``_counted``: its data records
-        (options ones too), None when a set waits for its template."""
-        out, missing = [], False
-        self._counted = 0
+        """(the flow records of a message's sets, how many data records it
+        held: options ones too; None when a set waits for its template)."""
+        out, missing, counted = [], False, 0
         template_sets = (0, 1) if protocol == V9 else (2, 3)
         while at + 4 <= end:
             set_id, length = _SET.unpack_from(data, at)
@@ -243,11 +242,13 @@ class Collector:
                     template = None
                 if template is None:
                     self._hold(exporter, set_id, body, now)
-                    missing, self._counted = True, None
+                    missing, counted = True, None
                     continue
-                out += self._data(template, body, exporter, address, domain, export_time)
+                flows, records = self._data(template, body, exporter, address, domain, export_time)
+                out += flows
+                counted = counted + records if counted is not None else None
         self._count(protocol, "no_template" if missing and not out else "ok")
-        return out
+        return out, counted
 
     def _templates(self, body, options, exporter, now, protocol):
         at, end = 0, len(body)
@@ -307,20 +308,19 @@ class Collector:
                 continue                                  # waited too long: it stays counted no_template
             template = exporter.templates.get(tid)
             if template is not None:
-                out += self._data(template, body, exporter, address, domain, export_time)
+                out += self._data(template, body, exporter, address, domain, export_time)[0]
             else:
                 kept.append((arrived, tid, body))
         exporter.held = kept
         return out
 
     def _data(self, template, body, exporter, address, domain, export_time):
+        """(the flow records of a data set, how many data records it held)."""
         records = template.records(body)
-        if self._counted is not None:
-            self._counted += len(records)
         if template.options:
             for fields in records:
                 self._options(fields, exporter)
-            return []
+            return [], len(records)
         out = []
         sampling = exporter.sampling
         for fields in records:
@@ -329,7 +329,7 @@ class Collector:
             rec.sampling = sampling.get(sampler, sampling.get(None, 1)) if sampler is not None else \
                 fields.get(SAMPLING_INTERVAL) or sampling.get(None, 1)
             out.append(rec)
-        return out
+        return out, len(records)
 
     def _options(self, fields, exporter):
         """What an options record teaches: the exporter's boot time (IPFIX
