@@ -38,16 +38,14 @@ class PathBuilder:
         self.attributor = attributor
         self.trust = trust
         # Carriers per BGP peer choice: ``bgp_peers`` (Policy.bgp_peers) maps zones to the peer whose routes
-        # decide; a zone it does not name takes the default (key None).
-        self.carriers, self._zone_carriers = None, {}
+        # decide, None to the default; one Carriers per distinct peer.
+        self._zone_carriers, self._by_peer = {}, {}
         if attributor.routes is not None or transit_judged:
-            peers = bgp_peers or {None: None}
-            made = {}
-            for zone, peer in peers.items():
-                if peer not in made:
-                    made[peer] = Carriers(attributor.routes, trust, transit_judged, peer)
-                self._zone_carriers[zone] = made[peer]
-            self.carriers = self._zone_carriers.get(None) or Carriers(attributor.routes, trust, transit_judged)
+            for zone, peer in (bgp_peers or {None: None}).items():
+                if peer not in self._by_peer:
+                    self._by_peer[peer] = Carriers(attributor.routes, trust, transit_judged, peer)
+                self._zone_carriers[zone] = self._by_peer[peer]
+        self.carriers = self._zone_carriers.get(None)
         self.discovery = discovery
         self.control_plane = control_plane
         self._caches = {kind: {} for kind in KINDS}    # kind -> address -> element (or None)
@@ -107,7 +105,7 @@ class PathBuilder:
 
     def routes_changed(self):
         """BGP routes changed (BMP): what was made from the old ones goes."""
-        for carriers in {id(c): c for c in list(self._zone_carriers.values()) + [self.carriers] if c}.values():
+        for carriers in self._by_peer.values():
             carriers.forget()
 
     def _element(self, kind, raw):
