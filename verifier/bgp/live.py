@@ -27,6 +27,7 @@ import threading
 
 from ..text import ip_text, iso_time
 from . import aspath
+from .mrt import masked
 from .rib import Route
 
 LOC_RIB, POST_POLICY = "loc-rib", "post-policy"
@@ -171,9 +172,8 @@ class LiveRib:
                         break
         if best is None:
             return None
-        (plen, *_), peer, plen, path, hop, when = best
-        prefix = (value >> (bits - plen) << (bits - plen)).to_bytes(size, "big") if plen else bytes(size)
-        return Route(peer, prefix, plen, path, int(when), hop, peer, _GIVEN)   # the path is its own id
+        _score, peer, plen, path, hop, when = best
+        return Route(peer, masked(addr, plen), plen, path, int(when), hop, peer, _GIVEN)   # the path is its own id
 
     def describe(self):
         with self.lock:

@@ -64,11 +64,11 @@ class Peer:
 class Entry:
     """One route of the dump. ``prefix``: the network's bytes, 4 or 16."""
 
-    __slots__ = ("peer", "prefix", "plen", "path_id", "originated", "path", "raw_path", "next_hop", "origin")
+    __slots__ = ("peer", "prefix", "plen", "path_id", "originated", "path", "next_hop", "origin")
 
     def __init__(self, peer, prefix, plen, path_id, originated, attributes):
         self.peer, self.prefix, self.plen, self.path_id, self.originated = peer, prefix, plen, path_id, originated
-        self.path, self.raw_path, self.next_hop, self.origin = attributes
+        self.path, _wire, self.next_hop, self.origin = attributes
 
 
 class Damaged(ValueError):
@@ -170,7 +170,7 @@ class MrtReader:
         at = 5 + ((plen + 7) >> 3)
         prefix = body[5:at].ljust(size, b"\0")
         if plen & 7:
-            prefix = _masked(prefix, plen)
+            prefix = masked(prefix, plen)
         (count,) = _U16.unpack_from(body, at)
         at += 2
         peers = self.peers
@@ -198,7 +198,7 @@ class MrtReader:
         if layout.size + alen > len(body):
             raise Damaged("attributes longer than their record")
         peer = self._legacy_peer(peer_ip, peer_as)
-        return _masked(prefix, plen), plen, 2, [(peer, originated, None, body[layout.size:layout.size + alen])]
+        return masked(prefix, plen), plen, 2, [(peer, originated, None, body[layout.size:layout.size + alen])]
 
     def _legacy_peer(self, address, asn):
         """Legacy records name their peer inline: one ``Peer`` per (address, AS)."""
@@ -304,8 +304,9 @@ def _peer_index(body):
     return peers
 
 
-def _masked(prefix, plen):
-    """``prefix`` with the bits past ``plen`` cleared (legacy records keep them as sent)."""
+def masked(prefix, plen):
+    """``prefix`` with the bits past ``plen`` cleared (legacy records and
+    UPDATEs may carry them as sent)."""
     value = int.from_bytes(prefix, "big")
     bits = len(prefix) * 8
     value &= ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1)

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import DataError
 from ..text import ip_text, iso_time
 from . import aspath
-from .mrt import Damaged, MrtReader, decode_attributes
+from .mrt import Damaged, MrtReader, decode_attributes, masked
 
 _NONE = -1
 _LOW64 = (1 << 64) - 1
@@ -87,11 +87,11 @@ class Dump:
     def evidence(self):
         return {"dump": self.name, "dumped_at": iso_time(self.dumped)}
 
-    __slots__ = ("path", "name", "dumped", "routes", "skipped", "damaged", "peers")
+    __slots__ = ("path", "name", "dumped", "routes", "damaged", "peers")
 
-    def __init__(self, path, dumped, routes, skipped, damaged):
+    def __init__(self, path, dumped, routes, damaged):
         self.path, self.name, self.dumped, self.routes = path, os.path.basename(path), dumped, routes
-        self.skipped, self.damaged, self.peers = skipped, damaged, []
+        self.damaged, self.peers = damaged, []
 
 
 class RibPeer:
@@ -178,7 +178,7 @@ class Rib:
                 fam.times.append(originated)
                 fam.hops.append(hid)
             count += len(rows)
-        dump = Dump(path, reader.dumped, count, dict(reader.skipped), dict(reader.damaged))
+        dump = Dump(path, reader.dumped, count, dict(reader.damaged))
         dump.peers = sorted(peers.values(), key=lambda p: p.index)
         for peer in dump.peers:
             peer.dump = dump
@@ -253,11 +253,11 @@ class Rib:
             if sub is not None:
                 at = bisect.bisect_right(sub[0], value & _LOW64) - 1
                 if at >= 0 and sub[1][at] != _NONE:
-                    return self._route(size, value, sub[1][at], sub[2][at] + 64)
+                    return self._route(addr, sub[1][at], sub[2][at] + 64)
         at = bisect.bisect_right(starts, key) - 1
         if at < 0 or routes[at] == _NONE:
             return None
-        return self._route(size, value, routes[at], plens[at])
+        return self._route(addr, routes[at], plens[at])
 
     def peer_named(self, address):
         """The first peer with ``address`` (bytes), or None."""
@@ -272,12 +272,10 @@ class Rib:
         (a new one is a reload)."""
         return ()
 
-    def _route(self, size, value, route, plen):
-        fam = self._families[size]
-        bits = size * 8
-        prefix = (value >> (bits - plen) << (bits - plen)).to_bytes(size, "big") if plen else bytes(size)
+    def _route(self, addr, route, plen):
+        fam = self._families[len(addr)]
         peer = self.peers[fam.peers[route]]
-        return Route(peer, prefix, plen, fam.paths[route], fam.times[route], self._hop_list[fam.hops[route]],
+        return Route(peer, masked(addr, plen), plen, fam.paths[route], fam.times[route], self._hop_list[fam.hops[route]],
                      peer.dump, self)
 
     def path(self, pid):

@@ -15,7 +15,7 @@ Out: ``Update``: announced and withdrawn unicast prefixes (IPv4 in the body,
 import struct
 
 from . import aspath
-from .mrt import ATTR_AS4_PATH, ATTR_AS_PATH, ATTR_MP_REACH, ATTR_NEXT_HOP, Damaged, path_attributes
+from .mrt import ATTR_AS4_PATH, ATTR_AS_PATH, ATTR_MP_REACH, ATTR_NEXT_HOP, Damaged, masked, path_attributes
 
 ATTR_MP_UNREACH = 15
 OPEN, UPDATE = 1, 2
@@ -119,9 +119,7 @@ def _prefixes(data, size, addpath):
             raise Damaged("prefix length past the address or the attribute")
         raw = data[at + 1:at + 1 + nbytes].ljust(size, b"\0")
         if plen & 7:
-            value = int.from_bytes(raw, "big")
-            value &= ((1 << size * 8) - 1) ^ ((1 << (size * 8 - plen)) - 1)
-            raw = value.to_bytes(size, "big")
+            raw = masked(raw, plen)
         out.append((raw, plen, path_id))
         at += 1 + nbytes
     return out

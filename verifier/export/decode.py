@@ -132,7 +132,6 @@ class Exporter:
 class Collector:
     def __init__(self):
         self.exporters = {}             # (address, domain, protocol) -> Exporter
-        self.last_error = None
         self.counts = {}                # (protocol, result) -> datagrams
         self.records = dict.fromkeys(PROTOCOLS, 0)
         self.gaps = dict.fromkeys(PROTOCOLS, 0)
@@ -150,9 +149,8 @@ class Collector:
             return []
         try:
             out = (self._v5 if version == 5 else self._v9 if version == 9 else self._ipfix)(data, address, now)
-        except (Damaged, struct.error, IndexError) as exc:
+        except (Damaged, struct.error, IndexError):
             self._count(protocol, "malformed")
-            self.last_error = str(exc)
             return []
         self.records[protocol] += len(out)
         return out
