@@ -9,7 +9,7 @@
 #     its pages read back); bird2, gobgpd and frr (a BGP lab in namespaces:
 #     real MRT RIB dumps, and routers streaming BMP) and bgpdump (the MRT
 #     reader's oracle); softflowd (NetFlow v5/v9 and IPFIX exports of the
-#     test captures); gcc and, for Debian's own
+#     test captures) and pmacct (pmacctd's sFlow of them); gcc and, for Debian's own
 #     python3, python3-dev, so the install builds the compiled per-frame module
 #     (verifier/engine/_fastpath.c; tests/test_fastpath.py compares it with the numpy
 #     passes and skips without it). Skipped when apt-get is
@@ -35,6 +35,7 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   command -v bgpdump >/dev/null || missing+=(bgpdump)
   command -v gobgpd >/dev/null || missing+=(gobgpd)
   command -v softflowd >/dev/null || [ -x /usr/sbin/softflowd ] || missing+=(softflowd)
+  command -v pmacctd >/dev/null || [ -x /usr/sbin/pmacctd ] || missing+=(pmacct)
   [ -x /usr/lib/frr/bgpd ] || missing+=(frr)
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \

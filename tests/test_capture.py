@@ -217,9 +217,10 @@ def test_every_source_keeps_the_capture_contract(tmp_path):
     from verifier.capture.replay import Replay
     from verifier.capture.tshark import TsharkCapture
     from verifier.capture.watch import WatchDir
+    from verifier.export.listen import ExportListeners
     members = [name for name in dir(DaemonSource) if not name.startswith("_") and callable(getattr(DaemonSource, name))]
     assert sorted(members) == ["chunks", "close", "drops", "now", "received"]
-    for cls in (LiveInterfaces, TsharkCapture, WatchDir, Replay):
+    for cls in (LiveInterfaces, TsharkCapture, WatchDir, Replay, ExportListeners):
         assert all(callable(getattr(cls, name, None)) for name in members), cls
     path = str(tmp_path / "one.pcap")
     with PcapWriter(path) as out:

@@ -236,6 +236,11 @@ def _csv_output(csv_out):
 @click.option("--demo", is_flag=True,
               help="Replay the shipped demo capture with the demo policy, inventory and ASN database (each unless "
                    "given), then keep serving.")
+@click.option("--ipfix", metavar="HOST:PORT", help="Listen for IPFIX from routers (UDP, and TCP on the same port).")
+@click.option("--netflow", metavar="HOST:PORT", help="Listen for NetFlow v5 and v9 (UDP).")
+@click.option("--sflow", metavar="HOST:PORT", help="Listen for sFlow v5 (UDP).")
+@click.option("--export-rcvbuf", default=8 << 20, show_default=True,
+              help="Receive buffer asked for each flow-export socket, bytes.")
 @attribution_options(bgp=True)
 @click.option("--bmp", metavar="HOST:PORT",
               help="Listen for BMP (RFC 7854) from routers: their Loc-RIB and post-policy routes name the "
@@ -264,14 +269,18 @@ def _csv_output(csv_out):
 def run(app, **params):
     """Watch traffic continuously; serve Prometheus metrics and write violation events.
 
-    Exactly one source: --interface (socket or tshark engine), --watch-dir, --replay or --demo.
+    Exactly one source: --interface (socket or tshark engine), --watch-dir, --replay, --demo, or flow
+    exports from routers (--ipfix, --netflow, --sflow: any of the three together).
     SIGHUP reloads policy, inventory and databases; SIGTERM ends every open flow, then exits.
     """
     from .daemon.run import Daemon, Options
     given = [name for name, key in (("--interface", "interfaces"), ("--watch-dir", "watch_dir"),
                                     ("--replay", "replay"), ("--demo", "demo")) if params[key]]
+    if any(params[key] for key in ("ipfix", "netflow", "sflow")):
+        given.append("flow export")
     if len(given) != 1:
-        raise click.UsageError("give exactly one source: --interface, --watch-dir, --replay or --demo")
+        raise click.UsageError("give exactly one source: --interface, --watch-dir, --replay, --demo, or flow "
+                               "export (--ipfix, --netflow, --sflow)")
     if params.pop("demo"):
         from .demo import demo_inputs
         (params["replay"],), params["policies"], params["inventory"], params["asn_dbs"], params["bgp_mrts"] = \

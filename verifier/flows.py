@@ -120,6 +120,40 @@ class FlowTable:
                 self._count(flow, side, _ts, wlen, frag)
         return flow, side
 
+    def add_record(self, record, ifindex):
+        """Account one flow-export record (export/records.FlowRecord, one
+        direction as its exporter counted it); return (flow, side).
+
+        Keyed as a packet of that direction on capture interface ``ifindex``
+        (the pipeline's flow-export interface) and the record's VLAN, so the
+        two directions' records join one flow, and the records of one flow
+        from several exporters too (when they report the same VLAN, or none).
+        Counters, scaled by the record's sampling, come from the first
+        exporter that reported the flow: two routers on one path count the
+        same packets, and adding them would double the flow. Every
+        exporter's latest record per side stays in ``flow.exports`` (the
+        path builder makes its router hops from them)."""
+        vlan = record.vlan if record.vlan is not None else -1
+        first = record.first if record.first is not None else record.last
+        flow, side, _key = self._flow_for(ifindex, vlan, -1, record.proto, record.src, record.sport, record.dst,
+                                          record.dport, first)
+        held = flow.exports
+        if held is None:
+            held = flow.exports = {}
+        seen = (record.protocol, record.exporter, record.domain)
+        sides = held.get(seen)
+        if sides is None:
+            sides = held[seen] = [None, None]
+        sides[side] = record
+        if seen == next(iter(held)):
+            flow.count(side, record.packets * record.sampling, record.octets * record.sampling)
+        if first < flow.first:
+            flow.first = first                   # records arrive when their exporter ends them, not in order
+        if record.last > flow.last:
+            flow.last = record.last
+        self._learn(flow, side, record.src_mac, record.dst_mac, record.tunnels)
+        return flow, side
+
     def add_directions(self, items):
         """Account the fast path's new directions, ``count`` packets each, in
         order: ``items`` yields (ifindex, fields, first_ts, last_ts, count,

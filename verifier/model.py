@@ -84,7 +84,8 @@ class MacSets:
 
 
 FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
-              "origin", "icmp_errors", "hops", "end_reason", "tunnels", "entries", "verdicts", "depends")
+              "origin", "icmp_errors", "hops", "end_reason", "tunnels", "entries", "verdicts", "depends",
+              "exports")
 """``Flow``'s slots, in order: a contract. The compiled module
 (verifier/engine/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
 offsets and checks at run time that the class has exactly these;
@@ -137,6 +138,7 @@ class Flow:
         self.entries = None        # its fast-path entries not yet folded in, flat (directions.entries_of)
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
         self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
+        self.exports = None        # flow-export records of it: {(protocol, exporter, domain): [side 0's, side 1's]}
 
     def unpacked(self):
         """(ifindex, vlan, vlan2, proto, ap, bp, a, b) in one step: for a

@@ -43,6 +43,7 @@ from . import engine as engines
 from .engine.directions import Directions
 from .engine.split import open_directions, split
 from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
+from .export.records import Records
 from .dependents import NEIGHBOUR, NODE, ROUTE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
 from .model import TRANSIT_NETWORK, counted
@@ -59,6 +60,7 @@ class Stats:
         self.octets = 0
         self.non_ip = 0
         self.decode_errors = dict.fromkeys(REASONS, 0)
+        self.records = 0                    # flow-export records (they are not packets)
         self.unsupported_linktypes = {}     # link type -> frames (R_LINKTYPE, told apart for the certificate)
 
     @property
@@ -144,7 +146,10 @@ class Pipeline:
         return n, first, last
 
     def feed(self, source, chunk):
-        """Account one non-empty chunk of ``source`` (the daemon's entry point)."""
+        """Account one non-empty chunk of ``source`` (the daemon's entry point):
+        frames, or flow-export records (export/listen.Records)."""
+        if chunk.__class__ is Records:
+            return self.feed_records(source, chunk)
         stats = self.stats
         gmap = self._global_ifaces(source)
         linktypes = [i.linktype for i in source.interfaces]
@@ -168,6 +173,20 @@ class Pipeline:
         if self.live_sinks:
             touched, self._touched = self._touched, None
             self._judge_live(touched)
+
+    def feed_records(self, source, records):
+        """Account flow-export records (export/listen.py) as the flow table's
+        ``add_record`` joins them into flows; live, judge what they opened or changed."""
+        ifindex = self._global_ifaces(source)[0]
+        self.stats.records += len(records)
+        now = records.now
+        if now >= self._next_sweep:
+            self.table.sweep(now)
+            self._next_sweep = now + self._sweep_every
+        add = self.table.add_record
+        owners = [add(record, ifindex) for record in records if record.src]
+        if self.live_sinks:
+            self._judge_live(owners)
 
     def tick(self, now):
         """No traffic for a while: end the flows that are idle as of ``now``

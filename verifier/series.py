@@ -66,6 +66,19 @@ BGP_PEERS_UP = _s("cleanpath_bgp_peers_up", GAUGE, "Monitored RIBs up over BMP (
                   "or a router's Loc-RIB).")
 BGP_MESSAGES = _s("cleanpath_bgp_messages", COUNTER, "BMP messages read, by type and result (ok, ignored: "
                   "pre-policy or Adj-RIB-Out, malformed).", "type", "result")
+FLOW_EXPORT_PACKETS = _s("cleanpath_flow_export_packets", COUNTER, "Flow-export datagrams (and IPFIX/TCP "
+                          "messages) read, by protocol and result (ok, malformed, no_template, unsupported).",
+                          "protocol", "result")
+FLOW_EXPORT_RECORDS = _s("cleanpath_flow_export_records", COUNTER, "Flow records decoded, by protocol.", "protocol")
+FLOW_EXPORT_GAPS = _s("cleanpath_flow_export_sequence_gaps", COUNTER, "Sequence numbers skipped by an exporter "
+                      "(datagrams or records lost on the way), by protocol.", "protocol")
+FLOW_EXPORT_TEMPLATES = _s("cleanpath_flow_export_templates", GAUGE, "NetFlow v9 and IPFIX templates held, by "
+                           "protocol.", "protocol")
+FLOW_EXPORT_EXPORTERS = _s("cleanpath_flow_export_exporters", GAUGE, "Exporters heard from, by protocol.",
+                           "protocol")
+FLOW_EXPORT_LAST_SEEN = _s("cleanpath_flow_export_last_datagram_timestamp_seconds", GAUGE, "When each exporter "
+                           "last sent a datagram that decoded, by inventory name (other: not in the inventory; "
+                           "the newest of them).", "exporter")
 EVENTS_DROPPED = _s("cleanpath_events_dropped", COUNTER, "Events lost to a full disk or I/O error.", "reason")
 EVENTS = _s("cleanpath_events", COUNTER, "Events written.")
 

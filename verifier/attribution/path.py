@@ -6,20 +6,22 @@ with no zone (``local_side`` None) both sides are treated as remote, so
 ``zone: any`` rules still see every MAC and network.
 
 Order: endpoint device, segment devices, L2 neighbours, tunnel endpoints,
-router hops, then per remote end its transit networks (the BGP route's
+router hops (ICMP errors' senders, then flow exporters and the next hops
+their records name, with the AS path they give), then per remote end its transit networks (the BGP route's
 carriers, nearest first: attribution/transit.py) and its remote network:
 from the zone outwards.
 """
 
 from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
 from ..model import (ENDPOINT_DEVICE, KINDS, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
-                     TUNNEL_ENDPOINT, Evidence, PathElement)
+                     TRANSIT_NETWORK, TUNNEL_ENDPOINT, Answer, Evidence, PathElement)
 from ..text import ip_text, mac_text
 from .special import is_special
 from .transit import Carriers
 
 
 TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
+EXPORT_SOURCES = {"netflow-v5": "netflow", "netflow-v9": "netflow", "ipfix": "ipfix", "sflow": "sflow"}
 _MISSING = object()
 
 
@@ -89,6 +91,8 @@ class PathBuilder:
         if flow.hops:
             for hop in sorted(flow.hops):
                 add(self._element(ROUTER_HOP, hop))
+        if flow.exports:
+            elements.extend(self._exported(flow.exports, local_side, a, b))
         cache = caches[REMOTE_NETWORK]
         carriers = self._zone_carriers.get(zone, self.carriers) if zone is not None else self.carriers
         for side in remote_sides:
@@ -102,6 +106,60 @@ class PathBuilder:
             if el is not None:
                 add(el)
         return elements
+
+    def _exported(self, exports, local_side, a, b):
+        """What flow-export records say the flow crossed: per exporter (in the
+        order they reported it) the exporter itself as a ``router-hop``, with
+        its interfaces and sampling as evidence; the next hops and BGP next
+        hops its records name, as ``router-hop``s; and the adjacent or
+        whole AS path toward the remote end (IE 128, sFlow's gateway record)
+        as ``transit-network`` elements, nearest first."""
+        out = []
+        seen = set()
+        for (protocol, exporter, domain), sides in exports.items():
+            family = EXPORT_SOURCES.get(protocol, protocol)
+            shown = ip_text(exporter)
+            interfaces = tuple(sorted(((_direction(r, a, b), r.in_if, r.out_if) for r in sides if r is not None),
+                                      key=lambda t: (t[0], t[1] or 0, t[2] or 0)))
+            sampling = max(r.sampling for r in sides if r is not None)
+            key = (ROUTER_HOP, protocol, exporter, domain, interfaces, sampling)
+            el = self._elements.get(key)
+            if el is None:
+                base = self._element(ROUTER_HOP, exporter)
+                detail = {"exporter": shown, "observation_domain": domain, "attributed_by": base.evidence.source,
+                          "interfaces": [{"direction": d, "in": i, "out": o} for d, i, o in interfaces]}
+                if sampling > 1:
+                    detail["sampling"] = f"1 in {sampling}"
+                el = self._remember(key, _restated(base, source=family, **detail))
+            if exporter not in seen:
+                seen.add(exporter)
+                out.append(el)
+            for r in sides:
+                if r is None:
+                    continue
+                for hop, what in ((r.next_hop, "next_hop_of"), (r.bgp_next_hop, "bgp_next_hop_of")):
+                    if hop and any(hop) and hop not in seen:
+                        seen.add(hop)
+                        base = self._element(ROUTER_HOP, hop)
+                        out.append(_restated(base, source=family, attributed_by=base.evidence.source,
+                                             **{what: shown}))
+            toward = [sides[local_side]] if local_side is not None else sides
+            for r in toward:
+                if r is None:
+                    continue
+                path = [asn for _kind, asns in r.as_path for asn in asns] if r.as_path else \
+                    ([r.next_as] if r.next_as else [])
+                origin = path.pop() if r.as_path and path else None
+                for k, asn in enumerate(dict.fromkeys(path)):
+                    if ("AS", asn) not in seen and asn != origin:
+                        seen.add(("AS", asn))
+                        evidence = Evidence(family, None, None, None,
+                                            {"exporter": shown, "position": k + 1, "as_path": path + [origin]
+                                             if origin is not None else path,
+                                             "note": "toward the remote end, as the exporter's BGP table had it"})
+                        out.append(PathElement(TRANSIT_NETWORK, f"AS{asn}", None, None, asn,
+                                               self.trust(Answer(None, None, evidence, asn=asn)), evidence))
+        return out
 
     def routes_changed(self):
         """BGP routes changed (BMP): what was made from the old ones goes."""
@@ -262,6 +320,11 @@ class PathBuilder:
         role = answer.device.role if answer.device is not None else None
         return PathElement(kind, subject, answer.vendor, answer.organization, answer.asn,
                            self.trust(answer), answer.evidence, role.lower() if role else None)
+
+
+def _direction(record, a, b):
+    """Which way a record counted, as the flow's endpoints read: "a->b" or "b->a"."""
+    return "a->b" if record.src == a and record.dst == b else "b->a"
 
 
 def _ordered(macs):

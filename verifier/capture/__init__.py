@@ -5,7 +5,8 @@ index) and ``chunks()`` yielding ``Chunk`` batches (chunk.py); the pipeline
 does not care whether frames come from a file, a socket or tshark. A source
 that receives frames one at a time builds its chunks with
 ``chunk.from_frames``. The daemon's one source is a ``DaemonSource``: also
-its clock and the kernel's counters (tests/test_capture.py holds every
+its clock and the kernel's counters (the flow-export listeners,
+export/listen.py, are one too: their chunks are batches of flow records) (tests/test_capture.py holds every
 daemon source class to it).
 """
 

@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from .. import __version__
 from .. import series as S
 from ..bgp.bmp import RESULTS as BMP_RESULTS, TYPE_NAMES
+from ..export.decode import PROTOCOLS as EXPORT_PROTOCOLS, RESULTS as EXPORT_RESULTS
 from ..flows import EVICTION_REASONS
 from ..sinks.events import DROP_REASONS
 from ..sinks.metrics import OTHER, UNZONED
@@ -165,6 +166,35 @@ class BgpCollector:
                                        for kind in BMP_TYPES for result in BMP_RESULTS))
 
 
+class FlowExportCollector:
+    """Flow exports (--ipfix, --netflow, --sflow): nothing when no listener runs."""
+
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    def collect(self):
+        collector = getattr(self.daemon.source, "collector", None)
+        if collector is None:
+            return
+        counts = dict(collector.counts)
+        yield _filled(S.FLOW_EXPORT_PACKETS, (((p, r), counts.get((p, r), 0)) for p in EXPORT_PROTOCOLS
+                                              for r in EXPORT_RESULTS))
+        yield _filled(S.FLOW_EXPORT_RECORDS, (((p,), collector.records[p]) for p in EXPORT_PROTOCOLS))
+        yield _filled(S.FLOW_EXPORT_GAPS, (((p,), collector.gaps[p]) for p in EXPORT_PROTOCOLS))
+        yield _filled(S.FLOW_EXPORT_TEMPLATES, (((p,), collector.templates(p)) for p in EXPORT_PROTOCOLS))
+        heard = {}
+        for protocol, _address in list(collector.last_seen):
+            heard[protocol] = heard.get(protocol, 0) + 1
+        yield _filled(S.FLOW_EXPORT_EXPORTERS, (((p,), heard.get(p, 0)) for p in EXPORT_PROTOCOLS))
+        newest = {}
+        ip = self.daemon.pipeline.attributor.ip
+        for (_protocol, address), when in list(collector.last_seen.items()):
+            answer = ip(address)
+            name = answer.device.name if answer is not None and answer.device is not None else OTHER
+            newest[name] = max(newest.get(name, 0.0), when)
+        yield _filled(S.FLOW_EXPORT_LAST_SEEN, sorted(((name,), when) for name, when in newest.items()))
+
+
 class EventsCollector:
     """The events file: written, and lost by reason."""
 
@@ -181,7 +211,7 @@ BMP_TYPES = TYPE_NAMES + ("other",)
 
 # In /metrics order: one collector per concern (prometheus-client's gc_collector way).
 COLLECTORS = (VerdictCollector, FlowTableCollector, CaptureCollector, DiscoveryCollector, ProbeCollector,
-              ConfigCollector, BgpCollector, EventsCollector)
+              ConfigCollector, BgpCollector, FlowExportCollector, EventsCollector)
 
 
 def build_timestamp(build_date):

@@ -52,6 +52,10 @@ class Options:
     asn_dbs: tuple = ()
     bgp_mrts: tuple = ()
     bmp: str = None                       # HOST:PORT where routers connect with BMP
+    ipfix: str = None                     # HOST:PORT of the flow-export listeners (export/listen.py)
+    netflow: str = None
+    sflow: str = None
+    export_rcvbuf: int = 8 << 20
     metrics_addr: str = "127.0.0.1:9108"
     tls_cert: str = None
     tls_key: str = None
@@ -120,6 +124,17 @@ class Daemon:
 
     def open_source(self):
         o = self.options
+        if o.ipfix or o.netflow or o.sflow:
+            from ..export.listen import ExportListeners
+            try:
+                source = ExportListeners(o.ipfix, o.netflow, o.sflow, o.export_rcvbuf)
+            except ValueError as exc:
+                raise VerifierError(str(exc)) from None
+            except OSError as exc:
+                raise VerifierError(f"cannot listen for flow exports: {exc.strerror or exc}") from None
+            for line in source.describe():
+                self.log(f"listening for {line}")
+            return source
         if o.replay:
             from ..capture.replay import Replay
             return Replay(o.replay, o.speed)
@@ -351,6 +366,8 @@ def protected_zones(policy):
 
 
 def _source_kind(o):
+    if o.ipfix or o.netflow or o.sflow:
+        return "flow-export"
     if o.replay:
         return "replay"
     if o.watch_dir:

@@ -619,9 +619,10 @@ enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUT
  * model.FLOW_SLOTS declares the same list (a test holds them equal). */
 static const char *const FLOW_SLOTS[] = {"key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b",
                                          "macs_a", "macs_b", "origin", "icmp_errors", "hops", "end_reason",
-                                         "tunnels", "entries", "verdicts", "depends"};
+                                         "tunnels", "entries", "verdicts", "depends", "exports"};
 enum { S_KEY, S_FIRST, S_LAST, S_PKTS_A, S_PKTS_B, S_OCTETS_A, S_OCTETS_B, S_MACS_A, S_MACS_B, S_ORIGIN,
-       S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_COUNT };
+       S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_EXPORTS,
+       S_COUNT };
 
 #define KEY_HEAD 13                      /* model.KEY_HEAD.size */
 

@@ -1,5 +1,5 @@
 """NetFlow v5, NetFlow v9 (RFC 3954) and IPFIX (RFC 7011) datagrams, with
-their templates, read with ``struct``.
+their templates, read with ``struct``; sFlow v5 through sflow.py.
 
 In:  ``Collector.datagram(data, exporter address, now)``: one UDP payload.
 Out: the ``FlowRecord``s it carries, decoded as soon as their template is
@@ -28,14 +28,18 @@ scapy crashed on softflowd's options template.
 
 import struct
 
-from .records import (RAW, READ, SAMPLER_ID, SAMPLER_RANDOM_INTERVAL, SAMPLING, SAMPLING_INTERVAL,
+from . import sflow
+from .sflow import SFLOW
+
+from .records import (RAW, Damaged, READ, SAMPLER_ID, SAMPLER_RANDOM_INTERVAL, SAMPLING, SAMPLING_INTERVAL,
                       SAMPLING_PACKET_INTERVAL, SAMPLING_PACKET_SPACE, SAMPLING_POPULATION, SAMPLING_SIZE, SELECTOR_ID,
                       SYSTEM_INIT_MS, FlowRecord, fill)
 
 V5, V9, IPFIX = "netflow-v5", "netflow-v9", "ipfix"
-PROTOCOLS = (V5, V9, IPFIX)
+PROTOCOLS = (V5, V9, IPFIX, SFLOW)
 RESULTS = ("ok", "malformed", "no_template", "unsupported")
 HOLD_SETS, HOLD_SECONDS = 64, 30.0
+MAX_EXPORTERS = 65536
 TEMPLATE_LIFETIME = 1800.0             # seconds a template stays without being sent again
 VARIABLE = 65535
 _V5_HEADER = struct.Struct(">HHIIIIBBH")
@@ -44,10 +48,6 @@ _V9_HEADER = struct.Struct(">HHIIII")
 _IPFIX_HEADER = struct.Struct(">HHIII")
 _SET = struct.Struct(">HH")
 _INT = {1: "B", 2: "H", 4: "I", 8: "Q"}
-
-
-class Damaged(ValueError):
-    """A datagram or set that does not decode (the reason is the message)."""
 
 
 class Template:
@@ -121,7 +121,8 @@ class Template:
 class Exporter:
     """What one (exporter address, domain) has told us."""
 
-    def __init__(self):
+    def __init__(self, protocol):
+        self.protocol = protocol
         self.templates = {}             # template id -> Template
         self.held = []                  # (arrived, template id, body) of data sets before their template
         self.next_seq = None
@@ -135,6 +136,8 @@ class Collector:
         self.counts = {}                # (protocol, result) -> datagrams
         self.records = dict.fromkeys(PROTOCOLS, 0)
         self.gaps = dict.fromkeys(PROTOCOLS, 0)
+        self.sflow = sflow.Reader(self)
+        self.last_seen = {}             # (protocol, source address) -> when its last datagram that decoded came
 
     def templates(self, protocol):
         return sum(len(e.templates) for (_a, _d, p), e in self.exporters.items() if p == protocol)
@@ -143,30 +146,43 @@ class Collector:
         """The flow records of one datagram (none when it does not decode)."""
         address = _folded(address)
         version = struct.unpack_from(">H", data)[0] if len(data) >= 2 else 0
-        protocol = {5: V5, 9: V9, 10: IPFIX}.get(version)
+        if version == 0 and data[2:4] == b"\x00\x05":     # sFlow's version is 32 bits wide
+            version = SFLOW
+        protocol = {5: V5, 9: V9, 10: IPFIX, SFLOW: SFLOW}.get(version)
         if protocol is None:
             self._count("other", "unsupported")
             return []
         try:
-            out = (self._v5 if version == 5 else self._v9 if version == 9 else self._ipfix)(data, address, now)
+            if protocol is SFLOW:
+                out = self.sflow.read(data, now)
+                self._count(SFLOW, "ok")
+            else:
+                out = (self._v5 if version == 5 else self._v9 if version == 9 else self._ipfix)(data, address, now)
         except (Damaged, struct.error, IndexError):
             self._count(protocol, "malformed")
             return []
         self.records[protocol] += len(out)
+        seen = self.last_seen
+        if len(seen) < MAX_EXPORTERS or (protocol, address) in seen:     # spoofed sources cannot grow it unbounded
+            seen[(protocol, address)] = now
         return out
+
+    def damaged_stream(self):
+        """An IPFIX/TCP stream that lost its framing (listen.py closes it)."""
+        self._count(IPFIX, "malformed")
 
     def _count(self, protocol, result):
         key = (protocol, result)
         self.counts[key] = self.counts.get(key, 0) + 1
 
-    def _exporter(self, address, domain, protocol):
+    def exporter(self, address, domain, protocol):
         key = (address, domain, protocol)
         found = self.exporters.get(key)
         if found is None:
-            found = self.exporters[key] = Exporter()
+            found = self.exporters[key] = Exporter(protocol)
         return found
 
-    def _sequence(self, exporter, protocol, seq, advance):
+    def sequence(self, exporter, protocol, seq, advance):
         """Count a gap when ``seq`` is not the one expected (a restart, far
         behind, starts afresh); ``advance``: what this datagram adds."""
         expected = exporter.next_seq
@@ -180,15 +196,15 @@ class Collector:
         _v, count, uptime, secs, nsecs, seq, _etype, engine_id, sampling = _V5_HEADER.unpack_from(data)
         if len(data) < _V5_HEADER.size + count * _V5_RECORD.size:
             raise Damaged("v5: fewer records than its header counts")
-        exporter = self._exporter(address, engine_id, V5)
-        self._sequence(exporter, V5, seq, count)
+        exporter = self.exporter(address, engine_id, V5)
+        self.sequence(exporter, V5, seq, count)
         boot = secs + nsecs / 1e9 - uptime / 1000.0
         interval = sampling & 0x3FFF or 1
         out = []
         for k in range(count):
             (src, dst, hop, in_if, out_if, pkts, octets, first, last, sport, dport, _flags, proto, _tos, src_as,
              dst_as, _sm, _dm) = _V5_RECORD.unpack_from(data, _V5_HEADER.size + k * _V5_RECORD.size)
-            rec = FlowRecord(address, engine_id)
+            rec = FlowRecord(V5, address, engine_id)
             rec.src, rec.dst, rec.next_hop, rec.in_if, rec.out_if = src, dst, hop, in_if, out_if
             rec.packets, rec.octets, rec.sport, rec.dport, rec.proto = pkts, octets, sport, dport, proto
             rec.first, rec.last = boot + first / 1000.0, boot + last / 1000.0
@@ -201,8 +217,8 @@ class Collector:
 
     def _v9(self, data, address, now):
         _v, _count, uptime, secs, seq, source = _V9_HEADER.unpack_from(data)
-        exporter = self._exporter(address, source, V9)
-        self._sequence(exporter, V9, seq, 1)              # v9 counts export packets
+        exporter = self.exporter(address, source, V9)
+        self.sequence(exporter, V9, seq, 1)              # v9 counts export packets
         exporter.boot = secs - uptime / 1000.0
         return self._sets(data, _V9_HEADER.size, len(data), exporter, address, source, now, V9, secs)[0]
 
@@ -210,13 +226,13 @@ class Collector:
         _v, length, export_time, seq, domain = _IPFIX_HEADER.unpack_from(data)
         if length > len(data) or length < _IPFIX_HEADER.size:
             raise Damaged("IPFIX: message length past the datagram")
-        exporter = self._exporter(address, domain, IPFIX)
+        exporter = self.exporter(address, domain, IPFIX)
         out, counted = self._sets(data, _IPFIX_HEADER.size, length, exporter, address, domain, now, IPFIX,
                                   export_time)
         if counted is None:                               # a set we could not count: no gap can be told
             exporter.next_seq = None
         else:
-            self._sequence(exporter, IPFIX, seq, counted)    # IPFIX counts data records, options too
+            self.sequence(exporter, IPFIX, seq, counted)    # IPFIX counts data records, options too
         return out
 
     def _sets(self, data, at, end, exporter, address, domain, now, protocol, export_time):
@@ -322,7 +338,7 @@ class Collector:
         out = []
         sampling = exporter.sampling
         for fields in records:
-            rec = fill(FlowRecord(address, domain), fields, exporter.boot, export_time)
+            rec = fill(FlowRecord(exporter.protocol, address, domain), fields, exporter.boot, export_time)
             sampler = fields.get(SAMPLER_ID, fields.get(SELECTOR_ID))
             rec.sampling = sampling.get(sampler, sampling.get(None, 1)) if sampler is not None else \
                 fields.get(SAMPLING_INTERVAL) or sampling.get(None, 1)

@@ -42,14 +42,19 @@ READ = RAW | SAMPLING | frozenset((OCTETS, PACKETS, PROTOCOL, TOS, TCP_FLAGS, SR
                                    SRC_MASK, DST_MASK))
 
 
+class Damaged(ValueError):
+    """A datagram, set or sample that does not decode (the reason is the message)."""
+
+
 class FlowRecord:
     """One exported flow (one direction, as exporters count them)."""
 
-    __slots__ = ("exporter", "domain", "src", "dst", "sport", "dport", "proto", "octets", "packets", "first",
+    __slots__ = ("protocol", "exporter", "domain", "src", "dst", "sport", "dport", "proto", "octets", "packets", "first",
                  "last", "in_if", "out_if", "src_mac", "dst_mac", "vlan", "next_hop", "bgp_next_hop", "src_as",
-                 "dst_as", "prev_as", "next_as", "direction", "sampling")
+                 "dst_as", "prev_as", "next_as", "direction", "sampling", "tunnels", "as_path")
 
-    def __init__(self, exporter, domain):
+    def __init__(self, protocol, exporter, domain):
+        self.protocol = protocol           # what carried it: decode.PROTOCOLS
         self.exporter, self.domain = exporter, domain
         self.src = self.dst = self.src_mac = self.dst_mac = self.next_hop = self.bgp_next_hop = None
         self.sport = self.dport = self.proto = self.octets = self.packets = 0
@@ -57,10 +62,22 @@ class FlowRecord:
         self.in_if = self.out_if = self.vlan = self.src_as = self.dst_as = self.prev_as = self.next_as = None
         self.direction = None
         self.sampling = 1                  # one packet in N was counted: the counters are not scaled here
+        self.tunnels = None                # sFlow: the sampled frame's tunnels, as decode.py finds them
+        self.as_path = None                # sFlow gateway: ((segment type, (AS, ...)), ...) toward dst
 
     def __repr__(self):
         return (f"FlowRecord({self.src!r}:{self.sport} -> {self.dst!r}:{self.dport} proto {self.proto}, "
                 f"{self.packets} pkts {self.octets} B)")
+
+
+class Records(list):
+    """The flow records (records.FlowRecord) of one pass over the listeners, read at ``now``."""
+
+    __slots__ = ("now",)
+
+    def __init__(self, items, now):
+        super().__init__(items)
+        self.now = now
 
 
 def fill(record, fields, boot=None, export_time=None):
