@@ -20,7 +20,7 @@ Targets, each fed mutants of its own seeds:
   ADD-PATH, Route Monitoring of pre-/post-policy and Loc-RIB UPDATEs with
   IPv4 NLRI, MP_REACH/MP_UNREACH, AS4_PATH, Peer Down, Termination) through
   a BMP session into a live RIB, then lookups. Must raise nothing.
-- ``export``: NetFlow v5/v9 and IPFIX datagrams (templates, options
+- ``export``: NetFlow v5/v9, IPFIX and sFlow v5 datagrams (templates, options
   templates, variable-length and enterprise fields, data) through one
   collector, in order. Must raise nothing.
 - ``mrt``: an MRT RIB dump (TABLE_DUMP_V2 with ADD-PATH records, legacy
@@ -341,7 +341,34 @@ def export_seeds():
     v5 = struct.pack(">HHIIIIBBH", 5, 1, 1000, 1796000000, 0, 0, 0, 0, 0x4000 | 10) + \
         struct.pack(">4s4s4sHHIIIIHHxBBBHHBBxx", ipv4a, ipv4b, bytes(4), 1, 2, 3, 300, 10, 20, 1000, 443, 0, 6, 0,
                     0, 0, 24, 24)
-    return [ipfix, v9, v5]
+    return [ipfix, v9, v5, sflow_datagram()]
+
+
+def sflow_datagram(seq=1, rate=64, as_path=(64500, 4134, 64501)):
+    """An sFlow v5 datagram (IPv4 agent 192.0.2.1): a flow sample with a
+    sampled Ethernet/802.1Q/IPv4/UDP header and the switch, router and
+    gateway records; the same as an expanded flow sample; a counter sample."""
+    from verifier.craft import ETH_IPV4, ether, ipv4, udp
+    frame = ether("00:00:0c:9f:f0:14", "d4:be:d9:10:00:21", ETH_IPV4,
+                  ipv4("198.51.100.21", "203.0.113.9", 17, udp(5353, 53, b"q" * 20)), vlans=(20,))
+    ip4 = lambda text: struct.pack(">I", 1) + bytes(int(x) for x in text.split("."))   # noqa: E731
+
+    def record(fmt, body):
+        return struct.pack(">II", fmt, len(body)) + body
+
+    pad = bytes(-len(frame) % 4)
+    records = [record(1, struct.pack(">IIII", 1, len(frame) + 4, 4, len(frame)) + frame + pad),
+               record(1001, struct.pack(">IIII", 20, 0, 20, 0)),
+               record(1002, ip4("192.0.2.254") + struct.pack(">II", 24, 24)),
+               record(1003, ip4("192.0.2.253") + struct.pack(">IIII", 64496, 0, 64500, 1)
+                      + struct.pack(">II", 2, len(as_path)) + struct.pack(f">{len(as_path)}I", *as_path)
+                      + struct.pack(">II", 0, 100))]
+    flow = struct.pack(">IIIIIIII", seq, 3, rate, 1000, 0, 3, 7, len(records)) + b"".join(records)
+    expanded = struct.pack(">IIIIIIIIIII", seq, 0, 3, rate, 1000, 0, 0, 4, 0, 8, len(records)) + b"".join(records)
+    counters = struct.pack(">III", seq, 3, 0)
+    samples = [(1, flow), (3, expanded), (2, counters)]
+    body = b"".join(struct.pack(">II", fmt, len(data)) + data for fmt, data in samples)
+    return struct.pack(">I", 5) + ip4("192.0.2.1") + struct.pack(">IIII", 0, seq, 1000, len(samples)) + body
 
 
 def bmp_seeds():

@@ -142,7 +142,7 @@ def flows_of(frames, ts, force_decoder=False, monkeypatch=None):
                 yield from_frames((ts[j], 0, len(frames[j]), frames[j]) for j in range(i, min(i + step, len(frames))))
 
     if force_decoder:
-        monkeypatch.setattr("verifier.pipeline.split", lambda ch, eth, ifx=None, engine=None: ([], np.arange(len(ch))))
+        monkeypatch.setattr("verifier.pipeline.split", lambda ch, eth, ifx=None, engine=None, port_flags=None: ([], np.arange(len(ch))))
     pipe.ingest(Source())
     pipe.finish()
     return sorted(out)

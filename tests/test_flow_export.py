@@ -12,6 +12,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 
 import pytest
 
@@ -356,3 +357,148 @@ def test_the_daemon_judges_exported_flows_as_the_packet_audit_judges_packets(tmp
 
 
 PROTOS = {"tcp": 6, "udp": 17}
+
+
+def test_an_audit_of_archived_exports_judges_their_flows_as_the_packet_audit(tmp_path):
+    """The datagrams softflowd (IPFIX, port 4739) and pmacctd (sFlow, 6343)
+    sent for the demo capture, archived in a pcap, audited: their records
+    are judged as the packets were, and the certificate says what the
+    exports held."""
+    capture, frames = padded_demo(tmp_path)
+    ipfix_grams, _port = softflowd_datagrams(capture, 10)
+    sflow_grams = pmacctd_sflow_datagrams(capture, frames, tmp_path)
+    archive = str(tmp_path / "exports.pcap")
+    with PcapWriter(archive) as w:
+        for k, (gram, port) in enumerate([(g, 4739) for g in ipfix_grams] + [(g, 6343) for g in sflow_grams]):
+            w.write(1_790_000_000.0 + k, ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
+                                               ipv4("192.0.2.7", "192.0.2.8", 17, udp(40000, port, gram))))
+    demo = os.path.dirname(DEMO)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(open(os.path.join(demo, "inventory.yaml")).read()
+                         + "  - {name: edge-router, vendor: juniper, role: router, ips: [192.0.2.7]}\n"
+                         + f"  - {{name: access-switch, vendor: arista, role: switch, ips: [{AGENT}]}}\n")
+    out, cert_path = tmp_path / "exports.csv", tmp_path / "exports.json"
+    done = subprocess.run([sys.executable, "-m", "verifier", "--data-dir", str(tmp_path / "data"), "audit", archive,
+                           "--csv", str(out), "--json", str(cert_path), "-q",
+                           "--policy", os.path.join(demo, "policy.yaml"), "--inventory", str(inventory),
+                           "--asn-db", os.path.join(demo, "demo-asn.mmdb"),
+                           "--bgp-mrt", os.path.join(demo, "demo-rib.mrt")], capture_output=True, text=True,
+                          cwd=os.path.dirname(HERE))
+    assert done.returncode in (0, 1, 3), done.stderr
+    judged = {}
+    with open(out) as fh:
+        for row in csv.DictReader(fh):
+            a, b = ipaddress.ip_address(row["a"]).packed, ipaddress.ip_address(row["b"]).packed
+            proto = int(row["proto"])
+            if row["interface"] != "flow-export" or proto in (1, 58) or PADDING in (a, b):
+                continue              # the datagrams' own flow (192.0.2.7 -> .8), ICMP, the padding: see above
+            judged[(row["zone"], conversation(a, int(row["a_port"]), b, int(row["b_port"]), proto))] = row["verdict"]
+            assert "router-hop=juniper" in row["path"] and "router-hop=arista" in row["path"], row["path"]
+    verdicts, _packets = audited_flows(tmp_path, capture)
+    audited = {k: v for k, v in verdicts.items() if k[1][0] not in (1, 58) and k[1][1][0] != PADDING}
+    assert judged == audited and len(audited) >= 14
+    section = json.loads(cert_path.read_text())["flow_export"]
+    assert section["ports"] == [2055, 4739, 6343]
+    assert section["datagrams"] == {"ipfix": {"ok": len(ipfix_grams)}, "sflow": {"ok": len(sflow_grams)}}
+    assert section["sequence_gaps"] == {} and section["records"]["sflow"] >= frames - 10
+    assert {(e["protocol"], e["address"]) for e in section["exporters"]} == {("ipfix", "192.0.2.7"),
+                                                                             ("sflow", "192.0.2.7")}
+
+
+def test_templates_and_sampling_survive_a_restart(tmp_path):
+    """A restarted daemon decodes an exporter's data at once: what its
+    collector learnt is saved when the listeners stop, and loaded when they start."""
+    path = str(tmp_path / "flow-export" / "state.json")
+    first = ExportListeners(ipfix=f"127.0.0.1:{free_port()}", poll_interval=0.05, state_path=path)
+    collector = first.collector
+    collector.datagram(ipfix(0, [(2, template(256, basic_fields()))]), b"\xc0\x00\x02\x07", 100.0)
+    collector.exporter(b"\xc0\x00\x02\x07", 7, IPFIX).sampling[None] = 100
+    chunks = first.chunks()
+    assert next(chunks) is None
+    first.close()
+    assert list(chunks) == [] and os.path.exists(path)       # the reading ended, and saved on its way out
+    logged = []
+    second = ExportListeners(ipfix=f"127.0.0.1:{free_port()}", poll_interval=0.05, state_path=path,
+                             log=logged.append)
+    try:
+        records = second.collector.datagram(ipfix(1, [(256, basic("192.0.2.10", "198.51.100.20", 1234, 80, 3, 300))]),
+                                            b"\xc0\x00\x02\x07", 200.0)
+        assert [(r.sport, r.packets, r.sampling) for r in records] == [(1234, 3, 100)]
+        assert logged == [f"1 flow-export template(s) restored from {path}"]
+    finally:
+        second.close()
+    with open(path, "w") as fh:
+        fh.write("{not json")
+    logged.clear()
+    third = ExportListeners(ipfix=f"127.0.0.1:{free_port()}", state_path=path, log=logged.append)
+    third.close()
+    assert len(logged) == 1 and logged[0].startswith("flow-export state not loaded")
+
+
+def test_prometheus_runs_every_flow_export_panel_and_alert_against_the_daemon(tmp_path):
+    """A real Prometheus scrapes a daemon fed softflowd's IPFIX, with
+    deploy/prometheus/rules.yml loaded: every flow-export query of the
+    dashboard and every operand of the flow-export alerts returns data (the
+    netns lab, tests/test_lab.py, runs the rest against a capture daemon)."""
+    from conftest import need_tool
+    from test_lab import FLOW_EXPORT, Prometheus, alert_expressions, dashboard_expressions, split_operands
+    need_tool("prometheus")
+    grams, _port = softflowd_datagrams(DEMO, 10)
+    at = free_port()
+    d = Daemon(tmp_path, "--ipfix", f"127.0.0.1:{at}", policy_text=open(os.path.join(os.path.dirname(DEMO),
+                                                                                      "policy.yaml")).read())
+    prom = None
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        prom = Prometheus(str(tmp_path), [f"127.0.0.1:{d.port}"], f"127.0.0.1:{free_port()}")
+        for gram in grams:
+            sender.sendto(gram, ("127.0.0.1", at))
+        # The records scraped, and two scrapes in all: a rate has its two points.
+        wait_for(lambda: prom.query("cleanpath_flow_export_records_total > 0")
+                 and prom.query("rate(cleanpath_flow_export_records_total[1m])"), 60, what="the records scraped")
+        exprs = [(n, e) for n, e in dashboard_expressions() if FLOW_EXPORT in e]
+        assert len(exprs) >= 5
+        for name, expr in exprs:
+            assert prom.query(expr), f"dashboard panel {name}: '{expr}' returns no data"
+        rules = [(n, e) for n, e in alert_expressions() if FLOW_EXPORT in e]
+        assert {n for n, _e in rules} == {"CleanPathFlowExporterSilent", "CleanPathFlowExportLoss"}
+        for name, expr in rules:
+            prom.query(expr)
+            for operand in split_operands(expr):
+                assert prom.query(operand), f"alert {name}: '{operand}' returns no data"
+        heard = prom.query("cleanpath_flow_export_last_datagram_timestamp_seconds")
+        assert [s["metric"]["exporter"] for s in heard] == ["other"]   # 127.0.0.1 is in no inventory here
+    finally:
+        sender.close()
+        if prom is not None:
+            prom.close()
+        d.stop()
+
+
+def test_sflow_extended_records_name_next_hops_vlans_and_the_as_path(tmp_path):
+    from fuzz import sflow_datagram
+    from verifier.flows import FlowTable
+    from verifier.app import App
+    from verifier.attribution.path import PathBuilder
+    collector = Collector()
+    records = collector.datagram(sflow_datagram(seq=1), b"\x7f\x00\x00\x01", 50.0)
+    assert collector.datagram(sflow_datagram(seq=5), b"\x7f\x00\x00\x01", 51.0) and collector.gaps[SFLOW] == 1
+    assert collector.sflow.counter_samples == 2
+    assert len(records) == 2                                  # the flow sample and the expanded one
+    compact, expanded = records
+    assert (compact.in_if, compact.out_if, expanded.in_if, expanded.out_if) == (3, 7, 4, 8)
+    for r in records:
+        assert (r.vlan, r.sampling, r.packets, r.octets, r.first) == (20, 64, 1, 70, 50.0)
+        assert r.next_hop == bytes((192, 0, 2, 254)) and r.bgp_next_hop == bytes((192, 0, 2, 253))
+        assert (r.src_as, r.next_as, r.dst_as) == (None, 64500, 64501)       # no source AS given
+        assert r.as_path == ((2, (64500, 4134, 64501)),)
+    table = FlowTable(lambda flow: None)
+    flow, side = table.add_record(compact, 0)
+    assert flow.pkts == (64, 0) and flow.vlan == 20
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([os.path.join(os.path.dirname(DEMO), "policy.yaml")])
+    path = PathBuilder(app.attributor(None, []), policy.trust).build(flow, 0, "flow-export")
+    transit = [(e.subject, e.trust) for e in path if e.kind == "transit-network"]
+    assert transit == [("AS64500", "trusted"), ("AS4134", "untrusted")]     # the origin is not a carrier
+    hops = {e.subject for e in path if e.kind == "router-hop"}
+    assert hops == {"192.0.2.1", "192.0.2.254", "192.0.2.253"}

@@ -276,11 +276,11 @@ def test_the_daemon_counts_a_bug_per_packet_or_chunk_and_goes_on(tmp_path, monke
         return real_decode(data, linktype)
     calls = []
 
-    def buggy_split(chunk, ethernet, gmap, engine):
+    def buggy_split(chunk, ethernet, gmap, engine, port_flags):
         calls.append(len(chunk))
         if len(calls) == 2:
             raise RuntimeError("a fast-path bug")
-        return real_split(chunk, ethernet, gmap, engine=engine)
+        return real_split(chunk, ethernet, gmap, engine=engine, port_flags=port_flags)
     monkeypatch.setattr(verifier.pipeline, "decode", buggy_decode)
     monkeypatch.setattr(verifier.pipeline, "split", buggy_split)
     spool = tmp_path / "spool"

@@ -33,18 +33,21 @@ class AuditResult:
 
 def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, active_timeout=1800.0,
               max_flows=500_000, progress=False, max_violations=1000, catalogue=None, require_ip=True,
-              signed_by=None):
+              signed_by=None, flow_export_ports=()):
     """Audit ``paths``; ``csv_fh``: a text file object for one CSV row per flow.
     ``require_ip``: a capture whose frames include no IP packet is an input
     error (fail closed: nothing in it could be judged); ``verifier discover``,
     which reads control frames only, turns that off. ``signed_by``: the
-    keyid the certificate will be signed with (it names it)."""
+    keyid the certificate will be signed with (it names it). ``flow_export_ports``:
+    UDP ports whose datagrams are read as flow exports too (their records
+    become flows; the certificate gains a ``flow_export`` section when any came)."""
     report = ReportSink(policy, max_violations)
     files = expand_paths(paths)
     bar = _progress_bar(files) if progress else None
     discovery = SegmentDiscovery(attributor, catalogue or VendorCatalogue.load())
     pipe = Pipeline(policy, attributor, [report], idle_timeout, active_timeout, max_flows, today=when.date(),
-                    progress=bar.advance if bar else None, discovery=discovery, control_plane=ControlPlane())
+                    progress=bar.advance if bar else None, discovery=discovery, control_plane=ControlPlane(),
+                    flow_export_ports=flow_export_ports)
     if csv_fh is not None:
         pipe.sinks.append(CsvSink(csv_fh, pipe.interfaces))
     captures = []
@@ -59,11 +62,31 @@ def run_audit(paths, policy, attributor, when, csv_fh=None, idle_timeout=300.0, 
     nodes = [{"address": ip_text(n.address), "role": n.role, "learned_from": n.protocol,
               "teids": sorted(n.teids), "first_seen": iso_time(n.first_seen), "last_seen": iso_time(n.last_seen)}
              for n in sorted(pipe.control_plane.nodes.values(), key=lambda n: n.address)]
+    sections = {"discovered_devices": discovered(discovery, policy, pipe.interfaces), "tunnel_nodes": nodes}
+    if pipe.exports is not None and pipe.exports.counts:
+        sections["flow_export"] = exported(pipe.exports, flow_export_ports)
     cert = certificate(report, policy, pipe.stats, captures, attributor.describe(),
-                       when.isoformat().replace("+00:00", "Z"), expired, signed_by,
-                       sections={"discovered_devices": discovered(discovery, policy, pipe.interfaces),
-                                 "tunnel_nodes": nodes})
+                       when.isoformat().replace("+00:00", "Z"), expired, signed_by, sections=sections)
     return AuditResult(cert, exit_code(cert))
+
+
+def exported(collector, ports):
+    """What the captures' flow-export datagrams held, for the certificate: a
+    gap or an undecoded datagram lowers what the export covers (it never
+    fails a verdict), so an auditor sees both."""
+    datagrams = {}
+    for (protocol, result), n in sorted(collector.counts.items()):
+        datagrams.setdefault(protocol, {})[result] = n
+    exporters = [{"protocol": protocol, "address": ip_text(address), "last_seen": iso_time(when)}
+                 for (protocol, address), when in sorted(collector.last_seen.items())]
+    sampling = sorted({(p, ip_text(a), d, s) for (a, d, p), e in collector.exporters.items()
+                       for s in e.sampling.values() if s > 1})
+    return {"ports": list(ports), "datagrams": datagrams,
+            "records": {p: n for p, n in collector.records.items() if n},
+            "sequence_gaps": {p: n for p, n in collector.gaps.items() if n}, "exporters": exporters,
+            "sampling": [{"protocol": p, "exporter": a, "domain": d, "one_in": s} for p, a, d, s in sampling],
+            "note": "records of these datagrams are judged as flows (interface flow-export), counters scaled by "
+                    "their sampling; the datagrams themselves are flows of the capture too"}
 
 
 def nothing_decoded(packets, unsupported, decode_errors, non_ip):

@@ -84,6 +84,19 @@ def attribution_options(asn=True, bgp=False):
 
 # --- audit -------------------------------------------------------------------
 
+def _ports(_ctx, _param, text):
+    """A comma-separated list of UDP ports ('none': none)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        ports = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of ports") from None
+    if not all(0 < p < 65536 for p in ports):
+        raise click.BadParameter(f"'{text}': ports are 1 to 65535")
+    return ports
+
+
 @cli.command()
 @click.argument("captures", nargs=-1, type=click.Path())
 @attribution_options(bgp=True)
@@ -109,11 +122,14 @@ def attribution_options(asn=True, bgp=False):
 @click.option("--sign-key", type=click.Path(dir_okay=False),
               help="Ed25519 key (verifier keygen): write JSON.dsse, a signed statement over the JSON, HTML "
                    "and evidence.")
+@click.option("--flow-export-ports", default="2055,4739,6343", show_default=True, callback=_ports,
+              help="UDP ports whose datagrams are also read as NetFlow/IPFIX/sFlow, their records judged as flows "
+                   "('none': no port).")
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stdout.")
 @click.pass_obj
 def audit(app, captures, policies, inventory, asn_dbs, bgp_mrts, json_out, html_out, csv_out, demo, idle_timeout,
           active_timeout, max_flows, max_violations, now, textfile_dir, pushgateway_url, job, evidence_dir,
-          evidence_packets, sign_key, quiet):
+          evidence_packets, sign_key, flow_export_ports, quiet):
     """Audit capture files (pcap, pcapng, gzip; directories are walked) against a policy.
 
     \b
@@ -159,7 +175,7 @@ def audit(app, captures, policies, inventory, asn_dbs, bgp_mrts, json_out, html_
         result = run_audit(captures, policy, attributor, when, csv_fh=csv_fh, idle_timeout=idle_timeout,
                            active_timeout=active_timeout, max_flows=max_flows,
                            progress=sys.stderr.isatty() and not quiet, max_violations=max_violations,
-                           catalogue=app.catalogue, signed_by=keyid)
+                           catalogue=app.catalogue, signed_by=keyid, flow_export_ports=flow_export_ports)
         cert = result.certificate
         evidence = []
         if evidence_dir:

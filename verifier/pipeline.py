@@ -43,7 +43,9 @@ from . import engine as engines
 from .engine.directions import Directions
 from .engine.split import open_directions, split
 from .decode import ERSPAN, LT_ETHERNET, R_INTERNAL, R_LINKTYPE, REASONS, decode
-from .export.records import Records
+from .engine.frames import PORT_FLAGS, port_flags
+from .export.decode import Collector
+from .export.records import EXPORT_INTERFACE, Records
 from .dependents import NEIGHBOUR, NODE, ROUTE, SEGMENT, TRACE, Dependents
 from .flows import FlowTable
 from .model import TRANSIT_NETWORK, counted
@@ -70,7 +72,8 @@ class Stats:
 
 class Pipeline:
     def __init__(self, policy, attributor, sinks, idle_timeout=300.0, active_timeout=1800.0,
-                 capacity=500_000, today=None, progress=None, discovery=None, control_plane=None, engine=None):
+                 capacity=500_000, today=None, progress=None, discovery=None, control_plane=None, engine=None,
+                 flow_export_ports=()):
         self.discovery = discovery    # SegmentDiscovery: LLDP/CDP/STP devices become segment-device elements
         self.control_plane = control_plane   # ControlPlane: GTP-C/PFCP teach tunnel endpoints' roles
         self.use(policy, attributor)
@@ -92,6 +95,11 @@ class Pipeline:
         self.dependents = None        # live: open flows by the outside facts their paths depend on
         self._touched = None          # live: flows to judge after the chunk
         self._states = {}             # interned Flow.verdicts tuples (most flows share one)
+        # Flow exports inside the capture (an audit of archived export datagrams): UDP to these ports is
+        # decoded as NetFlow/IPFIX/sFlow too, its records joined into the flow table as the daemon's listeners do.
+        self.export_ports = frozenset(flow_export_ports)
+        self.exports = Collector() if self.export_ports else None
+        self.port_flags = port_flags(self.export_ports) if self.export_ports else PORT_FLAGS
         self.survive_bugs = None      # the daemon: a callable(exc) told of a bug met in one packet, which is
         # counted (R_INTERNAL) and skipped; None (the audit): the bug ends the run (exit 4)
 
@@ -121,14 +129,7 @@ class Pipeline:
         Unnamed interfaces of the same link type are one capture point, so
         flows continue across rotated files.
         """
-        out = []
-        for iface in source.interfaces:
-            ident = (iface.name, iface.linktype)
-            if ident not in self._iface_ids:
-                self._iface_ids[ident] = len(self.interfaces)
-                self.interfaces.append(ident)
-            out.append(self._iface_ids[ident])
-        return out
+        return [self._interface_index(iface) for iface in source.interfaces]
 
     def ingest(self, source):
         """Account every frame of ``source``. Returns (packets, first_ts, last_ts)."""
@@ -161,7 +162,7 @@ class Pipeline:
             self._next_sweep = start + self._sweep_every
         if float(chunk.ts.max() - chunk.ts.min()) < self.table.idle:
             ethernet = np.array([lt == LT_ETHERNET for lt in linktypes], bool)
-            parts, slow = split(chunk, ethernet, gmap, engine=self.engine)
+            parts, slow = split(chunk, ethernet, gmap, engine=self.engine, port_flags=self.port_flags)
         else:
             # The chunk spans an idle timeout: packet by packet keeps timeouts exact.
             parts, slow = [], np.arange(len(chunk))
@@ -255,8 +256,30 @@ class Pipeline:
                 if self.control_plane is not None and (pkt.dport in CONTROL_UDP_PORTS
                                                        or pkt.sport in CONTROL_UDP_PORTS):
                     self.control_plane(ts, data, pkt.payload, pkt.sport, pkt.dport)   # GTP-C, PFCP
+                elif pkt.dport in self.export_ports and pkt.tunnels is None and not pkt.frag_offset:
+                    self._exported(ts, data[pkt.payload:], pkt.src)
             elif pkt.proto == 58 and (pkt.sport == 135 or pkt.sport == 136) and self.discovery is not None:
                 self.discovery.ndp(ts, ifindex, pkt)        # neighbour solicitation/advertisement
+
+    def _exported(self, ts, datagram, exporter):
+        """A flow-export datagram seen in the capture: its records join the
+        flow table on the flow-export interface (the datagram itself stays
+        a flow of the capture: it crossed the tapped link too)."""
+        records = self.exports.datagram(datagram, exporter, ts)
+        if records:
+            ifindex = self._interface_index(EXPORT_INTERFACE)
+            self.stats.records += len(records)
+            add = self.table.add_record
+            for record in records:
+                if record.src:
+                    add(record, ifindex)
+
+    def _interface_index(self, iface):
+        ident = (iface.name, iface.linktype)
+        if ident not in self._iface_ids:
+            self._iface_ids[ident] = len(self.interfaces)
+            self.interfaces.append(ident)
+        return self._iface_ids[ident]
 
     # --- per flow -----------------------------------------------------------
 

@@ -127,7 +127,8 @@ class Daemon:
         if o.ipfix or o.netflow or o.sflow:
             from ..export.listen import ExportListeners
             try:
-                source = ExportListeners(o.ipfix, o.netflow, o.sflow, o.export_rcvbuf)
+                source = ExportListeners(o.ipfix, o.netflow, o.sflow, o.export_rcvbuf, log=self.log,
+                                         state_path=os.path.join(self.app.data_dir, "flow-export", "state.json"))
             except ValueError as exc:
                 raise VerifierError(str(exc)) from None
             except OSError as exc:

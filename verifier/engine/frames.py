@@ -243,15 +243,20 @@ CLASSES = tuple([_plain(link, ip) for link in LINKS for ip in IPS]
 FIELDS = np.array([c.fields for c in CLASSES], np.int64)
 
 
-def _port_flags():
+def port_flags(decoded=()):
+    """What each UDP port means to the fast path: its tunnel (a tunnel
+    kind's flag), or that the decoder reads its frames (the mobile control
+    plane, and ``decoded``: a pipeline's flow-export ports)."""
     flags = np.zeros(1 << 16, np.uint8)
     for port, kind in TUNNEL_UDP_PORTS.items():
         flags[port] |= DECODER | ANY_TUNNEL | KIND_FLAG[kind]
     flags[list(CONTROL_UDP_PORTS)] |= DECODER
+    if decoded:
+        flags[list(decoded)] |= DECODER
     return flags
 
 
-PORT_FLAGS = _port_flags()
+PORT_FLAGS = port_flags()
 
 
 class Width:

@@ -98,22 +98,24 @@ class Groups:
         return (self.keys[rows, -1] >> np.uint64(8)).tolist()
 
 
-def split(chunk, ethernet_ifx, interfaces=None, *, engine):
+def split(chunk, ethernet_ifx, interfaces=None, *, engine, port_flags=PORT_FLAGS):
     """(list of Groups, rows to decode as an int array in arrival order).
 
     ``ethernet_ifx``: boolean array, True for source interfaces whose link
     type is Ethernet. ``interfaces``: int array mapping the source's
     interface indexes to the ones keys should carry (default: the same).
+    ``port_flags``: what each UDP port means (frames.port_flags: the
+    pipeline's, which may send more ports to the decoder).
 
     ``engine`` (verifier.engine.Engine): its compiled module's pass, or the
     numpy one for ``engine.NUMPY``: same result (tests/test_fastpath.py).
     """
     if engine.c is None:
-        return split_numpy(chunk, ethernet_ifx, interfaces)
-    return split_compiled(engine.c, chunk, ethernet_ifx, interfaces)
+        return split_numpy(chunk, ethernet_ifx, interfaces, port_flags)
+    return split_compiled(engine.c, chunk, ethernet_ifx, interfaces, port_flags)
 
 
-def split_compiled(c, chunk, ethernet_ifx, interfaces=None):
+def split_compiled(c, chunk, ethernet_ifx, interfaces=None, port_flags=PORT_FLAGS):
     """``split`` by the compiled module: one pass over the frames, each
     classified by ``frames.PROGRAM`` and grouped through a hash table (no
     sort). Everything it works from — the program, port flags, key masks,
@@ -126,7 +128,7 @@ def split_compiled(c, chunk, ethernet_ifx, interfaces=None):
         interfaces = np.arange(len(ethernet))
     out = c.split(chunk.buf, _int64(chunk.off), _int64(chunk.incl), _int64(chunk.orig),
                                 np.ascontiguousarray(chunk.ts, np.float64), _int64(chunk.ifx), ethernet,
-                                _int64(interfaces), frames.PROGRAM, PORT_FLAGS, _compiled_widths(), int(_TAG_MULT))
+                                _int64(interfaces), frames.PROGRAM, port_flags, _compiled_widths(), int(_TAG_MULT))
     if out is None:
         return [], np.arange(n)                  # a hash collision: decode this chunk row by row
     found, slow = out
@@ -149,7 +151,7 @@ def _groups_from(part, width):
                   i64(first), i64(count), i64(octets), np.frombuffer(first_ts), np.frombuffer(last_ts))
 
 
-def split_numpy(chunk, ethernet_ifx, interfaces=None):
+def split_numpy(chunk, ethernet_ifx, interfaces=None, port_flags=PORT_FLAGS):
     """``split`` as whole-chunk numpy passes (the reference, and the path
     when the compiled module is absent): the decision tree walked a node at
     a time over the rows that reach it, then each key width's rows grouped."""
@@ -168,7 +170,8 @@ def split_numpy(chunk, ethernet_ifx, interfaces=None):
     narrow = WIDTHS[0].size
     head = _headers(buf, off, narrow)
     cls = np.full(len(cand), -1, np.int64)
-    _classify(frames.TREE, np.arange(len(cand)), head, cls, chunk.incl[cand], lambda at: _headers(buf, off[at], HEADER))
+    _classify(frames.TREE, np.arange(len(cand)), head, cls, chunk.incl[cand], lambda at: _headers(buf, off[at], HEADER),
+              port_flags)
     parts = []
     slow = np.ones(n, bool)
     for w in WIDTHS:
@@ -184,7 +187,7 @@ def split_numpy(chunk, ethernet_ifx, interfaces=None):
     return parts, np.flatnonzero(slow)
 
 
-def _classify(nodes, at, head, cls, incl, widen):
+def _classify(nodes, at, head, cls, incl, widen, flags):
     """Give rows ``at`` (their headers ``head``, as wide as the tests so far
     needed) the class of the first leaf of ``nodes`` whose tests they pass:
     each node tested once over the rows that reach it, the rows it did not
@@ -195,20 +198,20 @@ def _classify(nodes, at, head, cls, incl, widen):
             return
         if node.reads > head.shape[1]:
             head = widen(at)
-        hit = np.flatnonzero(_passes(node.test, head, incl[at]))
+        hit = np.flatnonzero(_passes(node.test, head, incl[at], flags))
         if not len(hit):
             continue
         if node.leaf >= 0:
             cls[at[hit]] = node.leaf
         else:
-            _classify(node.children, at[hit], np.take(head, hit, axis=0), cls, incl, widen)
+            _classify(node.children, at[hit], np.take(head, hit, axis=0), cls, incl, widen, flags)
         left = np.flatnonzero(cls[at] < 0)
         if len(left) < len(at):
             at, head = at[left], np.take(head, left, axis=0)
 
 
-def _passes(test, head, incl):
-    """Per row, whether it passes ``test`` (frames' test rows)."""
+def _passes(test, head, incl, flags):
+    """Per row, whether it passes ``test`` (frames' test rows); ``flags``: the port flags."""
     op, a, b, c, d, e = test
     if op == EQUAL16:
         words = np.ascontiguousarray(head[:, a:a + 16]).view("<u8")
@@ -223,11 +226,11 @@ def _passes(test, head, incl):
         return incl >= c
     if op == TRANSPORT:
         proto = head[:, a]
-        decoder = (PORT_FLAGS[_u16(head, b)] | PORT_FLAGS[_u16(head, b + 2)]) & DECODER
+        decoder = (flags[_u16(head, b)] | flags[_u16(head, b + 2)]) & DECODER
         return (proto == TCP) | ((proto == UDP) & (decoder == 0))
     if op == TUNNEL_PORT:                           # the decoder asks the destination port first
         sport, dport = _u16(head, a), _u16(head, a + 2)
-        return (PORT_FLAGS[np.where(PORT_FLAGS[dport] & ANY_TUNNEL, dport, sport)] & b) != 0
+        return (flags[np.where(flags[dport] & ANY_TUNNEL, dport, sport)] & b) != 0
     raise ValueError(f"unknown frame test {op}")
 
 

@@ -26,17 +26,17 @@ import socket
 import struct
 import time
 
-from ..capture.files import Interface
+from . import state
 from .decode import Collector
-from .records import Records
+from .records import EXPORT_INTERFACE, Records
 
 DEFAULT_RCVBUF = 8 << 20
 MAX_DATAGRAM = 65535
+SAVE_EVERY = 60.0                 # seconds between saves of the templates (state.py)
 BATCH = 512                       # datagrams read from one socket before the others get a turn
 MAX_STREAM = 1 << 20              # an IPFIX/TCP message is at most 65535 bytes; a stream buffer stays small
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
-LINKTYPE_EXPORT = -1              # the records' pseudo interface (no frames, no link type)
 _CMSG_SPACE = socket.CMSG_SPACE(4)
 
 
@@ -157,9 +157,21 @@ class _TcpIpfix:
 class ExportListeners:
     """The daemon's flow-export source (capture/__init__.py's ``DaemonSource``)."""
 
-    def __init__(self, ipfix=None, netflow=None, sflow=None, rcvbuf=DEFAULT_RCVBUF, poll_interval=0.5):
+    def __init__(self, ipfix=None, netflow=None, sflow=None, rcvbuf=DEFAULT_RCVBUF, poll_interval=0.5,
+                 state_path=None, log=None):
         self.collector = Collector()
-        self.interfaces = [Interface(LINKTYPE_EXPORT, "flow-export")]
+        self.state_path = state_path          # templates and sampling kept across restarts (state.py)
+        self.log = log or (lambda text: None)
+        self._saved = time.monotonic()
+        if state_path is not None:
+            try:
+                held = state.load(self.collector, state_path, time.time())
+            except (OSError, ValueError) as exc:
+                self.log(f"flow-export state not loaded (starting without templates): {exc}")
+            else:
+                if held:
+                    self.log(f"{held} flow-export template(s) restored from {state_path}")
+        self.interfaces = [EXPORT_INTERFACE]
         self.poll_interval = poll_interval
         self.udp, self.tcp = [], []
         self.closed = False
@@ -187,6 +199,16 @@ class ExportListeners:
         return out
 
     def chunks(self):
+        """Record batches as they come (None when quiet); the state is saved
+        every SAVE_EVERY seconds and when the reading ends (``close``, from
+        a signal handler, only stops it: the saving happens here)."""
+        try:
+            yield from self._batches()
+        finally:
+            if self.state_path is not None:
+                self.save()
+
+    def _batches(self):
         collector = self.collector
         while not self.closed:
             events = self.selector.select(self.poll_interval)
@@ -207,6 +229,8 @@ class ExportListeners:
                     listener.read(what, self.selector, out, collector, now)
             if out:
                 yield Records(out, now)
+            if self.state_path is not None and time.monotonic() - self._saved > SAVE_EVERY:
+                self.save()
 
     def now(self):
         return time.time()
@@ -219,6 +243,14 @@ class ExportListeners:
         for t in self.tcp:
             out[f"{t.name}-tcp:{t.sock.getsockname()[1]}"] = t.received
         return out
+
+    def save(self):
+        """Templates and sampling to ``state_path`` (every SAVE_EVERY seconds, and at close)."""
+        self._saved = time.monotonic()
+        try:
+            state.save(self.collector, self.state_path)
+        except OSError as exc:
+            self.log(f"flow-export state not saved: {exc.strerror or exc}")
 
     def close(self):
         if self.closed:

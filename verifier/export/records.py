@@ -8,6 +8,8 @@ Out: ``FlowRecord`` (slotted; ints and bytes, as the hot records of
      MACs, VLAN, next hops, AS numbers, direction, sampler.
 """
 
+from ..capture.files import Interface
+
 # IANA IPFIX information elements (and NetFlow v9 field types of the same numbers)
 OCTETS, PACKETS, PROTOCOL, TOS, TCP_FLAGS = 1, 2, 4, 5, 6
 SRC_PORT, SRC_V4, SRC_MASK, IN_IF, DST_PORT, DST_V4, DST_MASK, OUT_IF = 7, 8, 9, 10, 11, 12, 13, 14
@@ -68,6 +70,9 @@ class FlowRecord:
     def __repr__(self):
         return (f"FlowRecord({self.src!r}:{self.sport} -> {self.dst!r}:{self.dport} proto {self.proto}, "
                 f"{self.packets} pkts {self.octets} B)")
+
+
+EXPORT_INTERFACE = Interface(-1, "flow-export")   # the records' pseudo capture interface (no frames, no link type)
 
 
 class Records(list):
