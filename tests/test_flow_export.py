@@ -237,7 +237,9 @@ def test_records_join_both_directions_and_every_exporter_without_double_counting
 
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("devices:\n  - {name: edge-1, vendor: juniper, role: router, ips: [192.0.2.1]}\n"
-                         "  - {name: core-2, vendor: huawei, role: router, ips: [192.0.2.2]}\n")
+                         "  - {name: core-2, vendor: huawei, role: router, ips: [192.0.2.2]}\n"
+                         "  - {name: floor-3, vendor: zte, role: switch, interfaces: [{exporter: 192.0.2.1, ifindex: 3}]}\n"
+                         "  - {name: elsewhere, vendor: cisco, interfaces: [{exporter: 192.0.2.9, ifindex: 3}]}\n")
     app = App(str(tmp_path / "data"))
     attributor = app.attributor(str(inventory), [])
     policy = app.policy([os.path.join(os.path.dirname(DEMO), "policy.yaml")])
@@ -247,6 +249,8 @@ def test_records_join_both_directions_and_every_exporter_without_double_counting
     assert ("router-hop", "192.0.2.2", "huawei", "sflow") in hops
     assert ("router-hop", "192.0.2.254", None, "ipfix") in hops          # the next hop its record names
     assert ("transit-network", "AS64500", None, "ipfix") in hops          # bgpNextAdjacentAsNumber
+    # The switch the inventory says is cabled at edge-1's ifIndex 3 (the one at another exporter is not).
+    assert ("segment-device", "floor-3", "zte", "inventory") in hops and "elsewhere" not in {h[1] for h in hops}
     edge = next(e for e in path if e.subject == "192.0.2.1")
     assert edge.evidence.detail["interfaces"] == [{"direction": "a->b", "in": 3, "out": 7},
                                                   {"direction": "b->a", "in": 7, "out": 3}]
@@ -502,3 +506,18 @@ def test_sflow_extended_records_name_next_hops_vlans_and_the_as_path(tmp_path):
     assert transit == [("AS64500", "trusted"), ("AS4134", "untrusted")]     # the origin is not a carrier
     hops = {e.subject for e in path if e.kind == "router-hop"}
     assert hops == {"192.0.2.1", "192.0.2.254", "192.0.2.253"}
+
+
+def test_an_exporter_interface_in_the_inventory_is_checked(tmp_path):
+    from verifier.app import App
+    from verifier.errors import ConfigError
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("devices:\n"
+                         "  - {name: a, vendor: cisco, interfaces: [{exporter: 192.0.2.1}]}\n"
+                         "  - {name: b, vendor: cisco, interfaces: [{exporter: 192.0.2.0/24, ifindex: 3}]}\n"
+                         "  - {name: c, vendor: cisco, interfaces: [{exporter: 192.0.2.1, ifindex: 3, vlan: 4}]}\n")
+    with pytest.raises(ConfigError) as caught:
+        App(str(tmp_path / "data")).attributor(str(inventory), [])
+    text = str(caught.value)
+    assert f"{inventory}:2:" in text and f"{inventory}:3:" in text and f"{inventory}:4:" in text
+    assert "is a prefix, not one address" in text

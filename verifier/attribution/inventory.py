@@ -27,12 +27,21 @@ DEVICE_KEYS = ("name", "vendor", "model", "site", "role", "macs", "ips", "interf
 _HEX = re.compile(r"[^0-9a-fA-F]")
 
 
+class ExporterPort(tuple):
+    """An inventory ``interfaces`` entry naming a flow exporter's interface:
+    (exporter address bytes, ifIndex) — the device is cabled there."""
+
+    __slots__ = ()
+
+
 class Device:
-    __slots__ = ("name", "vendor", "model", "site", "role", "macs", "ips", "interfaces")
+    __slots__ = ("name", "vendor", "model", "site", "role", "macs", "ips", "interfaces", "ports")
 
     def __init__(self, name, vendor, model=None, site=None, role=None, macs=(), ips=(), interfaces=()):
         self.name, self.vendor, self.model, self.site, self.role = name, vendor, model, site, role
-        self.macs, self.ips, self.interfaces = list(macs), list(ips), list(interfaces)
+        self.macs, self.ips = list(macs), list(ips)
+        self.interfaces = [i for i in interfaces if not isinstance(i, ExporterPort)]
+        self.ports = [i for i in interfaces if isinstance(i, ExporterPort)]
 
     def detail(self):
         return {k: getattr(self, k) for k in ("name", "model", "site", "role") if getattr(self, k)}
@@ -58,6 +67,7 @@ class Inventory:
         self.macs = {plen: {} for plen in MAC_PLENS}
         self.nets = {4: {}, 6: {}}                # family -> plen -> {prefix int: device}
         self.segments = {}                        # (interface, vlan or None) -> [devices]
+        self.ports = {}                           # (exporter address, ifIndex) -> [devices cabled there]
         for dev in devices:
             for value, plen in dev.macs:
                 self.macs[plen][value] = dev
@@ -67,6 +77,8 @@ class Inventory:
                     int(net.network_address) >> (bits - net.prefixlen)] = dev
             for iface, vlan in dev.interfaces:
                 self.segments.setdefault((iface, vlan), []).append(dev)
+            for port in dev.ports:
+                self.ports.setdefault(tuple(port), []).append(dev)
         self._plens = {fam: sorted(t, reverse=True) for fam, t in self.nets.items()}
 
     def answer(self, dev, plen=None):
@@ -111,6 +123,10 @@ class Inventory:
                 if dev not in out:
                     out.append(dev)
         return out
+
+    def port_devices(self, exporter, ifindex):
+        """Devices declared as cabled at flow exporter ``exporter``'s interface ``ifindex``."""
+        return self.ports.get((exporter, ifindex), ())
 
     def describe(self):
         return {"source": "inventory", "path": self.path, "version": self.version,
@@ -180,7 +196,20 @@ def _mac(reader, node):
 def _iface_node(reader, node):
     import yaml
     if isinstance(node, yaml.MappingNode):
-        fields = reader.mapping(node, ("interface", "vlan"), "interfaces entry")
+        fields = reader.mapping(node, ("interface", "vlan", "exporter", "ifindex"), "interfaces entry")
+        if "exporter" in fields or "ifindex" in fields:
+            if "interface" in fields or "vlan" in fields or not ("exporter" in fields and "ifindex" in fields):
+                reader.error(node, "interfaces entry: a flow exporter's interface is {exporter: ADDRESS, "
+                                   "ifindex: N}, without interface or vlan")
+                return None
+            net = reader.network(fields["exporter"], "exporter")
+            ifindex = reader.integer(fields["ifindex"], "ifindex", 1, 0xFFFFFFFF)
+            if net is None or ifindex is None:
+                return None
+            if net.num_addresses != 1:
+                reader.error(fields["exporter"], f"exporter: '{net}' is a prefix, not one address")
+                return None
+            return ExporterPort((net.network_address.packed, ifindex))
         iface = reader.string(fields["interface"], "interface") if "interface" in fields else None
         vlan = reader.integer(fields["vlan"], "vlan", 0, 4095) if "vlan" in fields else None
         return (iface, vlan)

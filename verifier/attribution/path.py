@@ -57,6 +57,7 @@ class PathBuilder:
         self._models = {kind: {} for kind in KINDS}    # kind -> answer -> an element made from it
         inventory = attributor.inventory
         self._segments = bool(inventory and inventory.has_segment_devices())
+        self._ports = bool(inventory and inventory.ports)
         self._mac_sources = "inventory, oui" if attributor.inventory else "oui"
         self._ip_sources = ", ".join(p.name for p in attributor.providers if p.name != "oui")
 
@@ -110,7 +111,8 @@ class PathBuilder:
     def _exported(self, exports, local_side, a, b):
         """What flow-export records say the flow crossed: per exporter (in the
         order they reported it) the exporter itself as a ``router-hop``, with
-        its interfaces and sampling as evidence; the next hops and BGP next
+        its interfaces and sampling as evidence, and the ``segment-device``s
+        the inventory declares cabled at those interfaces; the next hops and BGP next
         hops its records name, as ``router-hop``s; and the adjacent or
         whole AS path toward the remote end (IE 128, sFlow's gateway record)
         as ``transit-network`` elements, nearest first."""
@@ -134,6 +136,14 @@ class PathBuilder:
             if exporter not in seen:
                 seen.add(exporter)
                 out.append(el)
+                if self._ports:                  # what the inventory says is cabled at its interfaces
+                    port_devices = self.attributor.inventory.port_devices
+                    for _d, in_if, out_if in interfaces:
+                        for ifindex in (in_if, out_if):
+                            for dev in port_devices(exporter, ifindex) if ifindex is not None else ():
+                                if ("port", dev.name) not in seen:
+                                    seen.add(("port", dev.name))
+                                    out.append(self._segment_device(dev))
             for r in sides:
                 if r is None:
                     continue
