@@ -14,8 +14,9 @@ exporter's continuous export:
    sequence gap (``cleanpath_flow_export_*`` and
    ``cleanpath_capture_dropped_packets_total`` scraped from the daemon);
 2. flat out: ``--records`` records as fast as the sender goes, into a
-   receive buffer that holds them all, to the daemon and to pmacct's nfacctd
-   (print plugin; Debian pmacct) in turn: records per CPU second of each
+   receive buffer that holds them all (as root, net.core.rmem_max is raised
+   for the run and restored), to the daemon and to pmacct's nfacctd (print
+   plugin; Debian pmacct) in turn: records per CPU second of each
    (its process and children, from /proc), the daemon's wall-clock rate from
    first datagram to last record decoded (decode, flow table, live judging,
    metrics), and peak RSS of each.
@@ -105,17 +106,22 @@ class Replayer:
     on by each pass's records."""
 
     def __init__(self, grams):
-        from verifier.export.decode import Collector
+        from verifier.export.decode import IPFIX, Collector
         collector = Collector()
-        self.counts = [len(collector.datagram(g, b"\x7f\0\0\x01", 0.0)) for g in grams]
+        decoded = [collector.datagram(g, b"\x7f\0\0\x01", 0.0) for g in grams]
+        self.counts = [len(d) for d in decoded]
+        self.packets = sum(r.packets for d in decoded for r in d)
         self.grams = grams
         self.per_pass = sum(self.counts)
+        # A pass moves the numbers on by what the collector expects after it, less where it began.
+        (exporter,) = [e for (_a, _d, p), e in collector.exporters.items() if p == IPFIX]
+        self.shift = (exporter.next_seq - struct.unpack_from(">I", grams[0], 8)[0]) & 0xFFFFFFFF
         self.passes = 0
 
     def datagrams(self):
         """(datagram, records in it) forever."""
         while True:
-            shift = self.passes * self.per_pass
+            shift = self.passes * self.shift
             for gram, n in zip(self.grams, self.counts):
                 seq = (struct.unpack_from(">I", gram, 8)[0] + shift) & 0xFFFFFFFF
                 yield gram[:8] + struct.pack(">I", seq) + gram[12:], n
@@ -174,35 +180,71 @@ def wait_records(metrics_port, target, timeout=600):
         time.sleep(0.05)
 
 
-def run_nfacctd(tmp, stream, records, rcvbuf):
+def run_nfacctd(tmp, stream, records, rcvbuf, packets_per_record):
+    """The same flat-out stream to nfacctd (print plugin, appending every
+    second); done when the packets it printed add up to what was sent (or
+    its CPU has been still for 5 s: then ``complete`` says what it kept)."""
     binary = shutil.which("nfacctd", path=os.environ.get("PATH", "") + ":/usr/sbin")
     if binary is None:
         return {"skipped": "nfacctd not found (apt-get install pmacct)"}
     port = free_port(socket.SOCK_DGRAM)
-    out = os.path.join(tmp, "nfacctd-%s.txt")
+    out = os.path.join(tmp, "nfacctd.csv")
     conf = os.path.join(tmp, "nfacctd.conf")
     with open(conf, "w") as fh:
         fh.write(f"daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: {port}\nnfacctd_pipe_size: {rcvbuf}\n"
                  f"plugins: print\naggregate: src_host, dst_host, src_port, dst_port, proto\n"
-                 f"print_output: csv\nprint_output_file: {out}\nprint_refresh_time: 1\n"
-                 f"plugin_buffer_size: 102400\nplugin_pipe_size: 10240000\n")
+                 f"print_output: csv\nprint_output_file: {out}\nprint_output_file_append: true\n"
+                 f"print_refresh_time: 1\nplugin_buffer_size: 1048576\nplugin_pipe_size: {rcvbuf}\n")
     proc = subprocess.Popen([binary, "-f", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)                     # nfacctd prints no ready line; its socket is bound within this
     cpu0 = proc_cpu(proc.pid)
     grams, sent = send(stream, port, records)
-    # Done when its CPU stops rising: it has no counter of records read to scrape.
-    last, still = proc_cpu(proc.pid), 0
-    while still < 3:
+    expected = round(sent * packets_per_record)
+    last, still, printed = proc_cpu(proc.pid), 0, 0
+    while still < 10 and printed < expected:
         time.sleep(0.5)
         now = proc_cpu(proc.pid)
         still = still + 1 if now - last < 0.01 else 0
         last = now
+        printed = _printed_packets(out)
     cpu = last - cpu0
     rss = peak_rss_mib(proc.pid)
     proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:       # its plugins may hold it past SIGTERM
+        proc.kill()
+        proc.wait(timeout=10)
     return {"datagrams": grams, "records": sent, "cpu_seconds": round(cpu, 2),
-            "records_per_cpu_second": round(sent / cpu) if cpu else None, "peak_rss_mib": round(rss, 1)}
+            "records_per_cpu_second": round(sent / cpu) if cpu else None, "peak_rss_mib": round(rss, 1),
+            "complete": round(printed / expected, 4) if expected else None}
+
+
+def _printed_packets(path):
+    total = 0
+    try:
+        with open(path) as fh:
+            for line in fh:
+                cells = line.rstrip("\n").split(",")
+                if len(cells) >= 7 and cells[5].isdigit():
+                    total += int(cells[5])
+    except OSError:
+        pass
+    return total
+
+
+def _raised_rmem_max(size):
+    """net.core.rmem_max at least ``size`` for the run (root), so every
+    collector can have the buffer it asks for; returns the old value to restore."""
+    path = "/proc/sys/net/core/rmem_max"
+    try:
+        old = int(open(path).read())
+        if old < size:
+            with open(path, "w") as fh:
+                fh.write(str(size))
+        return old
+    except OSError:
+        return None
 
 
 def main():
@@ -258,7 +300,14 @@ def main():
         finally:
             daemon.terminate()
             daemon.wait(timeout=60)
-        result["nfacctd"] = run_nfacctd(tmp, stream, args.records, args.rcvbuf)
+        packets_per_record = replay.packets / replay.per_pass
+        old = _raised_rmem_max(args.rcvbuf)
+        try:
+            result["nfacctd"] = run_nfacctd(tmp, stream, args.records, args.rcvbuf, packets_per_record)
+        finally:
+            if old is not None:
+                with open("/proc/sys/net/core/rmem_max", "w") as fh:
+                    fh.write(str(old))
         print(f"nfacctd, flat out: {json.dumps(result['nfacctd'])}", flush=True)
     ours, theirs = result["daemon"].get("records_per_cpu_second"), result["nfacctd"].get("records_per_cpu_second")
     if ours and theirs:

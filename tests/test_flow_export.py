@@ -521,3 +521,17 @@ def test_an_exporter_interface_in_the_inventory_is_checked(tmp_path):
     text = str(caught.value)
     assert f"{inventory}:2:" in text and f"{inventory}:3:" in text and f"{inventory}:4:" in text
     assert "is a prefix, not one address" in text
+
+
+def test_a_message_numbered_by_its_own_records_too_is_no_gap():
+    """softflowd numbers an IPFIX message by the records up to and including
+    its own (RFC 7011: those before it); either way, only a real loss is a gap."""
+    collector = Collector()
+    sets = [(2, template(256, basic_fields()))]
+    collector.datagram(ipfix(0, sets), b"\xc0\x00\x02\x07", 1.0)
+    one = basic("192.0.2.10", "198.51.100.20", 1, 80, 1, 100)
+    for seq, records in ((2, 2), (5, 3), (6, 1)):           # softflowd's numbering: 2, 2+3, 5+1
+        collector.datagram(ipfix(seq, [(256, one * records)]), b"\xc0\x00\x02\x07", 2.0)
+    assert collector.gaps[IPFIX] == 0
+    collector.datagram(ipfix(20, [(256, one)]), b"\xc0\x00\x02\x07", 3.0)     # 7 expected: records lost
+    assert collector.gaps[IPFIX] == 1

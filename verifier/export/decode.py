@@ -126,6 +126,7 @@ class Exporter:
         self.templates = {}             # template id -> Template
         self.held = []                  # (arrived, template id, body) of data sets before their template
         self.next_seq = None
+        self.last_seq = None            # the last message's sequence number (sequence())
         self.boot = None                # epoch seconds of the exporter's boot (v9 header)
         self.sampling = {}              # sampler id (None: the exporter's own) -> one in N
 
@@ -184,10 +185,19 @@ class Collector:
 
     def sequence(self, exporter, protocol, seq, advance):
         """Count a gap when ``seq`` is not the one expected (a restart, far
-        behind, starts afresh); ``advance``: what this datagram adds."""
+        behind, starts afresh); ``advance``: what this datagram adds.
+
+        RFC 7011 numbers an IPFIX message by the data records sent before
+        it; softflowd numbers it by the records up to and including its own
+        (its first message of 14 records is number 14). Both readings are
+        taken: a message numbered the last one's number plus its own records
+        is no gap either, so an exporter of either kind shows gaps only
+        where records went missing."""
         expected = exporter.next_seq
-        if expected is not None and seq != expected and 0 < (seq - expected) & 0xFFFFFFFF < 1 << 31:
+        if expected is not None and seq != expected and 0 < (seq - expected) & 0xFFFFFFFF < 1 << 31 \
+                and seq != (exporter.last_seq + advance) & 0xFFFFFFFF:
             self.gaps[protocol] += 1
+        exporter.last_seq = seq
         exporter.next_seq = (seq + advance) & 0xFFFFFFFF
 
     # --- NetFlow v5 -----------------------------------------------------------
