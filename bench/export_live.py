@@ -65,16 +65,19 @@ def metric(text, name, **labels):
     return total
 
 
+def family(pid):
+    """``pid`` and its children (nfacctd's plugins are processes of their own)."""
+    try:
+        return [pid] + [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return [pid]
+
+
 def proc_cpu(pid):
     """CPU seconds of ``pid`` and its children (live and reaped)."""
     total = 0.0
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
-    try:
-        pids += [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in family(pid):
         try:
             fields = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
         except OSError:
@@ -85,12 +88,7 @@ def proc_cpu(pid):
 
 def peak_rss_mib(pid):
     out = 0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
-    except OSError:
-        pass
-    for p in pids:
+    for p in family(pid):
         try:
             status = open(f"/proc/{p}/status").read()
         except OSError:

@@ -21,18 +21,31 @@ DEMO = os.path.join(os.path.dirname(HERE), "verifier", "demo", "demo.pcap")
 EXPORTER = b"\x7f\x00\x00\x01"
 
 
-def softflowd_datagrams(capture, version):
-    """What softflowd exports for ``capture`` (read from the file, every flow
-    expired at its end), as the datagrams a collector socket received."""
-    binary = shutil.which("softflowd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+def sbin_tool(name, package):
+    """The path of a Debian tool that may live in /usr/sbin, or a skip naming its package."""
+    binary = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin")
     if binary is None:
-        pytest.skip("needs softflowd (Debian softflowd; scripts/test.sh installs it)")
+        pytest.skip(f"needs {name} (Debian {package}; scripts/test.sh installs it)")
+    return binary
+
+
+def collector_socket(timeout):
+    """A UDP socket on a free loopback port, as an export collector's."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    sock.settimeout(3)
+    sock.settimeout(timeout)
+    return sock
+
+
+def softflowd_datagrams(capture, version, *extra):
+    """What softflowd exports for ``capture`` (read from the file, every flow
+    expired at its end; ``extra``: more of its options, ``-s N`` to sample),
+    as the datagrams a collector socket received."""
+    binary = sbin_tool("softflowd", "softflowd")
+    sock = collector_socket(3)
     port = sock.getsockname()[1]
     done = subprocess.run([binary, "-r", capture, "-n", f"127.0.0.1:{port}", "-v", str(version), "-T", "ether",
-                           "-6", "-d"], capture_output=True, text=True, timeout=60)
+                           "-6", "-d", *extra], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     grams = []
     while True:                     # softflowd has exited: every datagram it sent is in the socket's buffer
@@ -44,15 +57,21 @@ def softflowd_datagrams(capture, version):
     return grams, port
 
 
+def archived(path, grams, start=1.0):
+    """``grams`` [(datagram, UDP port)] written to a pcap as 192.0.2.7 sent them
+    to 192.0.2.8, a second apart: what a capture of a collector's link holds."""
+    with PcapWriter(path) as w:
+        for k, (gram, port) in enumerate(grams):
+            w.write(start + k, ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
+                                     ipv4("192.0.2.7", "192.0.2.8", 17, udp(40000, port, gram))))
+    return path
+
+
 def tshark_flows(grams, port, tmp_path):
     """Every flow record tshark's cflow dissector reads from the datagrams, in order."""
     if shutil.which("tshark") is None:
         pytest.skip("needs tshark")
-    pcap = str(tmp_path / "export.pcap")
-    with PcapWriter(pcap) as w:
-        for k, gram in enumerate(grams):
-            w.write(1.0 + k, ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
-                                   ipv4("192.0.2.7", "192.0.2.8", 17, udp(40000, port, gram))))
+    pcap = archived(str(tmp_path / "export.pcap"), [(g, port) for g in grams])
     out = subprocess.run(["tshark", "-n", "-r", pcap, "-d", f"udp.port=={port},cflow", "-T", "json"],
                          capture_output=True, text=True, check=True).stdout
     flows = []

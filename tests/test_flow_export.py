@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from test_export import DEMO, basic, ipfix, softflowd_datagrams, template
+from test_export import DEMO, archived, basic, collector_socket, ipfix, sbin_tool, softflowd_datagrams, template
 from test_daemon import Daemon, free_port, value
 from lab import wait_for
 from verifier.craft import ETH_IPV4, PcapWriter, ether, ipv4, udp
@@ -34,12 +34,8 @@ def pmacctd_sflow_datagrams(capture, samples, tmp_path):
     sampled), as a collector socket received it: read until ``samples`` flow
     samples came (pmacctd keeps running once its savefile is read,
     ``pcap_savefile_wait``; ending it at the file's end raced its plugin)."""
-    binary = shutil.which("pmacctd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-    if binary is None:
-        pytest.skip("needs pmacctd (Debian pmacct; scripts/test.sh installs it)")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.5)
+    binary = sbin_tool("pmacctd", "pmacct")
+    sock = collector_socket(0.5)
     conf = tmp_path / "pmacctd.conf"
     conf.write_text(f"daemonize: false\npcap_savefile: {capture}\npcap_savefile_wait: true\nplugins: sfprobe\n"
                     f"sfprobe_receiver: 127.0.0.1:{sock.getsockname()[1]}\nsfprobe_agentip: {AGENT}\n"
@@ -98,11 +94,7 @@ def tshark_samples(grams, tmp_path):
     sampled header's, each field's values outermost first."""
     if shutil.which("tshark") is None:
         pytest.skip("needs tshark")
-    pcap = str(tmp_path / "sflow.pcap")
-    with PcapWriter(pcap) as w:
-        for k, gram in enumerate(grams):
-            w.write(1.0 + k, ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
-                                   ipv4("192.0.2.7", "192.0.2.8", 17, udp(40000, 6343, gram))))
+    pcap = archived(str(tmp_path / "sflow.pcap"), [(g, 6343) for g in grams])
     out = subprocess.run(["tshark", "-n", "-r", pcap, "-d", "udp.port==6343,sflow", "-T", "json"],
                          capture_output=True, text=True, check=True).stdout
     samples = []
@@ -371,11 +363,8 @@ def test_an_audit_of_archived_exports_judges_their_flows_as_the_packet_audit(tmp
     capture, frames = padded_demo(tmp_path)
     ipfix_grams, _port = softflowd_datagrams(capture, 10)
     sflow_grams = pmacctd_sflow_datagrams(capture, frames, tmp_path)
-    archive = str(tmp_path / "exports.pcap")
-    with PcapWriter(archive) as w:
-        for k, (gram, port) in enumerate([(g, 4739) for g in ipfix_grams] + [(g, 6343) for g in sflow_grams]):
-            w.write(1_790_000_000.0 + k, ether("02:00:00:00:00:01", "02:00:00:00:00:02", ETH_IPV4,
-                                               ipv4("192.0.2.7", "192.0.2.8", 17, udp(40000, port, gram))))
+    archive = archived(str(tmp_path / "exports.pcap"), [(g, 4739) for g in ipfix_grams]
+                       + [(g, 6343) for g in sflow_grams], start=1_790_000_000.0)
     demo = os.path.dirname(DEMO)
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(open(os.path.join(demo, "inventory.yaml")).read()
@@ -535,3 +524,52 @@ def test_a_message_numbered_by_its_own_records_too_is_no_gap():
     assert collector.gaps[IPFIX] == 0
     collector.datagram(ipfix(20, [(256, one)]), b"\xc0\x00\x02\x07", 3.0)     # 7 expected: records lost
     assert collector.gaps[IPFIX] == 1
+
+
+@pytest.mark.parametrize("version", [9, 10])
+def test_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
+    """softflowd sampling one in 10 says so in an options template; pmacct's
+    nfacctd (print plugin, aggregated by conversation and sampling_rate) is
+    the oracle for the rate each record carries (nfdump 1.7.1 shows these
+    records unsampled: not trusted here)."""
+    binary = sbin_tool("nfacctd", "pmacct")
+    grams, _port = softflowd_datagrams(DEMO, version, "-s", "10")
+    collector = Collector()
+    ours = {}
+    for gram in grams:
+        for r in collector.datagram(gram, b"\x7f\x00\x00\x01", 0.0):
+            ours[(str(ipaddress.ip_address(r.src)), str(ipaddress.ip_address(r.dst)), r.sport, r.dport)] = r.sampling
+    port = free_port()
+    out = tmp_path / "nfacctd.csv"
+    conf = tmp_path / "nfacctd.conf"
+    conf.write_text(f"daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: {port}\nplugins: print\n"
+                    "aggregate: src_host, dst_host, src_port, dst_port, proto, sampling_rate\n"
+                    f"print_output: csv\nprint_output_file: {out}\nprint_output_file_append: true\n"
+                    "print_refresh_time: 1\n")
+    proc = subprocess.Popen([binary, "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    theirs = {}
+
+    def printed():
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read())
+        for gram in grams:                  # again until it has them: it binds its socket when it likes
+            sender.sendto(gram, ("127.0.0.1", port))
+        if out.exists():
+            for row in csv.DictReader(open(out)):
+                if row.get("SRC_IP") and row["SRC_IP"] != "SRC_IP":
+                    theirs[(row["SRC_IP"], row["DST_IP"], int(row["SRC_PORT"]), int(row["DST_PORT"]))] = \
+                        int(row["SAMPLING_RATE"])
+        return set(theirs) >= set(ours)
+
+    try:
+        wait_for(printed, 30, every=1.0, what="nfacctd to print every record")
+    finally:
+        sender.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert ours and set(ours.values()) == {10}
+    assert {k: theirs[k] for k in ours} == ours
