@@ -573,3 +573,18 @@ def test_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
             proc.kill()
     assert ours and set(ours.values()) == {10}
     assert {k: theirs[k] for k in ours} == ours
+
+
+def test_the_exporters_bgp_origin_names_a_remote_network_nothing_else_knows(tmp_path):
+    from verifier.flows import FlowTable
+    from verifier.app import App
+    from verifier.attribution.path import PathBuilder
+    table = FlowTable(lambda flow: None)
+    out = record("192.0.2.1", "198.51.100.10", "9.9.9.9", 40000, 443, 1, 100, 10.0, dst_as=4134)
+    flow, local = table.add_record(out, 0)                   # the record's source is the local side
+    app = App(str(tmp_path / "data"))
+    policy = app.policy([os.path.join(os.path.dirname(DEMO), "policy.yaml")])
+    path = PathBuilder(app.attributor(None, []), policy.trust).build(flow, local, "flow-export")
+    remote = path[-1]
+    assert (remote.kind, remote.subject, remote.asn, remote.trust, remote.evidence.source) == \
+        ("remote-network", "9.9.9.9", 4134, "untrusted", "ipfix")       # the demo policy distrusts AS4134

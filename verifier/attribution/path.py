@@ -104,9 +104,28 @@ class PathBuilder:
             if carriers is not None and not is_special(addr):
                 transit, el = carriers.toward(addr, el)
                 elements.extend(transit)
+            if flow.exports and el is not None and el.asn is None:
+                el = self._exported_origin(flow.exports, side, addr, el)
             if el is not None:
                 add(el)
         return elements
+
+    def _exported_origin(self, exports, side, addr, el):
+        """The remote network an exporter's BGP table names (bgpDestinationAs
+        of the record toward it, bgpSourceAs of the record from it, sFlow's
+        gateway AS path), where the ASN databases and BGP data had no answer."""
+        for (protocol, exporter, _domain), sides in exports.items():
+            toward, back = sides[1 - side], sides[side]
+            asn = (toward.dst_as if toward is not None else None) or (back.src_as if back is not None else None)
+            if asn:
+                family = EXPORT_SOURCES.get(protocol, protocol)
+                evidence = Evidence(family, None, None, None,
+                                    {"exporter": ip_text(exporter), "address": ip_text(addr),
+                                     "searched": el.evidence.detail.get("searched") if el.evidence.detail else None,
+                                     "note": "the origin AS in the exporter's BGP table"})
+                return PathElement(REMOTE_NETWORK, el.subject, None, None, asn,
+                                   self.trust(Answer(None, None, evidence, asn=asn)), evidence)
+        return el
 
     def _exported(self, exports, local_side, a, b):
         """What flow-export records say the flow crossed: per exporter (in the
