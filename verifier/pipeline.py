@@ -178,23 +178,26 @@ class Pipeline:
     def feed_records(self, source, records):
         """Account flow-export records (export/listen.py) as the flow table's
         ``add_record`` joins them into flows; live, judge what they opened or changed."""
-        ifindex = self._global_ifaces(source)[0]
+        self._sweep_due(records.now)
+        owners = self._add_records(records, self._global_ifaces(source)[0])
+        if self.live_sinks:
+            self._judge_live(owners)
+
+    def _add_records(self, records, ifindex):
+        """Flow-export records into the flow table; their (flow, side) owners."""
         self.stats.records += len(records)
-        now = records.now
+        add = self.table.add_record
+        return [add(record, ifindex) for record in records if record.src]
+
+    def _sweep_due(self, now):
         if now >= self._next_sweep:
             self.table.sweep(now)
             self._next_sweep = now + self._sweep_every
-        add = self.table.add_record
-        owners = [add(record, ifindex) for record in records if record.src]
-        if self.live_sinks:
-            self._judge_live(owners)
 
     def tick(self, now):
         """No traffic for a while: end the flows that are idle as of ``now``
         (same clock as the packets' timestamps)."""
-        if now >= self._next_sweep:
-            self.table.sweep(now)
-            self._next_sweep = now + self._sweep_every
+        self._sweep_due(now)
         if self.live_sinks:
             self._judge_live(())
 
@@ -267,12 +270,9 @@ class Pipeline:
         a flow of the capture: it crossed the tapped link too)."""
         records = self.exports.datagram(datagram, exporter, ts)
         if records:
-            ifindex = self._interface_index(EXPORT_INTERFACE)
-            self.stats.records += len(records)
-            add = self.table.add_record
-            for record in records:
-                if record.src:
-                    add(record, ifindex)
+            owners = self._add_records(records, self._interface_index(EXPORT_INTERFACE))
+            if self._touched is not None:
+                self._touched.extend(owners)
 
     def _interface_index(self, iface):
         ident = (iface.name, iface.linktype)

@@ -128,66 +128,78 @@ class PathBuilder:
         return el
 
     def _exported(self, exports, local_side, a, b):
-        """What flow-export records say the flow crossed: per exporter (in the
-        order they reported it) the exporter itself as a ``router-hop``, with
-        its interfaces and sampling as evidence, and the ``segment-device``s
-        the inventory declares cabled at those interfaces; the next hops and BGP next
-        hops its records name, as ``router-hop``s; and the adjacent or
-        whole AS path toward the remote end (IE 128, sFlow's gateway record)
-        as ``transit-network`` elements, nearest first."""
-        out = []
-        seen = set()
+        """What flow-export records say the flow crossed, per exporter in the
+        order they reported it: the exporter itself as a ``router-hop`` (its
+        interfaces and sampling as evidence) and the ``segment-device``s the
+        inventory declares cabled at those interfaces; the next hops and BGP
+        next hops its records name, as ``router-hop``s; the adjacent or whole
+        AS path toward the remote end (IE 128, sFlow's gateway record) as
+        ``transit-network`` elements, nearest first. ``seen`` keeps each
+        address, device and AS once."""
+        out, seen = [], set()
         for (protocol, exporter, domain), sides in exports.items():
             family = EXPORT_SOURCES.get(protocol, protocol)
-            shown = ip_text(exporter)
-            interfaces = tuple(sorted(((_direction(r, a, b), r.in_if, r.out_if) for r in sides if r is not None),
+            records = [r for r in sides if r is not None]
+            interfaces = tuple(sorted(((_direction(r, a, b), r.in_if, r.out_if) for r in records),
                                       key=lambda t: (t[0], t[1] or 0, t[2] or 0)))
-            sampling = max(r.sampling for r in sides if r is not None)
-            key = (ROUTER_HOP, protocol, exporter, domain, interfaces, sampling)
-            el = self._elements.get(key)
-            if el is None:
-                base = self._element(ROUTER_HOP, exporter)
-                detail = {"exporter": shown, "observation_domain": domain, "attributed_by": base.evidence.source,
-                          "interfaces": [{"direction": d, "in": i, "out": o} for d, i, o in interfaces]}
-                if sampling > 1:
-                    detail["sampling"] = f"1 in {sampling}"
-                el = self._remember(key, _restated(base, source=family, **detail))
             if exporter not in seen:
                 seen.add(exporter)
-                out.append(el)
-                if self._ports:                  # what the inventory says is cabled at its interfaces
-                    port_devices = self.attributor.inventory.port_devices
-                    for _d, in_if, out_if in interfaces:
-                        for ifindex in (in_if, out_if):
-                            for dev in port_devices(exporter, ifindex) if ifindex is not None else ():
-                                if ("port", dev.name) not in seen:
-                                    seen.add(("port", dev.name))
-                                    out.append(self._segment_device(dev))
-            for r in sides:
-                if r is None:
-                    continue
+                out.append(self._exporter_hop(protocol, family, exporter, domain, interfaces,
+                                              max(r.sampling for r in records)))
+                out.extend(self._cabled(exporter, interfaces, seen))
+            for r in records:
                 for hop, what in ((r.next_hop, "next_hop_of"), (r.bgp_next_hop, "bgp_next_hop_of")):
                     if hop and any(hop) and hop not in seen:
                         seen.add(hop)
                         base = self._element(ROUTER_HOP, hop)
                         out.append(_restated(base, source=family, attributed_by=base.evidence.source,
-                                             **{what: shown}))
-            toward = [sides[local_side]] if local_side is not None else sides
+                                             **{what: ip_text(exporter)}))
+            toward = [sides[local_side]] if local_side is not None else records
             for r in toward:
-                if r is None:
-                    continue
-                path = [asn for _kind, asns in r.as_path for asn in asns] if r.as_path else \
-                    ([r.next_as] if r.next_as else [])
-                origin = path.pop() if r.as_path and path else None
-                for k, asn in enumerate(dict.fromkeys(path)):
-                    if ("AS", asn) not in seen and asn != origin:
-                        seen.add(("AS", asn))
-                        evidence = Evidence(family, None, None, None,
-                                            {"exporter": shown, "position": k + 1, "as_path": path + [origin]
-                                             if origin is not None else path,
-                                             "note": "toward the remote end, as the exporter's BGP table had it"})
-                        out.append(PathElement(TRANSIT_NETWORK, f"AS{asn}", None, None, asn,
-                                               self.trust(Answer(None, None, evidence, asn=asn)), evidence))
+                if r is not None:
+                    out.extend(self._exported_carriers(r, family, exporter, seen))
+        return out
+
+    def _exporter_hop(self, protocol, family, exporter, domain, interfaces, sampling):
+        key = (ROUTER_HOP, protocol, exporter, domain, interfaces, sampling)
+        el = self._elements.get(key)
+        if el is None:
+            base = self._element(ROUTER_HOP, exporter)
+            detail = {"exporter": ip_text(exporter), "observation_domain": domain,
+                      "attributed_by": base.evidence.source,
+                      "interfaces": [{"direction": d, "in": i, "out": o} for d, i, o in interfaces]}
+            if sampling > 1:
+                detail["sampling"] = f"1 in {sampling}"
+            el = self._remember(key, _restated(base, source=family, **detail))
+        return el
+
+    def _cabled(self, exporter, interfaces, seen):
+        """Inventory devices declared at the exporter's interfaces the records name."""
+        if not self._ports:
+            return []
+        port_devices, out = self.attributor.inventory.port_devices, []
+        for ifindex in dict.fromkeys(i for _d, in_if, out_if in interfaces for i in (in_if, out_if)):
+            for dev in port_devices(exporter, ifindex) if ifindex is not None else ():
+                if ("device", dev.name) not in seen:
+                    seen.add(("device", dev.name))
+                    out.append(self._segment_device(dev))
+        return out
+
+    def _exported_carriers(self, record, family, exporter, seen):
+        """``transit-network`` elements of a record's AS path (or adjacent AS) toward the remote end."""
+        path = [asn for _kind, asns in record.as_path for asn in asns] if record.as_path else \
+            ([record.next_as] if record.next_as else [])
+        origin = path.pop() if record.as_path and path else None
+        out = []
+        for k, asn in enumerate(dict.fromkeys(path)):
+            if ("AS", asn) not in seen and asn != origin:
+                seen.add(("AS", asn))
+                evidence = Evidence(family, None, None, None,
+                                    {"exporter": ip_text(exporter), "position": k + 1,
+                                     "as_path": path + [origin] if origin is not None else path,
+                                     "note": "toward the remote end, as the exporter's BGP table had it"})
+                out.append(PathElement(TRANSIT_NETWORK, f"AS{asn}", None, None, asn,
+                                       self.trust(Answer(None, None, evidence, asn=asn)), evidence))
         return out
 
     def routes_changed(self):
