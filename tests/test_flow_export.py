@@ -215,7 +215,7 @@ def test_records_join_both_directions_and_every_exporter_without_double_counting
     out = record("192.0.2.1", "198.51.100.10", "203.0.113.5", 40000, 443, 10, 1000, 100.0, sampling=10,
                  in_if=3, out_if=7, next_hop=ipaddress.ip_address("192.0.2.254").packed, next_as=64500)
     back = record("192.0.2.1", "203.0.113.5", "198.51.100.10", 443, 40000, 8, 8000, 101.0, sampling=10,
-                  in_if=7, out_if=3)
+                  in_if=7, out_if=3, prev_as=64511)
     again = record("192.0.2.2", "198.51.100.10", "203.0.113.5", 40000, 443, 10, 1000, 100.5, protocol=SFLOW)
     owners = [table.add_record(r, 0) for r in (out, back, again)]
     flow = owners[0][0]
@@ -241,6 +241,7 @@ def test_records_join_both_directions_and_every_exporter_without_double_counting
     assert ("router-hop", "192.0.2.2", "huawei", "sflow") in hops
     assert ("router-hop", "192.0.2.254", None, "ipfix") in hops          # the next hop its record names
     assert ("transit-network", "AS64500", None, "ipfix") in hops          # bgpNextAdjacentAsNumber
+    assert ("transit-network", "AS64511", None, "ipfix") in hops          # bgpPrevAdjacentAsNumber, coming back
     # The switch the inventory says is cabled at edge-1's ifIndex 3 (the one at another exporter is not).
     assert ("segment-device", "floor-3", "zte", "inventory") in hops and "elsewhere" not in {h[1] for h in hops}
     edge = next(e for e in path if e.subject == "192.0.2.1")

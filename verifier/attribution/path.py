@@ -21,6 +21,8 @@ from .transit import Carriers
 
 
 TUNNEL_ID_NAMES = {GTPU: "teid", VXLAN: "vni", GENEVE: "vni", GRE: "key"}
+TOWARD = "toward the remote end, as the exporter's BGP table had it"
+BACK = "the AS the remote end's traffic came in from (bgpPrevAdjacentAsNumber): the return path's carrier"
 EXPORT_SOURCES = {"netflow-v5": "netflow", "netflow-v9": "netflow", "ipfix": "ipfix", "sflow": "sflow"}
 _MISSING = object()
 
@@ -133,7 +135,8 @@ class PathBuilder:
         interfaces and sampling as evidence) and the ``segment-device``s the
         inventory declares cabled at those interfaces; the next hops and BGP
         next hops its records name, as ``router-hop``s; the adjacent or whole
-        AS path toward the remote end (IE 128, sFlow's gateway record) as
+        AS path toward the remote end (IE 128, sFlow's gateway record), and
+        the AS the remote end's records came in from (IE 129), as
         ``transit-network`` elements, nearest first. ``seen`` keeps each
         address, device and AS once."""
         out, seen = [], set()
@@ -157,7 +160,14 @@ class PathBuilder:
             toward = [sides[local_side]] if local_side is not None else records
             for r in toward:
                 if r is not None:
-                    out.extend(self._exported_carriers(r, family, exporter, seen))
+                    path = [asn for _kind, asns in r.as_path for asn in asns] if r.as_path else \
+                        ([r.next_as] if r.next_as else [])
+                    origin = path.pop() if r.as_path and path else None
+                    out.extend(self._carriers(path, origin, family, exporter, seen, TOWARD))
+            back = [sides[1 - local_side]] if local_side is not None else records
+            for r in back:
+                if r is not None and r.prev_as:             # IE 129: where the remote end's traffic came in
+                    out.extend(self._carriers([r.prev_as], None, family, exporter, seen, BACK))
         return out
 
     def _exporter_hop(self, protocol, family, exporter, domain, interfaces, sampling):
@@ -185,19 +195,15 @@ class PathBuilder:
                     out.append(self._segment_device(dev))
         return out
 
-    def _exported_carriers(self, record, family, exporter, seen):
-        """``transit-network`` elements of a record's AS path (or adjacent AS) toward the remote end."""
-        path = [asn for _kind, asns in record.as_path for asn in asns] if record.as_path else \
-            ([record.next_as] if record.next_as else [])
-        origin = path.pop() if record.as_path and path else None
+    def _carriers(self, path, origin, family, exporter, seen, note):
+        """``transit-network`` elements of the ASes of ``path`` (the origin left out), nearest first."""
         out = []
         for k, asn in enumerate(dict.fromkeys(path)):
             if ("AS", asn) not in seen and asn != origin:
                 seen.add(("AS", asn))
                 evidence = Evidence(family, None, None, None,
                                     {"exporter": ip_text(exporter), "position": k + 1,
-                                     "as_path": path + [origin] if origin is not None else path,
-                                     "note": "toward the remote end, as the exporter's BGP table had it"})
+                                     "as_path": path + [origin] if origin is not None else path, "note": note})
                 out.append(PathElement(TRANSIT_NETWORK, f"AS{asn}", None, None, asn,
                                        self.trust(Answer(None, None, evidence, asn=asn)), evidence))
         return out
