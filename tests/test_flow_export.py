@@ -29,9 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = "192.0.2.1"
 
 
-def pmacctd_sflow_datagrams(capture, samples, tmp_path):
-    """What pmacctd's sfprobe plugin sends for ``capture`` (every packet
-    sampled), as a collector socket received it: read until ``samples`` flow
+def pmacctd_sflow_datagrams(capture, samples, tmp_path, rate=1):
+    """What pmacctd's sfprobe plugin sends for ``capture`` (one packet in
+    ``rate`` sampled), as a collector socket received it: read until ``samples`` flow
     samples came (pmacctd keeps running once its savefile is read,
     ``pcap_savefile_wait``; ending it at the file's end raced its plugin)."""
     binary = sbin_tool("pmacctd", "pmacct")
@@ -39,7 +39,7 @@ def pmacctd_sflow_datagrams(capture, samples, tmp_path):
     conf = tmp_path / "pmacctd.conf"
     conf.write_text(f"daemonize: false\npcap_savefile: {capture}\npcap_savefile_wait: true\nplugins: sfprobe\n"
                     f"sfprobe_receiver: 127.0.0.1:{sock.getsockname()[1]}\nsfprobe_agentip: {AGENT}\n"
-                    "sampling_rate: 1\n")
+                    f"sampling_rate: {rate}\n")
     proc = subprocess.Popen([binary, "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     grams, seen = [], 0
 
@@ -527,23 +527,21 @@ def test_a_message_numbered_by_its_own_records_too_is_no_gap():
     assert collector.gaps[IPFIX] == 1
 
 
-@pytest.mark.parametrize("version", [9, 10])
-def test_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
-    """softflowd sampling one in 10 says so in an options template; pmacct's
-    nfacctd (print plugin, aggregated by conversation and sampling_rate) is
-    the oracle for the rate each record carries (nfdump 1.7.1 shows these
-    records unsampled: not trusted here)."""
-    binary = sbin_tool("nfacctd", "pmacct")
-    grams, _port = softflowd_datagrams(DEMO, version, "-s", "10")
+def sampling_rates(grams):
+    """{(src, dst, sport, dport): the sampling rate} of our records of ``grams``."""
     collector = Collector()
-    ours = {}
-    for gram in grams:
-        for r in collector.datagram(gram, b"\x7f\x00\x00\x01", 0.0):
-            ours[(str(ipaddress.ip_address(r.src)), str(ipaddress.ip_address(r.dst)), r.sport, r.dport)] = r.sampling
+    return {(str(ipaddress.ip_address(r.src)), str(ipaddress.ip_address(r.dst)), r.sport, r.dport): r.sampling
+            for gram in grams for r in collector.datagram(gram, b"\x7f\x00\x00\x01", 0.0)}
+
+
+def pmacct_rates(daemon, grams, wanted, tmp_path):
+    """What pmacct's ``nfacctd`` or ``sfacctd`` (print plugin, aggregated by
+    conversation and sampling_rate) says each conversation's sampling rate
+    is, once it has printed every one of ``wanted``."""
+    binary = sbin_tool(daemon, "pmacct")
     port = free_port()
-    out = tmp_path / "nfacctd.csv"
-    conf = tmp_path / "nfacctd.conf"
-    conf.write_text(f"daemonize: false\nnfacctd_ip: 127.0.0.1\nnfacctd_port: {port}\nplugins: print\n"
+    out, conf = tmp_path / f"{daemon}.csv", tmp_path / f"{daemon}.conf"
+    conf.write_text(f"daemonize: false\n{daemon}_ip: 127.0.0.1\n{daemon}_port: {port}\nplugins: print\n"
                     "aggregate: src_host, dst_host, src_port, dst_port, proto, sampling_rate\n"
                     f"print_output: csv\nprint_output_file: {out}\nprint_output_file_append: true\n"
                     "print_refresh_time: 1\n")
@@ -561,10 +559,10 @@ def test_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
                 if row.get("SRC_IP") and row["SRC_IP"] != "SRC_IP":
                     theirs[(row["SRC_IP"], row["DST_IP"], int(row["SRC_PORT"]), int(row["DST_PORT"]))] = \
                         int(row["SAMPLING_RATE"])
-        return set(theirs) >= set(ours)
+        return set(theirs) >= set(wanted)
 
     try:
-        wait_for(printed, 30, every=1.0, what="nfacctd to print every record")
+        wait_for(printed, 30, every=1.0, what=f"{daemon} to print every conversation")
     finally:
         sender.close()
         proc.terminate()
@@ -572,7 +570,29 @@ def test_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+    return theirs
+
+
+@pytest.mark.parametrize("version", [9, 10])
+def test_netflow_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
+    """softflowd sampling one in 10 says so in an options template; pmacct's
+    nfacctd is the oracle for the rate each record carries (nfdump 1.7.1
+    shows these records unsampled: not trusted here)."""
+    grams, _port = softflowd_datagrams(DEMO, version, "-s", "10")
+    ours = sampling_rates(grams)
+    theirs = pmacct_rates("nfacctd", grams, ours, tmp_path)
     assert ours and set(ours.values()) == {10}
+    assert {k: theirs[k] for k in ours} == ours
+
+
+def test_sflow_sampling_is_read_as_sfacctd_reads_it(tmp_path):
+    """pmacctd sampling one packet in 4 into sFlow; pmacct's sfacctd is the
+    oracle for the rate each sample carries."""
+    capture, frames = padded_demo(tmp_path)
+    grams = pmacctd_sflow_datagrams(capture, frames // 4 - 10, tmp_path, rate=4)
+    ours = sampling_rates(grams)
+    theirs = pmacct_rates("sfacctd", grams, ours, tmp_path)
+    assert len(ours) > 10 and set(ours.values()) == {4}
     assert {k: theirs[k] for k in ours} == ours
 
 
