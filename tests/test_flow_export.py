@@ -29,34 +29,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 AGENT = "192.0.2.1"
 
 
-def pmacctd_sflow_datagrams(capture, samples, tmp_path, rate=1):
-    """What pmacctd's sfprobe plugin sends for ``capture`` (one packet in
-    ``rate`` sampled), as a collector socket received it: read until ``samples`` flow
-    samples came (pmacctd keeps running once its savefile is read,
-    ``pcap_savefile_wait``; ending it at the file's end raced its plugin)."""
+def pmacctd_datagrams(capture, plugin, enough, what, tmp_path):
+    """What pmacctd sends for ``capture`` with the ``plugin`` configuration
+    lines, as a collector socket received it: read until ``enough(grams)``
+    (pmacctd keeps running once its savefile is read, ``pcap_savefile_wait``;
+    ending it at the file's end raced its plugin)."""
     binary = sbin_tool("pmacctd", "pmacct")
     sock = collector_socket(0.5)
     conf = tmp_path / "pmacctd.conf"
-    conf.write_text(f"daemonize: false\npcap_savefile: {capture}\npcap_savefile_wait: true\nplugins: sfprobe\n"
-                    f"sfprobe_receiver: 127.0.0.1:{sock.getsockname()[1]}\nsfprobe_agentip: {AGENT}\n"
-                    f"sampling_rate: {rate}\n")
+    conf.write_text(f"daemonize: false\npcap_savefile: {capture}\npcap_savefile_wait: true\n"
+                    + plugin.format(port=sock.getsockname()[1]))
     proc = subprocess.Popen([binary, "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    grams, seen = [], 0
+    grams = []
 
-    def enough():
-        nonlocal seen
+    def received():
         if proc.poll() is not None:
             raise AssertionError(f"pmacctd exited: {proc.stderr.read()}")
         try:
-            gram = sock.recv(65535)
+            grams.append(sock.recv(65535))
         except socket.timeout:
             return False
-        grams.append(gram)
-        seen += struct.unpack_from(">I", gram, 24)[0]        # samples in the datagram (an IPv4 agent)
-        return seen >= samples
+        return enough(grams)
 
     try:
-        wait_for(enough, 60, every=0, what=f"{samples} sFlow samples from pmacctd")
+        wait_for(received, 60, every=0, what=what)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -64,11 +60,24 @@ def pmacctd_sflow_datagrams(capture, samples, tmp_path, rate=1):
     return grams
 
 
-def padded_demo(tmp_path):
-    """The demo capture and, after its end, 40 frames of one more flow
-    (192.0.2.200 -> 192.0.2.201): pmacctd's sfprobe holds back its last
-    samples (a datagram not yet full), and these are the ones held back
-    instead of the demo's own last packets. Returns (path, demo frames)."""
+def pmacctd_sflow_datagrams(capture, samples, tmp_path, rate=1):
+    """pmacctd's sfprobe plugin (one packet in ``rate`` sampled), read until
+    ``samples`` flow samples came."""
+    plugin = (f"plugins: sfprobe\nsfprobe_receiver: 127.0.0.1:{{port}}\nsfprobe_agentip: {AGENT}\n"
+              f"sampling_rate: {rate}\n")
+    # samples in a datagram: the word after an IPv4 agent's header
+    return pmacctd_datagrams(capture, plugin, lambda grams: sum(struct.unpack_from(">I", g, 24)[0] for g in grams)
+                             >= samples, f"{samples} sFlow samples from pmacctd", tmp_path)
+
+
+def padded_demo(tmp_path, after=1.0, pads=1):
+    """The demo capture and, after its end, ``pads`` more flows of 40 frames
+    (192.0.2.200 -> 192.0.2.201, then from .201, .202, ...), the k-th
+    starting ``after`` x k seconds after the demo's last frame: pmacctd's
+    sfprobe holds back its last samples (a datagram not yet full), and these
+    are the ones held back instead of the demo's own last packets; its
+    nfprobe ends flows by packet time, so a pad an hour later ends the demo's
+    flows and the next one the pad's. Returns (path, demo frames)."""
     path = tmp_path / "demo-padded.pcap"
     data = open(DEMO, "rb").read()
     assert data[:4] == b"\xd4\xc3\xb2\xa1"                    # classic pcap, microseconds, little-endian
@@ -80,9 +89,11 @@ def padded_demo(tmp_path):
             last = sec + usec / 1e6
             w.write(last, data[at + 16:at + 16 + incl], orig)
             at += 16 + incl
-        for k in range(40):
-            w.write(last + 1 + k / 100, ether("02:00:00:00:00:0a", "02:00:00:00:00:0b", ETH_IPV4,
-                                              ipv4("192.0.2.200", "192.0.2.201", 17, udp(9, 9, b"pad"))))
+        for pad in range(pads):
+            src = str(ipaddress.ip_address("192.0.2.200") + pad)
+            for k in range(40):
+                w.write(last + after * (pad + 1) + k / 100, ether("02:00:00:00:00:0a", "02:00:00:00:00:0b",
+                        ETH_IPV4, ipv4(src, "192.0.2.201", 17, udp(9, 9, b"pad"))))
     return str(path), frames
 
 
@@ -593,6 +604,30 @@ def test_sflow_sampling_is_read_as_sfacctd_reads_it(tmp_path):
     ours = sampling_rates(grams)
     theirs = pmacct_rates("sfacctd", grams, ours, tmp_path)
     assert len(ours) > 10 and set(ours.values()) == {4}
+    assert {k: theirs[k] for k in ours} == ours
+
+
+@pytest.mark.parametrize("version", [9, 10])
+def test_pmacctd_nfprobe_sampling_is_read_as_nfacctd_reads_it(tmp_path, version):
+    """pmacctd's nfprobe sampling one packet in 4 into NetFlow v9 or IPFIX
+    (its sampler in an options template); pmacct's nfacctd is the oracle
+    for the rate each record carries. Reading a savefile, nfprobe ends flows
+    only when its table is full: 32 pads (two hours apart, so oldest first
+    whatever their protocol's timeout) overfill a table of 30 after the
+    demo, and the first pad's record shows every demo flow was sent."""
+    capture, _frames = padded_demo(tmp_path, after=7200.0, pads=32)
+    collector = Collector()
+
+    def pad_seen(grams):
+        return any(r.src == PADDING for r in collector.datagram(grams[-1], b"\x7f\x00\x00\x01", 0.0))
+
+    plugin = (f"plugins: nfprobe\nnfprobe_receiver: 127.0.0.1:{{port}}\nnfprobe_version: {version}\n"
+              "nfprobe_maxflows: 30\nsampling_rate: 4\n")
+    grams = pmacctd_datagrams(capture, plugin, pad_seen, "nfprobe's record of the first pad", tmp_path)
+    ours = sampling_rates(grams)
+    theirs = pmacct_rates("nfacctd", grams, ours, tmp_path)
+    demo = {k for k in ours if not k[0].startswith("192.0.2.20")}
+    assert len(demo) > 15 and set(ours.values()) == {4}
     assert {k: theirs[k] for k in ours} == ours
 
 
