@@ -9,6 +9,11 @@ and report the judging fills), in one process.
 Default capture: bench/out/bench-10000000-200000.pcap (make it with
 ``python bench/run.py --packets 10000000 --flows 200000`` or gen_pcap.py).
 Per open flow = (RSS at end of input - RSS at start) / open flows.
+``--breakdown`` adds what the open flows' objects and arrays take, per flow,
+by part (``sys.getsizeof`` of each distinct object, ``nbytes`` of each
+array): where the next saving is. The parts do not add up to the RSS figure:
+allocator slack and what reading the capture holds are not any flow's (and
+its own bookkeeping raises the peak and the judging figure).
 """
 
 import argparse
@@ -31,6 +36,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("capture", nargs="?", default=os.path.join(HERE, "out", "bench-10000000-200000.pcap"))
     parser.add_argument("--engine", choices=["compiled", "numpy"], default="compiled")
+    parser.add_argument("--breakdown", action="store_true", help="bytes per open flow by part")
     args = parser.parse_args()
     if args.engine == "numpy":
         os.environ["CLEANPATH_ENGINE"] = "numpy"      # chosen before the package is imported
@@ -50,6 +56,7 @@ def main():
     pipe.ingest(open_capture(args.capture))
     flows = len(pipe.table.flows)
     at_end, _ = rss_mib()
+    parts = breakdown(pipe) if args.breakdown and flows else None
     ended = pipe.finish()
     after, peak = rss_mib()
     print(f"{os.path.basename(args.capture)} ({pipe.engine.name} engine): {flows:,} flows open at the end of input")
@@ -58,7 +65,44 @@ def main():
     if flows:
         print(f"  open-flow state: {(at_end - start) * 1048576 / flows:,.0f} bytes per flow; "
               f"judging them: {(after - at_end) * 1048576 / flows:,.0f} more")
+    if parts:
+        print("  by part (bytes per open flow):")
+        for name, size in sorted(parts.items(), key=lambda kv: -kv[1]):
+            print(f"    {name:36s} {size / flows:7.1f}")
+        print(f"    {'(sum)':36s} {sum(parts.values()) / flows:7.1f}")
     del ended
+
+
+def breakdown(pipe):
+    """{part: bytes} of the open flows: each distinct object counted once."""
+    seen, parts = set(), {}
+
+    def count(part, obj):
+        if obj is not None and id(obj) not in seen:
+            seen.add(id(obj))
+            parts[part] = parts.get(part, 0) + sys.getsizeof(obj)
+
+    table = pipe.table
+    parts["flow table dict"] = sys.getsizeof(table.flows)
+    for flow in table.flows.values():
+        count("Flow objects", flow)
+        count("keys (bytes)", flow.key)
+        count("first/last (floats)", flow.first)
+        count("first/last (floats)", flow.last)
+        for counter in (flow.pkts_a, flow.pkts_b, flow.octets_a, flow.octets_b):
+            count("counters (ints)", counter)
+        count("entry handles (ints)", flow.entries)
+        count("MACs and MAC sets", flow.macs_a)
+        count("MACs and MAC sets", flow.macs_b)
+        for name in ("hops", "tunnels", "verdicts", "depends", "exports"):
+            count("rare state", getattr(flow, name))
+    for index in pipe.directions.by_width.values():
+        tag = f"directions ({index.width} words)"
+        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side", "chain"):
+            parts[f"{tag} {name}"] = getattr(index, name).nbytes
+        parts[f"{tag} hash table"] = index._table_h.nbytes + index._table_e.nbytes
+        parts[f"{tag} owners"] = sys.getsizeof(index.owner) + sys.getsizeof(index.free)
+    return parts
 
 
 if __name__ == "__main__":

@@ -299,21 +299,27 @@ def _macs(table):
 
 
 def test_flows_share_their_mac_sets_on_both_engines():
-    """Flows through one gateway hold the very same frozenset for its side
-    (model.MacSets), whichever engine opened them, and the sets are right."""
+    """Flows through one gateway hold the very same MAC for its side
+    (model.MacSets: a side's one MAC itself, a frozenset from its second
+    on), whichever engine opened them, and ``macs`` reads them right."""
     from verifier.flows import FlowTable
-    frames = [c.ether("00:00:0c:01:02:03", "02:00:00:00:00:aa", c.ETH_IPV4,
+    gateway, other = "00:00:0c:01:02:03", "00:00:0c:09:09:09"
+    frames = [c.ether(gateway, "02:00:00:00:00:aa", c.ETH_IPV4,
                       c.ipv4("198.51.100.5", "192.0.2.%d" % (k + 1), 6, c.tcp(40000 + k, 443))) for k in range(50)]
+    frames.append(c.ether(other, "02:00:00:00:00:aa", c.ETH_IPV4, c.ipv4("198.51.100.5", "192.0.2.1", 6,
+                                                                       c.tcp(40000, 443))))
     chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(frames))
     results = []
     for engine in (engines.COMPILED, engines.NUMPY):
         table = FlowTable(lambda flow: None)
         parts, _slow = batch.split(chunk, np.array([True]), [0], engine=engine)
         batch.open_directions(table, [(g, np.arange(len(g))) for g in parts], engine)
-        flows = list(table.flows.values())
-        sides = {id(f.macs[f.origin]) for f in flows}, {id(f.macs[1 - f.origin]) for f in flows}
-        assert len(flows) == 50 and sides[0] == {id(flows[0].macs[flows[0].origin])} and len(sides[1]) == 1
-        results.append(sorted((sorted(f.macs[0]), sorted(f.macs[1])) for f in flows))
+        flows = sorted(table.flows.values(), key=lambda f: f.b)
+        held = [((f.macs_a, f.macs_b)[f.origin], (f.macs_a, f.macs_b)[1 - f.origin]) for f in flows]
+        assert len(flows) == 50 and len({id(h[0]) for h in held}) == 1 and len({id(h[1]) for h in held[1:]}) == 1
+        assert held[0][0] == bytes.fromhex("0200000000aa") and held[1][1] == bytes.fromhex("00000c010203")
+        assert held[0][1] == frozenset({bytes.fromhex("00000c010203"), bytes.fromhex("00000c090909")})
+        results.append(sorted((sorted(f.macs[0]), sorted(f.macs[1])) for f in flows[1:]))
         assert all(isinstance(m, frozenset) for f in flows for m in f.macs)
     assert results[0] == results[1] and results[0][0] == ([bytes.fromhex("00000c010203")],
                                                           [bytes.fromhex("0200000000aa")])
@@ -346,8 +352,8 @@ def _bind_rounds(seed, engine):
         place = {id(f): k for k, f in enumerate(flows)}
         states.append((index.held(), [None if w is None else (place[id(w)], side)
                                              for w, side in zip(index.owner, index.side.tolist())],
-                       list(index.free), index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
-                       [list(f.entries[1::2]) if f.entries else None for f in flows]))
+                       list(index.free), index.fresh, index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
+                       [f.entries for f in flows], index.chain.tolist()))
     return states
 
 
@@ -379,8 +385,8 @@ def _settled(seed, engine):
     index.add(np.array(live), np.array([rnd.randrange(1, 99) for _ in live]),
               np.array([rnd.randrange(60, 9999) for _ in live]), np.array([rnd.uniform(-5, 5) for _ in live]))
     index.settle_all()
-    return ([(f.pkts, f.octets, f.last, f.entries and list(f.entries[1::2])) for f in flows], index.owner,
-            index.held(), index.free)
+    return ([(f.pkts, f.octets, f.last, f.entries) for f in flows], index.owner,
+            index.held(), index.free, index.fresh)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -76,7 +76,7 @@ class FlowTable:
         self.frags = OrderedDict()       # (src, dst, proto, id) -> flow key; bounded
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
-        self.mac_sets = MacSets()        # the frozensets flows' ``macs`` share
+        self.mac_sets = MacSets()        # the MACs and frozensets flows' ``macs`` share
 
     def __len__(self):
         return len(self.flows)

@@ -55,16 +55,20 @@ NO_MACS = frozenset()
 
 
 class MacSets:
-    """The frozensets that ``Flow.macs`` holds, shared between flows.
+    """What ``Flow.macs_a``/``macs_b`` hold, shared between flows: a side's
+    one MAC address itself (6 bytes), or a frozenset of its MACs when it has
+    seen more than one (``NO_MACS`` while it has seen none);
+    ``Flow.macs`` reads both as frozensets.
 
     A flow's sides nearly always see one MAC each, and most flows share them
     (every flow through one gateway has that gateway's MAC on its remote
-    side). A set per side per flow cost ~500 bytes of every flow (two empty
-    sets are 432 bytes before their MACs' own bytes objects), a quarter of a
-    flow's memory under a flood of new flows; a shared frozenset costs a
-    reference. ``add`` gives the one frozenset equal to ``current | {mac}``.
-    The table is bounded: past ``LIMIT`` it starts afresh (the sets already
-    handed out stay valid, only sharing with later ones is lost)."""
+    side). A set per side per flow cost ~500 bytes of every flow; a shared
+    frozenset still cost ~300 where the MAC is the flow's own (a host seen
+    in no other flow: a frozenset of one is 216 bytes, its table entry and
+    MAC more); the MAC alone costs a reference. ``add`` gives the one value
+    equal to ``current`` with ``mac`` added. The table (MACs and sets, each
+    its own key) is bounded: past ``LIMIT`` it starts afresh (the values
+    already handed out stay valid, only sharing with later ones is lost)."""
 
     LIMIT = 1 << 16
 
@@ -72,15 +76,27 @@ class MacSets:
         self.table = {}
 
     def add(self, current, mac):
-        if mac in current:
+        if current.__class__ is bytes:
+            if current == mac:
+                return current
+            grown = frozenset((current, mac))
+        elif not current:
+            grown = mac
+        elif mac in current:
             return current
-        grown = current | {mac}
+        else:
+            grown = current | {mac}
         shared = self.table.get(grown)
         if shared is None:
             if len(self.table) >= self.LIMIT:
                 self.table.clear()
             shared = self.table[grown] = grown
         return shared
+
+
+def mac_set(held):
+    """A side's MACs as ``MacSets`` holds them, as a frozenset."""
+    return frozenset((held,)) if held.__class__ is bytes else held
 
 
 FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
@@ -119,8 +135,9 @@ class Flow:
 
     ``macs[side]`` holds the MAC addresses adjacent to that side at the
     capture point: the source MAC of frames it sent and the destination MAC of
-    frames sent to it — a frozenset shared with other flows (``MacSets``), so
-    it is replaced, never changed in place.
+    frames sent to it, as a frozenset. The slots hold them as ``MacSets``
+    gives them (one MAC, or a frozenset shared with other flows), so they
+    are replaced, never changed in place.
     """
 
     __slots__ = FLOW_SLOTS
@@ -135,7 +152,7 @@ class Flow:
         self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
-        self.entries = None        # its fast-path entries not yet folded in, flat (directions.entries_of)
+        self.entries = None        # handle of its fast-path entries not folded in yet (Directions.entries_of)
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
         self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
         self.exports = None        # flow-export records of it: {(protocol, exporter, domain): [side 0's, side 1's]}
@@ -176,7 +193,7 @@ class Flow:
 
     @property
     def macs(self):
-        return (self.macs_a, self.macs_b)
+        return (mac_set(self.macs_a), mac_set(self.macs_b))
 
     def count(self, side, pkts, octets):
         """Add ``pkts`` packets of ``octets`` bytes sent by ``side``."""

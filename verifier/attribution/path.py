@@ -375,7 +375,10 @@ def _direction(record, a, b):
 
 
 def _ordered(macs):
-    """A flow side's MACs in a stable order (most sides have one)."""
+    """A flow side's MACs (``Flow.macs_a``/``macs_b``: one MAC, or a
+    frozenset) in a stable order."""
+    if macs.__class__ is bytes:
+        return (macs,)
     return macs if len(macs) < 2 else sorted(macs)
 
 

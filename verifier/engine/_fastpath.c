@@ -50,15 +50,16 @@
  *     flow_type (model.Flow) one while the table holds fewer than
  *     ``capacity``, else renew(flow or None, key, side, first_ts)
  *     (FlowTable.renew, which may end flows), counters, last time, MACs
- *     (model.MacSets.add, on its table ``shared``: flows share frozensets),
+ *     (model.MacSets.add, on its table ``shared``: flows share MACs and sets),
  *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
  *     last_ts, count, octets).
  *
- * bind_entries(index, owner, side, free, owners, group, current)
- *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows)
+ * bind_entries(chain, ordinal, fresh, owner, side, free, owners, group, current)
+ *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows), fresh
  *     The loop of directions.DirectionIndex.bind: for each (flow, side) of a
- *     flow not ended, a free entry (the last of ``free``), the owner noted,
- *     (index, entry) added to the flow's entries. Rows share a hash when
+ *     flow not ended, a free entry (the last handle of ``free``, entry << 2 |
+ *     ``ordinal``; when it is empty, entry ``fresh``, never taken), the owner noted, the handle made the flow's ``entries``
+ *     with its earlier one (or -1) in ``chain[entry]``. Rows share a hash when
  *     they share a ``group``; ``current[group]`` is the entry holding that
  *     hash (-1: none), updated as entries are taken. A hash already held by
  *     the same owner is "seen again", by another is skipped. ``free`` must
@@ -762,20 +763,41 @@ static int last_of(PyObject *flow, double *out)
     return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
 }
 
-/* flow.macs_<side> = mac_sets.add(flow.macs_<side>, item): model.MacSets.add, its
- * table ``shared`` (a dict, bounded by ``limit``) passed in. */
+/* flow.macs_<side> = mac_sets.add(flow.macs_<side>, item): model.MacSets.add (a
+ * side's one MAC as bytes, a frozenset from its second on), its table ``shared``
+ * (a dict, bounded by ``limit``) passed in. */
 static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *shared, Py_ssize_t limit)
 {
-    PyObject *set = flow_get(flow, i ? S_MACS_B : S_MACS_A);
-    PyObject *item = set ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL, *grown = NULL;
-    int rc = -1, has = item ? PySequence_Contains(set, item) : -1;
-    if (has != 0) {
-        rc = has < 0 ? -1 : 0;
+    PyObject *held = flow_get(flow, i ? S_MACS_B : S_MACS_A);
+    PyObject *item = held ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL, *grown = NULL;
+    int rc = -1;
+    if (item == NULL)
         goto done;
+    if (PyBytes_CheckExact(held)) {
+        if (PyBytes_GET_SIZE(held) == 6 && memcmp(PyBytes_AS_STRING(held), mac, 6) == 0) {
+            rc = 0;
+            goto done;
+        }
+        /* A frozenset no other code has seen yet may be filled with PySet_Add (the C API allows it). */
+        if ((grown = PyFrozenSet_New(NULL)) == NULL || PySet_Add(grown, held) < 0 || PySet_Add(grown, item) < 0)
+            goto done;
+    } else {
+        Py_ssize_t size = PySet_Size(held);
+        if (size < 0)
+            goto done;
+        if (size == 0) {
+            grown = item;
+            Py_INCREF(grown);
+        } else {
+            int has = PySet_Contains(held, item);
+            if (has != 0) {
+                rc = has < 0 ? -1 : 0;
+                goto done;
+            }
+            if ((grown = PyFrozenSet_New(held)) == NULL || PySet_Add(grown, item) < 0)
+                goto done;
+        }
     }
-    /* A frozenset no other code has seen yet may be filled with PySet_Add (the C API allows it). */
-    if ((grown = PyFrozenSet_New(set)) == NULL || PySet_Add(grown, item) < 0)
-        goto done;
     PyObject *known = PyDict_GetItemWithError(shared, grown);     /* borrowed */
     if (known == NULL) {
         if (PyErr_Occurred())
@@ -790,7 +812,7 @@ static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *s
 done:
     Py_XDECREF(grown);
     Py_XDECREF(item);
-    Py_XDECREF(set);
+    Py_XDECREF(held);
     return rc;
 }
 
@@ -1003,19 +1025,23 @@ done:
 
 static PyObject *bind_entries(PyObject *self, PyObject *args)
 {
-    PyObject *index, *owner, *free, *owners;
-    Py_buffer sides_buf, group_buf, current_buf;
-    if (!PyArg_ParseTuple(args, "OO!w*O!O!y*w*", &index, &PyList_Type, &owner, &sides_buf, &PyList_Type, &free,
-                          &PyList_Type, &owners, &group_buf, &current_buf)) {
+    PyObject *owner, *free, *owners;
+    Py_buffer chain_buf, sides_buf, group_buf, current_buf;
+    int ordinal;
+    Py_ssize_t fresh;
+    if (!PyArg_ParseTuple(args, "w*inO!w*O!O!y*w*", &chain_buf, &ordinal, &fresh, &PyList_Type, &owner, &sides_buf,
+                          &PyList_Type, &free, &PyList_Type, &owners, &group_buf, &current_buf)) {
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(owners), groups = current_buf.len / 8;
     PyObject *result = NULL;
     int64_t *out = NULL;
     int8_t *sides = sides_buf.buf;
+    int64_t *chain = chain_buf.buf;
     const int64_t *group = group_buf.buf;
     int64_t *current = current_buf.buf;
-    if (need(&group_buf, 8 * n, "group") || need(&sides_buf, PyList_GET_SIZE(owner), "sides"))
+    if (need(&group_buf, 8 * n, "group") || need(&sides_buf, PyList_GET_SIZE(owner), "sides")
+        || need(&chain_buf, 8 * PyList_GET_SIZE(owner), "chain"))
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (group[i] < 0 || group[i] >= groups) {
@@ -1023,7 +1049,7 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    if (PyList_GET_SIZE(free) < n) {
+    if (PyList_GET_SIZE(free) + PyList_GET_SIZE(owner) - fresh < n) {
         PyErr_SetString(PyExc_ValueError, "bind_entries: fewer free entries than directions");
         goto done;
     }
@@ -1061,53 +1087,58 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             continue;                              /* another key with this hash: it stays on the slow path */
         }
         Py_ssize_t last = PyList_GET_SIZE(free) - 1;
-        PyObject *entry_obj = PyList_GET_ITEM(free, last);
-        Py_INCREF(entry_obj);
-        Py_ssize_t entry = PyLong_AsSsize_t(entry_obj);
-        if ((entry == -1 && PyErr_Occurred()) || PyList_SetSlice(free, last, last + 1, NULL) < 0) {
-            Py_DECREF(entry_obj);
+        PyObject *handle;                          /* entry << 2 | ordinal (directions.DirectionIndex) */
+        if (last >= 0) {
+            handle = PyList_GET_ITEM(free, last);
+            Py_INCREF(handle);
+            if (PyList_SetSlice(free, last, last + 1, NULL) < 0) {
+                Py_DECREF(handle);
+                goto done;
+            }
+        } else if ((handle = PyLong_FromSsize_t(fresh++ << 2 | ordinal)) == NULL) {
             goto done;
         }
-        if (entry < 0 || entry >= PyList_GET_SIZE(owner)) {
-            Py_DECREF(entry_obj);
+        long long held_handle = PyLong_AsLongLong(handle);
+        Py_ssize_t entry = (Py_ssize_t)(held_handle >> 2);
+        if (held_handle == -1 && PyErr_Occurred()) {
+            Py_DECREF(handle);
+            goto done;
+        }
+        if (held_handle < 0 || (held_handle & 3) != ordinal || entry >= PyList_GET_SIZE(owner)) {
+            Py_DECREF(handle);
             PyErr_SetString(PyExc_IndexError, "bind_entries: a free entry is out of range");
             goto done;
         }
         current[group[i]] = entry;
         Py_INCREF(flow);
         if (PyList_SetItem(owner, entry, flow) < 0) {
-            Py_DECREF(entry_obj);
+            Py_DECREF(handle);
             goto done;
         }
         sides[entry] = (int8_t)side;
-        /* flow.entries += (index, entry): one flat tuple (directions.entries_of) */
-        PyObject *had_entries = flow_get(flow, S_ENTRIES), *grown = NULL;
-        Py_ssize_t had = had_entries == NULL || had_entries == Py_None ? 0 : PyTuple_Check(had_entries) ? PyTuple_GET_SIZE(had_entries) : -1;
-        if (had >= 0 && had_entries != NULL && (grown = PyTuple_New(had + 2)) != NULL) {
-            for (Py_ssize_t k = 0; k < had; k++) {
-                PyObject *item = PyTuple_GET_ITEM(had_entries, k);
-                Py_INCREF(item);
-                PyTuple_SET_ITEM(grown, k, item);
-            }
-            Py_INCREF(index);
-            PyTuple_SET_ITEM(grown, had, index);
-            PyTuple_SET_ITEM(grown, had + 1, entry_obj);       /* steals the free list's reference taken above */
-            entry_obj = NULL;
+        /* flow.entries = handle, the flow's earlier handle (or -1) chained behind it */
+        PyObject *had = flow_get(flow, S_ENTRIES);
+        long long before = had == NULL ? -1 : had == Py_None ? -1 : PyLong_AsLongLong(had);
+        int rc = had == NULL || (before == -1 && PyErr_Occurred()) ? -1 : 0;
+        if (rc == 0 && had != Py_None && before < 0) {
+            PyErr_SetString(PyExc_TypeError, "bind_entries: a flow's entries are not a handle");
+            rc = -1;
         }
-        if (had < 0)
-            PyErr_SetString(PyExc_TypeError, "bind_entries: a flow's entries are not a tuple");
-        int rc = grown ? flow_set(flow, S_ENTRIES, grown) : -1;
-        Py_XDECREF(grown);
-        Py_XDECREF(had_entries);
-        Py_XDECREF(entry_obj);
+        if (rc == 0) {
+            chain[entry] = before;
+            rc = flow_set(flow, S_ENTRIES, handle);
+        }
+        Py_XDECREF(had);
+        Py_DECREF(handle);
         if (rc < 0)
             goto done;
         picked[npicked] = i, entries[npicked++] = entry;
     }
-    result = Py_BuildValue("y#y#y#y#", (char *)picked, npicked * 8, (char *)entries, npicked * 8, (char *)again,
-                           nagain * 8, (char *)again_rows, nagain * 8);
+    result = Py_BuildValue("y#y#y#y#n", (char *)picked, npicked * 8, (char *)entries, npicked * 8, (char *)again,
+                           nagain * 8, (char *)again_rows, nagain * 8, fresh);
 done:
     PyMem_Free(out);
+    PyBuffer_Release(&chain_buf);
     PyBuffer_Release(&sides_buf);
     PyBuffer_Release(&group_buf);
     PyBuffer_Release(&current_buf);

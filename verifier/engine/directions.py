@@ -14,7 +14,9 @@ are then bound, a chunk's worth at once.
 An entry is one direction's exact key (masked header words plus the
 class/interface word), its hash, packet/byte counters, last timestamp and
 owner (its flow, and in ``side`` which side: a pair object per entry cost
-~70 bytes of every direction). Counters hold only what the fast path added; the
+~70 bytes of every direction). A flow finds its entries through one handle
+(``Flow.entries``: entry << 2 | the index's ordinal) and ``chain`` (each entry's flow's earlier handle, -1 at the end):
+a tuple (index, entry, ...) and its ints cost ~130 bytes of every flow. Counters hold only what the fast path added; the
 flow keeps what the decoder accounted one packet at a time. The flow table
 folds an entry into its flow (``settle``) and releases it when the flow ends,
 so entries live exactly as long as their flow, and refreshes ``Flow.last``
@@ -32,12 +34,15 @@ _MIN_TABLE = 1 << 13
 class DirectionIndex:
     """Entries for one key width (plain or tunnel classes)."""
 
-    def __init__(self, width, engine, capacity=4096):
+    def __init__(self, width, engine, capacity=4096, ordinal=0):
         self.width = width                  # 64-bit words per key, class/interface word included
+        self.ordinal = ordinal              # the low two bits of this index's handles (Directions.index)
         self._c = engine.c                  # the compiled module, or None: the numpy passes
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
         self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
-        self.free = []
+        self.chain = np.zeros(0, np.int64)  # entry -> its flow's earlier handle, -1: none
+        self.free = []                      # handles of released entries, the next one last
+        self.fresh = 0                      # entries from here on were never taken (free, listed nowhere)
         self.keys = np.zeros((0, width), np.uint64)
         self.hashes = np.zeros(0, np.uint64)
         self.pkts = np.zeros(0, np.int64)
@@ -50,13 +55,13 @@ class DirectionIndex:
 
     def _grow(self, size):
         old = len(self.owner)
-        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side"):
+        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side", "chain"):
             arr = getattr(self, name)
             grown = np.zeros((size,) + arr.shape[1:], arr.dtype)
             grown[:old] = arr
             setattr(self, name, grown)
+        self.chain[old:] = -1
         self.owner.extend([None] * (size - old))
-        self.free.extend(range(size - 1, old - 1, -1))
 
     # --- the hash table -----------------------------------------------------
 
@@ -179,16 +184,16 @@ class DirectionIndex:
         already ended (shed for capacity by a later add), and a hash already
         held — by the same direction (it was quiet: its last time moves on),
         or by another key (that direction keeps taking the slow path)."""
-        if len(self.free) < len(owners):            # room for all first: entries are taken in one order
+        if len(self.free) + len(self.owner) - self.fresh < len(owners):   # room for all first: one order
             self._grow(max(2 * len(self.owner), len(self.owner) + len(owners)))
         # Rows that share a hash share a group; ``current``: the entry holding each group's hash (-1: none).
         distinct, group = np.unique(np.ascontiguousarray(hashes, np.uint64), return_inverse=True)
         current = self._probe(distinct)
         if self._c is not None:
-            picked, entries, again, again_rows = (
-                np.frombuffer(raw, np.int64) for raw in self._c.bind_entries(
-                    self, self.owner, self.side, self.free, list(owners), np.ascontiguousarray(group, np.int64),
-                    current))
+            *raws, self.fresh = self._c.bind_entries(self.chain, self.ordinal, self.fresh, self.owner, self.side,
+                                                     self.free, list(owners), np.ascontiguousarray(group, np.int64),
+                                                     current)
+            picked, entries, again, again_rows = (np.frombuffer(raw, np.int64) for raw in raws)
         else:
             picked, entries, again, again_rows = self._entries_for(owners, group.tolist(), current)
         if len(again):
@@ -207,7 +212,7 @@ class DirectionIndex:
         """``bind``'s loop in Python (the compiled module's ``bind_entries``
         takes the same steps): (picked rows, their entries, entries seen
         again, their rows) as int64 arrays."""
-        owner, sides, free = self.owner, self.side, self.free
+        owner, sides, free, chain = self.owner, self.side, self.free, self.chain
         current = current.tolist()
         picked, entries, again, again_rows = [], [], [], []
         for i, (g, (flow, side)) in enumerate(zip(group, owners)):
@@ -219,10 +224,16 @@ class DirectionIndex:
                     again.append(entry)
                     again_rows.append(i)
                 continue
-            entry = current[g] = free.pop()
+            if free:
+                handle = free.pop()
+            else:
+                handle = self.fresh << 2 | self.ordinal
+                self.fresh += 1
+            entry = current[g] = handle >> 2
             owner[entry] = flow
             sides[entry] = side
-            flow.entries = (self, entry) if flow.entries is None else flow.entries + (self, entry)
+            chain[entry] = -1 if flow.entries is None else flow.entries
+            flow.entries = handle
             picked.append(i)
             entries.append(entry)
         return tuple(np.array(a, np.int64) for a in (picked, entries, again, again_rows))
@@ -239,7 +250,8 @@ class DirectionIndex:
         self.pkts[entry] = self.octets[entry] = 0
         self.last[entry] = 0.0
         self.touched[entry] = False
-        self.free.append(entry)
+        self.chain[entry] = -1
+        self.free.append(entry << 2 | self.ordinal)
 
     def settle_all(self):
         """Fold and release every entry (end of input): one pass over lists."""
@@ -261,7 +273,9 @@ class DirectionIndex:
         self.pkts[:] = self.octets[:] = 0
         self.last[:] = 0.0
         self.touched[:] = False
-        self.free = list(range(len(self.owner) - 1, -1, -1))
+        self.chain[:] = -1
+        self.free = []
+        self.fresh = 0
 
     def last_of(self, entry):
         return float(self.last[entry])
@@ -285,24 +299,36 @@ class Directions:
     def __init__(self, engine):
         self.engine = engine
         self.by_width = {}
+        self.ordered = []                   # the indexes by ordinal (a handle's low two bits)
 
     def index(self, width):
         """The index of keys ``width`` words wide (made on first use)."""
         found = self.by_width.get(width)
         if found is None:
-            found = self.by_width[width] = DirectionIndex(width, self.engine)
+            if len(self.ordered) == 4:
+                raise ValueError("a handle names at most four direction indexes")
+            found = self.by_width[width] = DirectionIndex(width, self.engine, ordinal=len(self.ordered))
+            self.ordered.append(found)
         return found
+
+    def entries_of(self, flow):
+        """A flow's (index, entry) pairs, its latest first (the chain from ``Flow.entries``)."""
+        handle = flow.entries
+        while handle is not None and handle >= 0:
+            index, entry = self.ordered[handle & 3], handle >> 2
+            yield index, entry
+            handle = int(index.chain[entry])
 
     def refresh(self, flow):
         """Carry the last times the fast path counted into ``flow.last``."""
-        for index, entry in entries_of(flow):
+        for index, entry in self.entries_of(flow):
             last = index.last_of(entry)
             if last > flow.last:
                 flow.last = last
 
     def release(self, flow):
         """Fold ``flow``'s entries into it and free them (it ends)."""
-        for index, entry in entries_of(flow):
+        for index, entry in list(self.entries_of(flow)):
             index.settle(entry)
         flow.entries = None
 
@@ -315,14 +341,6 @@ class Directions:
         """Every entry folded into its flow and freed (the table flushes)."""
         for index in self.by_width.values():
             index.settle_all()
-
-
-def entries_of(flow):
-    """A flow's (index, entry) pairs: ``Flow.entries`` holds them flat, one
-    tuple (index, entry, index, entry, ...) — a list of pairs cost ~140 bytes
-    more per flow."""
-    held = flow.entries
-    return zip(held[::2], held[1::2]) if held is not None else ()
 
 
 def _fold(flow, side, pkts, octets, last):
