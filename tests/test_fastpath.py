@@ -314,7 +314,7 @@ def test_flows_share_their_mac_sets_on_both_engines():
         table = FlowTable(lambda flow: None)
         parts, _slow = batch.split(chunk, np.array([True]), [0], engine=engine)
         batch.open_directions(table, [(g, np.arange(len(g))) for g in parts], engine)
-        flows = sorted(table.flows.values(), key=lambda f: f.b)
+        flows = sorted(table.flows.values(), key=lambda f: f.a)      # 192.0.2.1 first
         held = [((f.macs_a, f.macs_b)[f.origin], (f.macs_a, f.macs_b)[1 - f.origin]) for f in flows]
         assert len(flows) == 50 and len({id(h[0]) for h in held}) == 1 and len({id(h[1]) for h in held[1:]}) == 1
         assert held[0][0] == bytes.fromhex("0200000000aa") and held[1][1] == bytes.fromhex("00000c010203")
@@ -352,8 +352,8 @@ def _bind_rounds(seed, engine):
         place = {id(f): k for k, f in enumerate(flows)}
         states.append((index.held(), [None if w is None else (place[id(w)], side)
                                              for w, side in zip(index.owner, index.side.tolist())],
-                       list(index.free), index.fresh, index.last.tolist(), index.hashes.tolist(), index._table_e.tolist(),
-                       [f.entries for f in flows], index.chain.tolist()))
+                       list(index.free), index.fresh, index.last.tolist(), index.hashes.tolist(),
+                       index._table_e.tolist(), [f.entries for f in flows], index.chain.tolist()))
     return states
 
 

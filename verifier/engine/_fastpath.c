@@ -58,8 +58,9 @@
  *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows), fresh
  *     The loop of directions.DirectionIndex.bind: for each (flow, side) of a
  *     flow not ended, a free entry (the last handle of ``free``, entry << 2 |
- *     ``ordinal``; when it is empty, entry ``fresh``, never taken), the owner noted, the handle made the flow's ``entries``
- *     with its earlier one (or -1) in ``chain[entry]``. Rows share a hash when
+ *     ``ordinal``; when it is empty, entry ``fresh``, never taken), the owner
+ *     noted, the handle made the flow's ``entries`` with its earlier one (or
+ *     -1) in ``chain[entry]``. Rows share a hash when
  *     they share a ``group``; ``current[group]`` is the entry holding that
  *     hash (-1: none), updated as entries are taken. A hash already held by
  *     the same owner is "seen again", by another is skipped. ``free`` must

@@ -15,12 +15,13 @@ An entry is one direction's exact key (masked header words plus the
 class/interface word), its hash, packet/byte counters, last timestamp and
 owner (its flow, and in ``side`` which side: a pair object per entry cost
 ~70 bytes of every direction). A flow finds its entries through one handle
-(``Flow.entries``: entry << 2 | the index's ordinal) and ``chain`` (each entry's flow's earlier handle, -1 at the end):
-a tuple (index, entry, ...) and its ints cost ~130 bytes of every flow. Counters hold only what the fast path added; the
-flow keeps what the decoder accounted one packet at a time. The flow table
-folds an entry into its flow (``settle``) and releases it when the flow ends,
-so entries live exactly as long as their flow, and refreshes ``Flow.last``
-(``publish``) before it scans for idle flows.
+(``Flow.entries``: entry << 2 | the index's ordinal) and ``chain`` (each
+entry's flow's earlier handle, -1 at the end): a tuple (index, entry, ...)
+and its ints cost ~130 bytes of every flow. Counters hold only what the fast
+path added; the flow keeps what the decoder accounted one packet at a time.
+The flow table folds an entry into its flow (``settle``) and releases it
+when the flow ends, so entries live exactly as long as their flow, and
+refreshes ``Flow.last`` (``publish``) before it scans for idle flows.
 """
 
 import numpy as np
