@@ -76,8 +76,8 @@ def padded_demo(tmp_path, after=1.0, pads=1):
     starting ``after`` x k seconds after the demo's last frame: pmacctd's
     sfprobe holds back its last samples (a datagram not yet full), and these
     are the ones held back instead of the demo's own last packets; its
-    nfprobe ends flows by packet time, so a pad an hour later ends the demo's
-    flows and the next one the pad's. Returns (path, demo frames)."""
+    nfprobe, reading a savefile, ends flows only when its table overfills,
+    which enough pads do. Returns (path, demo frames)."""
     path = tmp_path / "demo-padded.pcap"
     data = open(DEMO, "rb").read()
     assert data[:4] == b"\xd4\xc3\xb2\xa1"                    # classic pcap, microseconds, little-endian
