@@ -75,6 +75,7 @@ def main():
 
 def breakdown(pipe):
     """{part: bytes} of the open flows: each distinct object counted once."""
+    from verifier.engine.directions import COLUMNS
     seen, parts = set(), {}
 
     def count(part, obj):
@@ -98,9 +99,9 @@ def breakdown(pipe):
             count("rare state", getattr(flow, name))
     for index in pipe.directions.by_width.values():
         tag = f"directions ({index.width} words)"
-        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side", "chain"):
+        for name in COLUMNS:
             parts[f"{tag} {name}"] = getattr(index, name).nbytes
-        parts[f"{tag} hash table"] = index._table_h.nbytes + index._table_e.nbytes
+        parts[f"{tag} hash table"] = index._slots.nbytes
         parts[f"{tag} owners"] = sys.getsizeof(index.owner) + sys.getsizeof(index.free)
     return parts
 

@@ -353,7 +353,7 @@ def _bind_rounds(seed, engine):
         states.append((index.held(), [None if w is None else (place[id(w)], side)
                                              for w, side in zip(index.owner, index.side.tolist())],
                        list(index.free), index.fresh, index.last.tolist(), index.hashes.tolist(),
-                       index._table_e.tolist(), [f.entries for f in flows], index.chain.tolist()))
+                       index._slots.tolist(), [f.entries for f in flows], index.chain.tolist()))
     return states
 
 
@@ -400,14 +400,15 @@ def test_end_of_input_settles_entries_as_python_does(seed, monkeypatch):
     assert any(last > 0 for _p, _o, last, _e in want[0]) and all(o is None for o in want[1])
 
 
-def test_inserting_into_a_full_or_short_table_is_an_error():
-    """insert_hashes refuses rather than probing forever or writing past ``pos``."""
-    table_h, table_e, pos = np.zeros(4, np.uint64), np.full(4, -1, np.int64), np.zeros(8, np.int64)
-    hashes = np.arange(1, 6, dtype=np.uint64)
+def test_inserting_into_a_full_table_or_an_entry_past_a_slot_is_an_error():
+    """insert_hashes refuses rather than probing forever or folding an entry
+    past 32 bits into the tag; a slot holds the hash's tag and the entry."""
+    table = np.full(4, -1, np.int64)
+    hashes = np.arange(1, 6, dtype=np.uint64) << np.uint64(40)
     with pytest.raises(ValueError, match="open slots"):
-        C.insert_hashes(table_h, table_e, pos, 2, hashes, np.arange(5, dtype=np.int64))
+        C.insert_hashes(table, 2, hashes, np.arange(5, dtype=np.int64))
     with pytest.raises(IndexError):
-        C.insert_hashes(table_h, table_e, pos, 2, hashes[:2], np.array([0, 8], np.int64))
+        C.insert_hashes(table, 2, hashes[:2], np.array([0, 1 << 32], np.int64))
     fresh = np.full(4, -1, np.int64)
-    assert C.insert_hashes(table_h, fresh, pos, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
-    assert sorted(fresh.tolist()) == [0, 1, 2, 3]
+    assert C.insert_hashes(fresh, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
+    assert sorted(fresh.tolist()) == [(int(h) >> 33) << 32 | k for k, h in enumerate(hashes[:4])]

@@ -34,12 +34,14 @@
  *     octets, first_ts, last_ts); slow is the bytes of the int64 rows left
  *     to the decoder.
  *
- * account(table_h, table_e, keys, last, pkts, octets, touched, bits,
+ * account(table, keys, last, pkts, octets, touched, bits,
  *         hashes, group_keys, first_ts, last_ts, count, group_octets, idle)
  *     -> bytes of the int64 groups not added
  *     directions.DirectionIndex.account: each group whose direction the
- *     index holds (same hash, same key) and that was not quiet past the idle
- *     timeout has its sums added to its entry, in place; the rest are returned.
+ *     index holds (a slot of the same tag, its entry of the same key) and
+ *     that was not quiet past the idle timeout has its sums added to its
+ *     entry, in place; the rest are returned. A table slot is -1 (empty),
+ *     -2 (a tombstone) or tag << 32 | entry, the tag the hash's top 31 bits.
  *
  * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity, (shared, empty, limit))
  *     -> per part, the list of (flow, side) owners of its rows
@@ -66,7 +68,7 @@
  *     the same owner is "seen again", by another is skipped. ``free`` must
  *     hold an entry per owner.
  *
- * insert_hashes(table_h, table_e, pos, bits, hashes, entries) -> empty slots taken
+ * insert_hashes(table, bits, hashes, entries) -> empty slots taken
  *     directions.DirectionIndex._insert: hashes known to be absent placed by
  *     linear probing in the same rounds as the numpy code (each round, every
  *     row not yet placed tries its slot, the first to find it open takes it,
@@ -545,25 +547,24 @@ done:
 
 static PyObject *account(PyObject *self, PyObject *args)
 {
-    Py_buffer table_h, table_e, keys, last, pkts, octets, touched, g_hashes, g_keys, g_first, g_last, g_count,
-        g_octets;
+    Py_buffer table, keys, last, pkts, octets, touched, g_hashes, g_keys, g_first, g_last, g_count, g_octets;
     int bits;
     double idle;
-    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*w*iy*y*y*y*y*y*d", &table_h, &table_e, &keys, &last, &pkts, &octets,
-                          &touched, &bits, &g_hashes, &g_keys, &g_first, &g_last, &g_count, &g_octets, &idle))
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*iy*y*y*y*y*y*d", &table, &keys, &last, &pkts, &octets, &touched,
+                          &bits, &g_hashes, &g_keys, &g_first, &g_last, &g_count, &g_octets, &idle))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = g_hashes.len / 8, entries = last.len / 8, width = n ? g_keys.len / 8 / n : 0;
     size_t slots = (size_t)1 << bits;
-    if (need(&table_h, 8 * (Py_ssize_t)slots, "table hashes") || need(&table_e, 8 * (Py_ssize_t)slots, "table entries")
+    if (bits < 1 || bits > 62 || need(&table, 8 * (Py_ssize_t)slots, "table")
         || need(&keys, 8 * width * entries, "keys") || need(&pkts, 8 * entries, "packets")
         || need(&octets, 8 * entries, "octets") || need(&touched, entries, "touched")
         || need(&g_keys, 8 * width * n, "group keys") || need(&g_first, 8 * n, "group first times")
         || need(&g_last, 8 * n, "group last times") || need(&g_count, 8 * n, "group counts")
         || need(&g_octets, 8 * n, "group octets"))
         goto done;
-    const uint64_t *th = table_h.buf, *hashes = g_hashes.buf, *gkeys = g_keys.buf, *ekeys = keys.buf;
-    const int64_t *te = table_e.buf, *count = g_count.buf, *gocts = g_octets.buf;
+    const uint64_t *hashes = g_hashes.buf, *gkeys = g_keys.buf, *ekeys = keys.buf;
+    const int64_t *te = table.buf, *count = g_count.buf, *gocts = g_octets.buf;
     const double *first_ts = g_first.buf, *last_ts = g_last.buf;
     double *elast = last.buf;
     int64_t *epkts = pkts.buf, *eocts = octets.buf;
@@ -576,19 +577,20 @@ static PyObject *account(PyObject *self, PyObject *args)
     Py_ssize_t nrest = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         uint64_t hash = hashes[i];
-        int64_t entry = -1;
+        int64_t entry = -1, tag = (int64_t)(hash >> 33);
         for (size_t at = (size_t)((hash * FIB) >> (64 - bits));; at = (at + 1) & (slots - 1)) {
             int64_t held = te[at];
             if (held == -1)                          /* empty: absent (-2, a tombstone, probes on) */
                 break;
-            if (held >= 0 && th[at] == hash) {
-                entry = held;
+            /* the same tag and the same key (so the same hash: the key is what was hashed) */
+            if (held >= 0 && (held >> 32) == tag && (held & 0xFFFFFFFF) < entries
+                && memcmp(ekeys + (held & 0xFFFFFFFF) * width, gkeys + i * width, 8 * width) == 0) {
+                entry = held & 0xFFFFFFFF;
                 break;
             }
         }
-        /* known, the same key, and not quiet past the idle timeout (the flow table decides those) */
-        if (entry < 0 || entry >= entries || memcmp(ekeys + entry * width, gkeys + i * width, 8 * width) != 0
-            || !(first_ts[i] - elast[entry] <= idle)) {
+        /* known and not quiet past the idle timeout (the flow table decides those) */
+        if (entry < 0 || !(first_ts[i] - elast[entry] <= idle)) {
             rest[nrest++] = i;
             continue;
         }
@@ -601,8 +603,8 @@ static PyObject *account(PyObject *self, PyObject *args)
     result = PyBytes_FromStringAndSize((const char *)rest, 8 * nrest);
     PyMem_Free(rest);
 done:;
-    Py_buffer *views[] = {&table_h, &table_e, &keys, &last, &pkts, &octets, &touched, &g_hashes, &g_keys, &g_first,
-                          &g_last, &g_count, &g_octets};
+    Py_buffer *views[] = {&table, &keys, &last, &pkts, &octets, &touched, &g_hashes, &g_keys, &g_first, &g_last,
+                          &g_count, &g_octets};
     for (size_t k = 0; k < sizeof views / sizeof *views; k++)
         PyBuffer_Release(views[k]);
     return result;
@@ -1150,24 +1152,22 @@ done:
 
 static PyObject *insert_hashes(PyObject *self, PyObject *args)
 {
-    Py_buffer table_h, table_e, pos, hashes, entries;
+    Py_buffer table, hashes, entries;
     int bits;
-    if (!PyArg_ParseTuple(args, "w*w*w*iy*y*", &table_h, &table_e, &pos, &bits, &hashes, &entries))
+    if (!PyArg_ParseTuple(args, "w*iy*y*", &table, &bits, &hashes, &entries))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t n = hashes.len / 8, npos = pos.len / 8, used = 0, pending = n;
+    Py_ssize_t n = hashes.len / 8, used = 0, pending = n;
     size_t slots = (size_t)1 << bits, mask = slots - 1;
     Py_ssize_t *rows = NULL;
     size_t *at = NULL;
-    if (bits < 1 || bits > 62 || need(&table_h, 8 * (Py_ssize_t)slots, "table hashes")
-        || need(&table_e, 8 * (Py_ssize_t)slots, "table entries") || need(&entries, 8 * n, "entries"))
+    if (bits < 1 || bits > 62 || need(&table, 8 * (Py_ssize_t)slots, "table") || need(&entries, 8 * n, "entries"))
         goto done;
-    uint64_t *th = table_h.buf;
     const uint64_t *h = hashes.buf;
-    int64_t *te = table_e.buf, *where = pos.buf;
+    int64_t *te = table.buf;
     const int64_t *e = entries.buf;
     for (Py_ssize_t i = 0; i < n; i++)
-        if (e[i] < 0 || e[i] >= npos) {
+        if (e[i] < 0 || e[i] > 0xFFFFFFFF) {
             PyErr_SetString(PyExc_IndexError, "insert_hashes: entry out of range");
             goto done;
         }
@@ -1192,9 +1192,7 @@ static PyObject *insert_hashes(PyObject *self, PyObject *args)
             size_t s = at[k];
             if (te[s] < 0) {
                 used += te[s] == -1;
-                th[s] = h[i];
-                te[s] = e[i];
-                where[e[i]] = (int64_t)s;
+                te[s] = (int64_t)(h[i] >> 33) << 32 | e[i];
             } else {
                 rows[left] = i;
                 at[left++] = (s + 1) & mask;
@@ -1206,9 +1204,7 @@ static PyObject *insert_hashes(PyObject *self, PyObject *args)
 done:
     PyMem_Free(rows);
     PyMem_Free(at);
-    PyBuffer_Release(&table_h);
-    PyBuffer_Release(&table_e);
-    PyBuffer_Release(&pos);
+    PyBuffer_Release(&table);
     PyBuffer_Release(&hashes);
     PyBuffer_Release(&entries);
     return result;

@@ -2,8 +2,10 @@
 
 The batch fast path (split.py) sums each chunk's frames per flow direction.
 A ``DirectionIndex`` finds the groups' entries through an open-addressing
-hash table held in numpy arrays (linear probing, at most half full,
-tombstones for released entries), checks their exact keys with one
+hash table held in one numpy array (linear probing, at most half full,
+tombstones for released entries; a slot is the entry with its hash's top
+31 bits as a tag, 8 bytes: a slot of hash and entry apart took 16, and a
+direction holds two to four), checks their exact keys with one
 whole-array comparison and adds the sums with whole-array operations — or
 does the same in one C pass over the same arrays (``account``, when
 verifier/engine/_fastpath.c is built): a direction already known costs no Python
@@ -24,42 +26,74 @@ when the flow ends, so entries live exactly as long as their flow, and
 refreshes ``Flow.last`` (``publish``) before it scans for idle flows.
 """
 
+import mmap
+
 import numpy as np
 
 
-_EMPTY, _TOMB = -1, -2               # table entry values of free slots (live slots hold entry >= 0)
+_EMPTY, _TOMB = -1, -2               # values of free slots (a live slot holds tag << 32 | entry, >= 0)
+_TAG_SHIFT, _ENTRY = np.uint64(33), np.int64(0xFFFFFFFF)   # a slot's tag: its hash >> 33; its entry: the low 32 bits
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
 _MIN_TABLE = 1 << 13
+_MIN_ENTRIES = 4096
+
+
+COLUMNS = ("keys", "hashes", "pkts", "octets", "last", "touched", "side", "chain")   # per entry
+
+
+def _slot_values(hashes, entries):
+    """What the table's slots hold for ``entries`` of ``hashes``: tag << 32 | entry."""
+    return ((hashes >> _TAG_SHIFT).astype(np.int64) << 32) | entries
+
+
+def mapped(shape, dtype):
+    """A zeroed array in a memory mapping of its own (anonymous, private).
+
+    The index's columns and table double as it fills. In the heap (glibc
+    keeps blocks up to 32 MiB there: runtime.py) each generation left the
+    one before as a hole the next could not fit in: ~30 MiB of free heap,
+    ~150 bytes per open flow, at 200,000 flows. A mapping of its own goes
+    back to the kernel when the array is dropped, and its pages are only
+    resident once touched."""
+    shape = shape if isinstance(shape, tuple) else (shape,)
+    dtype = np.dtype(dtype)
+    size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype, size // dtype.itemsize).reshape(shape)
 
 
 class DirectionIndex:
     """Entries for one key width (plain or tunnel classes)."""
 
-    def __init__(self, width, engine, capacity=4096, ordinal=0):
+    def __init__(self, width, engine, capacity=_MIN_ENTRIES, ordinal=0):
         self.width = width                  # 64-bit words per key, class/interface word included
         self.ordinal = ordinal              # the low two bits of this index's handles (Directions.index)
         self._c = engine.c                  # the compiled module, or None: the numpy passes
+        self._empty(capacity)
+
+    def _empty(self, capacity):
+        """No entries, room for ``capacity``: new, or every entry settled (the
+        arrays let go, so what judging the flows then allocates does not come
+        on top of them)."""
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
         self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
         self.chain = np.zeros(0, np.int64)  # entry -> its flow's earlier handle, -1: none
         self.free = []                      # handles of released entries, the next one last
         self.fresh = 0                      # entries from here on were never taken (free, listed nowhere)
-        self.keys = np.zeros((0, width), np.uint64)
+        self.keys = np.zeros((0, self.width), np.uint64)
         self.hashes = np.zeros(0, np.uint64)
         self.pkts = np.zeros(0, np.int64)
         self.octets = np.zeros(0, np.int64)
         self.last = np.zeros(0, np.float64)
         self.touched = np.zeros(0, bool)    # counters moved since the last publish
-        self.pos = np.zeros(0, np.int64)    # entry -> its position in the hash table
         self._grow(capacity)
         self._new_table(_MIN_TABLE)
 
     def _grow(self, size):
         old = len(self.owner)
-        for name in ("keys", "hashes", "pkts", "octets", "last", "touched", "pos", "side", "chain"):
+        for name in COLUMNS:
             arr = getattr(self, name)
-            grown = np.zeros((size,) + arr.shape[1:], arr.dtype)
-            grown[:old] = arr
+            grown = mapped((size,) + arr.shape[1:], arr.dtype)
+            grown[:old] = arr[:old]
             setattr(self, name, grown)
         self.chain[old:] = -1
         self.owner.extend([None] * (size - old))
@@ -69,8 +103,8 @@ class DirectionIndex:
     def _new_table(self, size):
         self._bits = size.bit_length() - 1
         self._mask = size - 1
-        self._table_h = np.zeros(size, np.uint64)
-        self._table_e = np.full(size, _EMPTY, np.int64)
+        self._slots = mapped(size, np.int64)
+        self._slots[:] = _EMPTY
         self._used = 0                      # live + tombstones
 
     def _home(self, hashes):
@@ -82,33 +116,31 @@ class DirectionIndex:
         rest move one slot on. The compiled module's ``insert_hashes`` takes
         the same rounds, row by row."""
         if self._c is not None:
-            self._used += self._c.insert_hashes(self._table_h, self._table_e, self.pos, self._bits,
-                                                        np.ascontiguousarray(hashes, np.uint64),
-                                                        np.ascontiguousarray(entries, np.int64))
+            self._used += self._c.insert_hashes(self._slots, self._bits, np.ascontiguousarray(hashes, np.uint64),
+                                                np.ascontiguousarray(entries, np.int64))
             return
-        table_h, table_e, mask = self._table_h, self._table_e, self._mask
+        table, mask = self._slots, self._mask
+        values = _slot_values(hashes, entries)
         at = self._home(hashes)
         pending = np.arange(len(hashes))
         placed = np.zeros(len(hashes), bool)
         while len(pending):
             here = at[pending]
-            open_ = pending[table_e[here] < 0]
+            open_ = pending[table[here] < 0]
             if len(open_):
                 slots, first = np.unique(at[open_], return_index=True)
                 won = open_[first]
-                self._used += int(np.count_nonzero(table_e[slots] == _EMPTY))
-                table_h[slots] = hashes[won]
-                table_e[slots] = entries[won]
-                self.pos[entries[won]] = slots
+                self._used += int(np.count_nonzero(table[slots] == _EMPTY))
+                table[slots] = values[won]
                 placed[won] = True
                 pending = pending[~placed[pending]]
-            moving = pending[table_e[at[pending]] >= 0]
+            moving = pending[table[at[pending]] >= 0]
             at[moving] = (at[moving] + 1) & mask
 
     def _live(self):
         """Every live entry, in table order."""
-        held = self._table_e
-        return held[held >= 0]
+        held = self._slots
+        return held[held >= 0] & _ENTRY
 
     def held(self):
         """{hash: entry} of the live entries (tests, and what reads the index whole)."""
@@ -127,19 +159,30 @@ class DirectionIndex:
             self._insert(self.hashes[live], live)
 
     def _probe(self, hashes):
-        """Table entry per hash, -1 where absent: linear probing, all hashes at once."""
+        """Table entry per hash, -1 where absent: linear probing, all hashes at
+        once; a slot whose tag matches is a hit when its entry's hash does."""
         at = self._home(hashes)
         out = np.full(len(hashes), -1, np.int64)
         pending = np.arange(len(hashes))
-        table_h, table_e, mask = self._table_h, self._table_e, self._mask
+        table, mask = self._slots, self._mask
+        tags = (hashes >> _TAG_SHIFT).astype(np.int64)
         while len(pending):
-            here = at[pending]
-            held = table_e[here]
-            hit = (table_h[here] == hashes[pending]) & (held >= 0)
-            out[pending[hit]] = held[hit]
+            held = table[at[pending]]
+            entry = held & _ENTRY
+            hit = (held >= 0) & ((held >> 32) == tags[pending])
+            hit[hit] = self.hashes[entry[hit]] == hashes[pending[hit]]
+            out[pending[hit]] = entry[hit]
             pending = pending[~hit & (held != _EMPTY)]
             at[pending] = (at[pending] + 1) & mask
         return out
+
+    def _slot_of(self, entry):
+        """Where a live entry sits in the table (found by probing from its hash's home)."""
+        value = int(_slot_values(self.hashes[entry:entry + 1], np.int64(entry))[0])
+        at, table = int(self._home(self.hashes[entry:entry + 1])[0]), self._slots
+        while int(table[at]) != value:
+            at = (at + 1) & self._mask
+        return at
 
     # --- entries --------------------------------------------------------------
 
@@ -161,9 +204,9 @@ class DirectionIndex:
         (int64 array): new directions and those to decide. One C pass when
         the compiled module is built, else whole-array numpy."""
         if self._c is not None:
-            rest = self._c.account(self._table_h, self._table_e, self.keys, self.last, self.pkts, self.octets,
-                                           self.touched, self._bits, groups.hashes, groups.keys, groups.first_ts,
-                                           groups.last_ts, groups.count, groups.octets, float(idle))
+            rest = self._c.account(self._slots, self.keys, self.last, self.pkts, self.octets, self.touched,
+                                   self._bits, groups.hashes, groups.keys, groups.first_ts, groups.last_ts,
+                                   groups.count, groups.octets, float(idle))
             return np.frombuffer(rest, np.int64)
         found = self.find(groups.hashes, groups.keys)
         ok = found >= 0
@@ -204,7 +247,7 @@ class DirectionIndex:
         self.hashes[entries] = hashes[picked]
         self.keys[entries] = keys[picked]
         self.last[entries] = last_ts[picked]
-        if 2 * (self._used + len(entries)) > len(self._table_h):
+        if 2 * (self._used + len(entries)) > len(self._slots):
             self._rebuild(entries)
         else:
             self._insert(hashes[picked], entries)
@@ -246,7 +289,7 @@ class DirectionIndex:
         self._release(entry)
 
     def _release(self, entry):
-        self._table_e[self.pos[entry]] = _TOMB
+        self._slots[self._slot_of(entry)] = _TOMB
         self.owner[entry] = None
         self.pkts[entry] = self.octets[entry] = 0
         self.last[entry] = 0.0
@@ -256,12 +299,12 @@ class DirectionIndex:
 
     def settle_all(self):
         """Fold and release every entry (end of input): one pass over lists."""
-        live = self._live().tolist()
+        live = self._live()
         owner = self.owner
         if self._c is not None:                   # the same loop in C
-            self._c.settle_entries(owner, np.array(live, np.int64), self.side, self.pkts, self.octets,
-                                           self.last)
+            self._c.settle_entries(owner, live, self.side, self.pkts, self.octets, self.last)
         else:
+            live = live.tolist()
             for entry, side, pkts, octets, last in zip(live, self.side[live].tolist(), self.pkts[live].tolist(),
                                                        self.octets[live].tolist(), self.last[live].tolist()):
                 flow = owner[entry]
@@ -270,13 +313,7 @@ class DirectionIndex:
                     flow.last = last
                 flow.entries = None
                 owner[entry] = None
-        self._new_table(_MIN_TABLE)
-        self.pkts[:] = self.octets[:] = 0
-        self.last[:] = 0.0
-        self.touched[:] = False
-        self.chain[:] = -1
-        self.free = []
-        self.fresh = 0
+        self._empty(_MIN_ENTRIES)
 
     def last_of(self, entry):
         return float(self.last[entry])
