@@ -273,8 +273,8 @@ def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
     states = []
     for cls in (Flow, Grown, dict):
         table = FlowTable(lambda flow: None)
-        C.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS, parts,
-                                        cls, table.capacity, _macs(table))
+        C.open_directions(table.flows, table.created, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS,
+                          parts, cls, table.capacity, _macs(table))
         states.append([_flow_state(f) for f in table.flows.values()])
     assert len(states[0]) > 3 and states[0] == states[1] == states[2]
 
@@ -288,8 +288,8 @@ def test_open_directions_refuses_fields_outside_the_key():
     bad[:, batch.FIELD_COLUMNS.index("addr")] = 60          # addresses past a plain key's 64 bytes
     parts = [(g.keys, g.width, g.classes, np.arange(len(g)), g.first, g.first_ts, g.last_ts, g.count, g.octets)]
     with pytest.raises(ValueError, match="no fields inside its key"):
-        C.open_directions(table.flows, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts, Flow,
-                                        table.capacity, _macs(table))
+        C.open_directions(table.flows, table.created, table.renew, table.idle, batch.TUNNEL_KINDS, bad, parts,
+                          Flow, table.capacity, _macs(table))
     assert not table.flows
 
 

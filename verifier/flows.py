@@ -14,10 +14,13 @@ Invariants: at most ``capacity`` flows are held; every flow that leaves the
 table is counted in ``evictions`` by reason. Expiry is ``sweep(now)``, run as
 often as the caller decides (the pipeline: every few seconds of capture
 time), not a per-packet LRU update: per-packet cost stays one dict lookup.
-As built, ``sweep`` walks every flow — O(table) per call, not yet the
-budgeted, incremental expiry a 500,000-flow table wants (issue 21);
-``_shed`` (over capacity) partitions the last times in numpy, O(table)
-but without a Python sort of the table. Timestamps come
+A sweep looks only at the flows that could be due by now (deadlines.py:
+flows listed by a lower bound on their end, listed again when found not
+due), so its cost follows what ends, not the table's size; flows a sweep
+ends leave in the order they were opened. ``_shed`` (over capacity) ends
+the least recently seen tenth found by a partition of the last times in
+numpy: O(table), without a sort of it, once per tenth of the table
+admitted, so constant per flow. Timestamps come
 from the packets, so timeout tests need no sleeping.
 
 ``fast`` (a ``FastCounters``: the pipeline's direction indexes,
@@ -32,11 +35,13 @@ from typing import Protocol
 
 import numpy as np
 
+from .deadlines import Deadlines
 from .model import Flow, MacSets, flow_key
 
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
 MAX_FRAGMENTS = 65536
+STALE_SLACK = 4096            # listed entries of ended flows a sweep tolerates beyond a quarter of the table
 FRAGMENT_WAIT = 30.0          # seconds a later fragment waits for its first fragment
 
 
@@ -62,8 +67,10 @@ class FlowTable:
     """The contract the engine relies on: ``flows`` (key -> Flow, the
     lookup), ``renew(flow or None, key, side, ts)`` (the live flow for a key,
     a new one when none or idle; may end flows), ``idle`` (seconds),
-    ``capacity`` (flows held at most), ``mac_sets``, and ``on_expire(flow)``,
-    the end hook every flow leaving the table passes through once."""
+    ``capacity`` (flows held at most), ``mac_sets``, ``created`` (a flow
+    added to ``flows`` other than through ``renew`` is appended to it, in
+    the same order), and ``on_expire(flow)``, the end hook every flow
+    leaving the table passes through once."""
 
     def __init__(self, on_expire, idle_timeout=300.0, active_timeout=1800.0, capacity=500_000,
                  fast: FastCounters = None):
@@ -77,6 +84,9 @@ class FlowTable:
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
         self.mac_sets = MacSets()        # the MACs and frozensets flows' ``macs`` share
+        self.created = []                # flows opened since the last sweep, in order: it lists them
+        self.deadlines = Deadlines()     # the flows opened before, by when they could end (deadlines.py)
+        self._backdated = False          # a flow's first time moved back past its listed bound: list anew
 
     def __len__(self):
         return len(self.flows)
@@ -149,6 +159,8 @@ class FlowTable:
             flow.count(side, record.packets * record.sampling, record.octets * record.sampling)
         if first < flow.first:
             flow.first = first                   # records arrive when their exporter ends them, not in order
+            # Its listed bound stays one while the idle timeout comes first; else the next sweep lists anew.
+            self._backdated = self._backdated or first + self.active < flow.last + self.idle
         if record.last > flow.last:
             flow.last = record.last
         self._learn(flow, side, record.src_mac, record.dst_mac, record.tunnels)
@@ -202,6 +214,7 @@ class FlowTable:
             self._end(flow, IDLE)
         flow = self.flows[key] = Flow(key, ts)
         flow.origin = side
+        self.created.append(flow)
         if len(self.flows) > self.capacity:
             self._shed()
         return flow
@@ -240,7 +253,8 @@ class FlowTable:
             frags.popitem(last=False)
 
     def sweep(self, now):
-        """End flows idle longer than the idle timeout or older than the active one."""
+        """End flows idle longer than the idle timeout or older than the
+        active one, in the order they were opened."""
         idle_before, active_before = now - self.idle, now - self.active
         self._publish()
         while self.pending:
@@ -249,9 +263,34 @@ class FlowTable:
                 break
             del self.pending[fkey]
             self._release(fkey, items)
-        ended = [f for f in self.flows.values() if f.last < idle_before or f.first < active_before]
-        for flow in ended:
+        deadlines = self.deadlines
+        self._list_created()
+        if self._backdated or len(deadlines) > len(self.flows) + len(self.flows) // 4 + STALE_SLACK:
+            self._backdated = False
+            deadlines.rebuild(self.flows.values(), self._bound)
+        ended = []
+        for number, flow in deadlines.take(now):
+            if flow.end_reason is not None:                # ended since it was listed
+                continue
+            if flow.last < idle_before or flow.first < active_before:
+                ended.append((number, flow))
+            else:
+                deadlines.add(flow, self._bound(flow), number)
+        ended.sort(key=_opened)
+        for _number, flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
+
+    def _bound(self, flow):
+        """The earliest time ``flow`` could end by a timeout, as it stands."""
+        return min(flow.last + self.idle, flow.first + self.active)
+
+    def _list_created(self):
+        """List the flows opened since the last sweep that are still open."""
+        created, self.created = self.created, []
+        add, bound = self.deadlines.add, self._bound
+        for flow in created:
+            if flow.end_reason is None:
+                add(flow, bound(flow))
 
     def flush(self, reason=SHUTDOWN):
         """End every flow (end of input or shutdown), in table order; returns
@@ -265,6 +304,9 @@ class FlowTable:
             self.fast.settle_all()
         ending = list(self.flows.values())
         self.flows.clear()
+        self.created = []
+        self.deadlines = Deadlines()
+        self._backdated = False
         self.evictions[reason] += len(ending)
         on_expire = self.on_expire
         for k, flow in enumerate(ending):   # ``_end`` without its per-flow bookkeeping
@@ -304,6 +346,10 @@ class FlowTable:
     def _publish(self):
         if self.fast is not None:
             self.fast.publish()
+
+
+def _opened(item):
+    return item[0]
 
 
 def keyed(ifindex, vlan, vlan2, proto, src, sport, dst, dport):

@@ -43,14 +43,16 @@
  *     entry, in place; the rest are returned. A table slot is -1 (empty),
  *     -2 (a tombstone) or tag << 32 | entry, the tag the hash's top 31 bits.
  *
- * open_directions(flows, renew, idle, kinds, fields, parts, flow_type, capacity, (shared, empty, limit))
+ * open_directions(flows, created, renew, idle, kinds, fields, parts, flow_type, capacity,
+ *                 (shared, empty, limit))
  *     -> per part, the list of (flow, side) owners of its rows
  *     split.open_directions: the rows account() handed back, every part's
  *     merged by first frame (arrival order), go through the steps of
  *     flows.FlowTable.add_directions: fields read from the key where
  *     split.FIELDS says they are, the flow's key, the live flow or a new
  *     flow_type (model.Flow) one while the table holds fewer than
- *     ``capacity``, else renew(flow or None, key, side, first_ts)
+ *     ``capacity`` (added to ``flows`` and appended to ``created``, as
+ *     FlowTable.renew does), else renew(flow or None, key, side, first_ts)
  *     (FlowTable.renew, which may end flows), counters, last time, MACs
  *     (model.MacSets.add, on its table ``shared``: flows share MACs and sets),
  *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
@@ -864,9 +866,10 @@ typedef struct {
     Py_ssize_t limit;
 } Macs;
 
-static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObject *kinds, PyTypeObject *type,
-                          Py_ssize_t capacity, const Macs *macs, const int64_t *f, const uint8_t *h, uint64_t tag,
-                          double first_ts, double last_ts, int64_t count, int64_t octets)
+static PyObject *open_one(PyObject *flows, PyObject *created, PyObject *renew, double idle, PyObject *kinds,
+                          PyTypeObject *type, Py_ssize_t capacity, const Macs *macs, const int64_t *f,
+                          const uint8_t *h, uint64_t tag, double first_ts, double last_ts, int64_t count,
+                          int64_t octets)
 {
     long ifindex = (long)(tag >> 8);
     int vlan = f[F_VLAN] >= 0 ? (be16(h + f[F_VLAN]) & 0x0FFF) : -1, proto = h[f[F_PROTO]];
@@ -887,7 +890,8 @@ static PyObject *open_one(PyObject *flows, PyObject *renew, double idle, PyObjec
     if (flow != NULL && last_of(flow, &last) < 0)
         goto done;
     if (flow == NULL && PyDict_GET_SIZE(flows) < capacity && flow_layout(type)) {
-        if ((flow = new_flow(type, key, first_ts, side, macs->none)) == NULL || PyDict_SetItem(flows, key, flow) < 0)
+        if ((flow = new_flow(type, key, first_ts, side, macs->none)) == NULL || PyDict_SetItem(flows, key, flow) < 0
+            || PyList_Append(created, flow) < 0)
             goto done;
     } else if (flow == NULL || first_ts - last > idle) {
         PyObject *renewed = PyObject_CallFunction(renew, "OOid", flow ? flow : Py_None, key, side, first_ts);
@@ -937,13 +941,14 @@ done:
 
 static PyObject *open_directions(PyObject *self, PyObject *args)
 {
-    PyObject *flows, *renew, *kinds, *part_list;
+    PyObject *flows, *created, *renew, *kinds, *part_list;
     PyTypeObject *type;
     Py_ssize_t capacity;
     double idle;
     Py_buffer fields;
     Macs macs;
-    if (!PyArg_ParseTuple(args, "O!OdO!y*O!O!n(O!O!n)", &PyDict_Type, &flows, &renew, &idle, &PyTuple_Type, &kinds,
+    if (!PyArg_ParseTuple(args, "O!O!OdO!y*O!O!n(O!O!n)", &PyDict_Type, &flows, &PyList_Type, &created, &renew, &idle,
+                          &PyTuple_Type, &kinds,
                           &fields, &PyList_Type, &part_list, &PyType_Type, &type, &capacity, &PyDict_Type, &macs.shared,
                           &PyFrozenSet_Type, &macs.none, &macs.limit))
         return NULL;
@@ -998,7 +1003,8 @@ static PyObject *open_directions(PyObject *self, PyObject *args)
         }
         const int64_t *f = (const int64_t *)fields.buf + cls * F_COLUMNS;
         /* header bytes first (as split stored them), the class/interface word last */
-        PyObject *owner = open_one(flows, renew, idle, kinds, type, capacity, &macs, f, (const uint8_t *)key, key[p->width - 1],
+        PyObject *owner = open_one(flows, created, renew, idle, kinds, type, capacity, &macs, f, (const uint8_t *)key,
+                                   key[p->width - 1],
                                    ((const double *)p->first_ts.buf)[row], ((const double *)p->last_ts.buf)[row],
                                    ((const int64_t *)p->count.buf)[row], ((const int64_t *)p->octets.buf)[row]);
         if (owner == NULL)

@@ -351,8 +351,8 @@ def open_directions(table, opened, engine):
                   np.ascontiguousarray(g.first_ts, np.float64), np.ascontiguousarray(g.last_ts, np.float64),
                   _int64(g.count), _int64(g.octets)) for g, rows in opened]
         macs = (table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT)
-        return engine.c.open_directions(table.flows, table.renew, table.idle, TUNNEL_KINDS, FIELDS, parts,
-                                               Flow, table.capacity, macs)
+        return engine.c.open_directions(table.flows, table.created, table.renew, table.idle, TUNNEL_KINDS, FIELDS,
+                                        parts, Flow, table.capacity, macs)
     if not opened:
         return []
     items, firsts = [], []
