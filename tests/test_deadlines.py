@@ -3,6 +3,9 @@ exactly the flows, in exactly the order, that a walk over the whole table
 ended, and looks at only what could be due."""
 
 import random
+from array import array
+
+import numpy as np
 
 from verifier import decode as d
 from verifier.craft import ETH_IPV4, ether, ipv4, tcp, udp
@@ -52,13 +55,19 @@ def test_sweeps_end_what_a_walk_of_the_table_ended_in_the_same_order():
 
 def test_a_sweep_looks_only_at_what_could_be_due():
     """10,000 flows opened within a second: a sweep a minute later (idle
-    timeout five) looks at nothing; one past their bounds takes them once."""
+    timeout five minutes) looks at nothing; one past their bounds takes them once."""
     table = FlowTable(lambda flow: None, idle_timeout=300, active_timeout=1800)
     for k in range(10_000):
         table.renew(None, k.to_bytes(4, "big") * 9, 0, 1000.0 + k / 10_000)
     table.sweep(1060.0)
-    taken = []
-    table.deadlines.take = lambda now, take=table.deadlines.take: taken.extend(take(now)) or taken
+    taken, take = [], table.deadlines.take
+
+    def counted(now):
+        flows, numbers = take(now)
+        taken.extend(flows)
+        return flows, numbers
+
+    table.deadlines.take = counted
     table.sweep(1120.0)
     assert taken == [] and len(table) == 10_000
     table.sweep(1302.0)
@@ -106,4 +115,20 @@ def test_a_bound_without_a_timeout_is_never_listed():
     flow = Flow(b"k", 0.0)
     deadlines.add(flow, float("inf"))
     deadlines.add(flow, 10.0)
-    assert len(deadlines) == 1 and deadlines.take(1e12) == [(1, flow)] and len(deadlines) == 0
+    assert len(deadlines) == 1 and deadlines.take(1e12) == ([flow], array('q', [1])) and len(deadlines) == 0
+
+
+def test_listing_new_flows_at_once_lists_them_as_one_by_one():
+    rnd = random.Random(3)
+    flows = [Flow(bytes([k % 256, k // 256]), 0.0) for k in range(500)]
+    dues = [rnd.choice((float("inf"), rnd.uniform(0, 40))) for _ in flows]
+    one, many = Deadlines(), Deadlines()
+    one.add(flows[0], 5.0)
+    many.add(flows[0], 5.0)
+    for flow, due in zip(flows, dues):
+        one.add(flow, due)
+    many.add_new(flows, np.array(dues))
+    assert len(one) == len(many) and one.opened == many.opened == 501
+    (a, an), (b, bn) = one.take(30.0), many.take(30.0)
+    assert sorted(zip(an, map(id, a))) == sorted(zip(bn, map(id, b))) and len(one) == len(many) > 0
+    assert sorted(one.heap) == sorted(many.heap)

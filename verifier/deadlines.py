@@ -5,8 +5,8 @@ In:  ``add(flow, due)`` for each flow the table opens, ``due`` a lower bound
      on the time it could first end (its last time plus the idle timeout,
      or its first time plus the active one, whichever is sooner); ``take(now)``
      at each sweep.
-Out: ``take`` hands back the flows whose lower bound has passed, each with
-     its opening number, and forgets them; the table ends those that are
+Out: ``take`` hands back the flows whose lower bound has passed, with
+     their opening numbers, and forgets them; the table ends those that are
      due and lists the others again (``add(flow, due, number)``) at their
      new bound.
 
@@ -35,6 +35,8 @@ constant time per flow.
 import heapq
 import math
 from array import array
+
+import numpy as np
 
 GRAIN = 1.0              # seconds per bucket
 
@@ -67,15 +69,45 @@ class Deadlines:
         bucket[1].append(number)
         self.listed += 1
 
+    def add_new(self, flows, dues):
+        """``add`` for each of ``flows`` (new, in opening order) at ``dues``
+        (an array, one bound each), in whole-array steps: a sweep after a
+        burst of new flows lists them at a fraction of ``add``'s cost each."""
+        n = len(flows)
+        numbers = np.arange(self.opened, self.opened + n, dtype=np.int64)
+        self.opened += n
+        finite = np.isfinite(dues)
+        if not finite.all():
+            flows = [f for f, ok in zip(flows, finite.tolist()) if ok]
+            dues, numbers = dues[finite], numbers[finite]
+        if not len(flows):
+            return
+        at = np.floor(dues / GRAIN).astype(np.int64) - 2
+        order = np.argsort(at, kind="stable")
+        at, numbers = at[order], numbers[order]
+        ordered = [flows[k] for k in order.tolist()]
+        starts = np.flatnonzero(np.diff(at)) + 1
+        buckets, heap = self.buckets, self.heap
+        for lo, hi in zip([0] + starts.tolist(), starts.tolist() + [len(at)]):
+            bucket = buckets.get(int(at[lo]))
+            if bucket is None:
+                bucket = buckets[int(at[lo])] = ([], array("q"))
+                heapq.heappush(heap, int(at[lo]))
+            bucket[0].extend(ordered[lo:hi])
+            bucket[1].frombytes(numbers[lo:hi].tobytes())
+        self.listed += len(ordered)
+
     def take(self, now):
-        """(opening number, flow) of every entry whose bucket ``now`` has
-        passed, in no particular order; they are no longer listed."""
-        heap, buckets, out = self.heap, self.buckets, []
+        """(flows, their opening numbers) of every entry whose bucket
+        ``now`` has passed, in no particular order; no longer listed."""
+        heap, buckets = self.heap, self.buckets
+        flows, numbers = [], array("q")
         while heap and (heap[0] + 1) * GRAIN <= now:
-            flows, numbers = buckets.pop(heapq.heappop(heap))
-            out.extend(zip(numbers, flows))
-        self.listed -= len(out)
-        return out
+            held, held_numbers = buckets.pop(heapq.heappop(heap))
+            flows.extend(held)
+            numbers.extend(held_numbers)
+        self.listed -= len(flows)
+        return flows, numbers
 
     def rebuild(self, flows, due):
         """List anew each of ``flows`` (open flows in their opening order) at

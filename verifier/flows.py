@@ -269,13 +269,17 @@ class FlowTable:
             self._backdated = False
             deadlines.rebuild(self.flows.values(), self._bound)
         ended = []
-        for number, flow in deadlines.take(now):
+        taken, numbers = deadlines.take(now)
+        add, idle, active = deadlines.add, self.idle, self.active
+        for flow, number in zip(taken, numbers):
             if flow.end_reason is not None:                # ended since it was listed
                 continue
-            if flow.last < idle_before or flow.first < active_before:
+            last, first = flow.last, flow.first
+            if last < idle_before or first < active_before:
                 ended.append((number, flow))
             else:
-                deadlines.add(flow, self._bound(flow), number)
+                add(flow, min(last + idle, first + active), number)
+        del taken
         ended.sort(key=_opened)
         for _number, flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
@@ -287,10 +291,11 @@ class FlowTable:
     def _list_created(self):
         """List the flows opened since the last sweep that are still open."""
         created, self.created = self.created, []
-        add, bound = self.deadlines.add, self._bound
-        for flow in created:
-            if flow.end_reason is None:
-                add(flow, bound(flow))
+        created = [f for f in created if f.end_reason is None]
+        if created:
+            first = np.fromiter((f.first for f in created), np.float64, len(created))
+            last = np.fromiter((f.last for f in created), np.float64, len(created))
+            self.deadlines.add_new(created, np.minimum(last + self.idle, first + self.active))
 
     def flush(self, reason=SHUTDOWN):
         """End every flow (end of input or shutdown), in table order; returns
