@@ -75,18 +75,16 @@ def test_a_sweep_looks_only_at_what_could_be_due():
 
 
 def test_flows_ended_another_way_stay_listed_only_within_a_bound():
-    """Shedding ends flows the deadlines still list; a sweep lists anew once
-    those are more than a quarter of the table (plus the slack)."""
+    """A flood of new flows into a small table, with no sweep at all: every
+    shed lists what is new and lists anew once entries of ended flows pass a
+    quarter of the table (plus the slack), so they are not kept alive."""
     table = FlowTable(lambda flow: None, idle_timeout=300, capacity=1000)
     for k in range(40_000):
         table.renew(None, k.to_bytes(4, "big") * 9, 0, float(k) / 1000)
-        if k % 500 == 0:
-            table.sweep(float(k) / 1000)
-    table.sweep(40.0)
-    assert table.evictions["capacity"] > 30_000
-    assert len(table.deadlines) <= len(table) + len(table) // 4 + 4096
-    assert not any(f.end_reason for bucket, _ in table.deadlines.buckets.values() for f in bucket) or \
-        len(table.deadlines) > len(table)
+    assert table.evictions["capacity"] > 38_000
+    held = table.created + [f for flows, _ in table.deadlines.buckets.values() for f in flows]
+    assert len(held) <= len(table) + len(table) // 4 + 4096
+    assert sum(f.end_reason is not None for f in held) <= len(table) // 4 + 4096
 
 
 def test_an_exported_flow_whose_first_time_moves_back_still_ends_on_time():

@@ -234,7 +234,9 @@ def _open_rounds(rounds, capacity, engine):
         opened = [(g, pick(len(g))) for g in parts]
         got = batch.open_directions(table, [(g, rows) for g, rows in opened if len(rows)], engine)
         owners.append([[(flow.key, side) for flow, side in part] for part in got])
-    return owners, [_flow_state(f) for f in table.flows.values()], [_flow_state(f) for f in ended]
+    listed = table.created + [f for held, _numbers in table.deadlines.buckets.values() for f in held]
+    listed = sorted({f.key for f in listed if f.end_reason is None})      # every open flow, to be swept
+    return owners, [_flow_state(f) for f in table.flows.values()], [_flow_state(f) for f in ended], listed
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -257,6 +259,7 @@ def test_new_directions_open_flows_as_the_flow_table_does(seed, monkeypatch):
     want = _open_rounds(rounds, 300, engines.NUMPY)
     assert got[0] == want[0] and got[1] == want[1] and got[2] == want[2]
     assert len(want[2]) > 100 and any(state["tunnels"] for _type, state in want[1])     # shed or renewed; tunnels held
+    assert got[3] == want[3] == sorted(state["key"] for _type, state in want[1])     # shed mid-call: all still listed
 
 
 def test_open_directions_leaves_other_flow_classes_to_the_flow_table():

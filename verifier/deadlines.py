@@ -25,10 +25,10 @@ opening number keeps the table's order: flows one sweep ends leave in the
 order they were opened (the order a walk of the table's dict gave).
 
 Entries are not removed when a flow ends another way (renewed after idling,
-shed for capacity, flushed) or is listed twice (its first time moved back:
-flow export): ``take`` drops entries of flows that ended and the table
-calls ``rebuild`` when the list holds more than twice its open flows, so
-what is listed stays within a small multiple of the table, in amortised
+shed for capacity): ``take`` drops entries of flows that ended, and the
+table lists its open flows anew in a fresh ``Deadlines`` when the entries
+outnumber them by more than a quarter (flows.FlowTable._prune, after each
+shed and sweep), so ended flows are not kept alive for long, in amortised
 constant time per flow.
 """
 
@@ -108,10 +108,3 @@ class Deadlines:
             numbers.extend(held_numbers)
         self.listed -= len(flows)
         return flows, numbers
-
-    def rebuild(self, flows, due):
-        """List anew each of ``flows`` (open flows in their opening order) at
-        ``due(flow)``, numbered from 0 in that order: what was stale is gone."""
-        self.buckets, self.heap, self.listed, self.opened = {}, [], 0, 0
-        for flow in flows:
-            self.add(flow, due(flow))

@@ -84,7 +84,7 @@ class FlowTable:
         self.pending = OrderedDict()     # (src, dst, proto, id) -> [(ts, ifindex, wirelen, pkt)]: first fragment unseen
         self.evictions = dict.fromkeys(EVICTION_REASONS, 0)
         self.mac_sets = MacSets()        # the MACs and frozensets flows' ``macs`` share
-        self.created = []                # flows opened since the last sweep, in order: it lists them
+        self.created = []                # flows opened since the last look, in order: _prune lists them
         self.deadlines = Deadlines()     # the flows opened before, by when they could end (deadlines.py)
         self._backdated = False          # a flow's first time moved back past its listed bound: list anew
 
@@ -263,11 +263,8 @@ class FlowTable:
                 break
             del self.pending[fkey]
             self._release(fkey, items)
+        self._prune()
         deadlines = self.deadlines
-        self._list_created()
-        if self._backdated or len(deadlines) > len(self.flows) + len(self.flows) // 4 + STALE_SLACK:
-            self._backdated = False
-            deadlines.rebuild(self.flows.values(), self._bound)
         ended = []
         taken, numbers = deadlines.take(now)
         add, idle, active = deadlines.add, self.idle, self.active
@@ -284,14 +281,18 @@ class FlowTable:
         for _number, flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
 
-    def _bound(self, flow):
-        """The earliest time ``flow`` could end by a timeout, as it stands."""
-        return min(flow.last + self.idle, flow.first + self.active)
-
-    def _list_created(self):
-        """List the flows opened since the last sweep that are still open."""
-        created, self.created = self.created, []
-        created = [f for f in created if f.end_reason is None]
+    def _prune(self):
+        """List the flows opened since the last look (those still open), and
+        list every open flow anew when the deadlines hold more entries of
+        ended flows (shed, renewed) than the bound allows, or a flow's first
+        time moved back: the deadlines keep no ended flow alive for long."""
+        created = [f for f in self.created if f.end_reason is None]
+        self.created.clear()                       # in place: the compiled module may be appending to it
+        flows = self.flows
+        if self._backdated or len(self.deadlines) + len(created) > len(flows) + len(flows) // 4 + STALE_SLACK:
+            self._backdated = False
+            self.deadlines = Deadlines()
+            created = list(flows.values())         # numbered afresh in table order: the order stays the same
         if created:
             first = np.fromiter((f.first for f in created), np.float64, len(created))
             last = np.fromiter((f.last for f in created), np.float64, len(created))
@@ -309,7 +310,7 @@ class FlowTable:
             self.fast.settle_all()
         ending = list(self.flows.values())
         self.flows.clear()
-        self.created = []
+        self.created.clear()
         self.deadlines = Deadlines()
         self._backdated = False
         self.evictions[reason] += len(ending)
@@ -339,6 +340,8 @@ class FlowTable:
             picked = np.arange(len(flows))
         for k in picked[np.argsort(last[picked], kind="stable")].tolist() if len(picked) else ():
             self._end(flows[k], CAPACITY)
+        del flows
+        self._prune()                              # what it ended may not stay listed
 
     def _end(self, flow, reason):
         if flow.entries is not None:
