@@ -216,6 +216,27 @@ def test_remembered_outcomes_give_each_flow_its_own_reasons(policy):
     assert reused > 100                      # shapes repeat: many judgements reuse an outcome
 
 
+def test_element_classes_stop_growing_past_their_bound_and_verdicts_stay_exact(policy, monkeypatch):
+    """Past ``MAX_ELEMENT_CLASSES`` (a BGP feed naming ever new ASNs) an
+    element's class is its attribution itself: the registry stops growing,
+    equal attributions still share a class and remembered verdicts are the
+    fresh ones."""
+    from verifier import model
+    from verifier.policy.evaluate import Verdicts
+    monkeypatch.setattr(model, "MAX_ELEMENT_CLASSES", len(model._ELEMENT_CLASSES))
+    held = len(model._ELEMENT_CLASSES)
+    ev = Evidence("asn", None, None, None)
+    paths = [[PathElement(REMOTE_NETWORK, f"n{k}", None, None, 4_200_000_000 + k % 3, trust, ev)]
+             for k in range(12) for trust in (TRUSTED, UNTRUSTED)]
+    assert len(model._ELEMENT_CLASSES) == held
+    assert paths[0][0].cls == paths[6][0].cls != paths[2][0].cls != paths[1][0].cls
+    verdicts, flow = Verdicts(policy), lan_flow()
+    for path in paths:
+        got, fresh = verdicts.judge(flow, "lan", 0, path, TODAY), evaluate(policy, flow, "lan", 0, path, TODAY)
+        assert (got.verdict, got.rules, got.reasons) == (fresh.verdict, fresh.rules, fresh.reasons)
+    assert len(verdicts._memo) == 6                  # three ASNs x two trusts
+
+
 def test_a_prefix_with_host_bits_loads_with_a_positioned_warning(tmp_path, catalogue):
     path = tmp_path / "p.yaml"
     path.write_text("version: 1\nzones:\n  z:\n    prefixes: [203.0.113.5/25]\nrules:\n"

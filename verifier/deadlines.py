@@ -1,10 +1,10 @@
 """Open flows listed by when they could first be due: the flow table's
 incremental expiry.
 
-In:  ``add(flow, due)`` for each flow the table opens, ``due`` a lower bound
-     on the time it could first end (its last time plus the idle timeout,
-     or its first time plus the active one, whichever is sooner); ``take(now)``
-     at each sweep.
+In:  ``add_new(flows, dues)`` for the flows the table opened since it last
+     looked, each ``due`` a lower bound on the time it could first end (its
+     last time plus the idle timeout, or its first time plus the active one,
+     whichever is sooner); ``take(now)`` at each sweep.
 Out: ``take`` hands back the flows whose lower bound has passed, with
      their opening numbers, and forgets them; the table ends those that are
      due and lists the others again (``add(flow, due, number)``) at their

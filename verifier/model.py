@@ -266,7 +266,7 @@ class PathElement:
         # zone's own devices (endpoint-device) have columns of their own: they are not crossed on the way.
         self.equipment = None if asn is not None and not vendor else \
             DEVICE_COLUMN + (vendor or "unattributed") if kind == ENDPOINT_DEVICE else (vendor or "unattributed")
-        self.cls = _ELEMENT_CLASSES.setdefault((kind, trust, vendor, asn, role), len(_ELEMENT_CLASSES))
+        self.cls = _element_class((kind, trust, vendor, asn, role))
         self._dict = None
 
     def about(self, subject):
@@ -309,7 +309,23 @@ class PathElement:
         return self._dict
 
 
-_ELEMENT_CLASSES = {}     # (kind, trust, vendor, asn, role) -> PathElement.cls; as many as vendors x kinds
+_ELEMENT_CLASSES = {}     # (kind, trust, vendor, asn, role) -> PathElement.cls, a small int
+MAX_ELEMENT_CLASSES = 1 << 16
+
+
+def _element_class(attribution):
+    """``PathElement.cls``: a small int per attribution (what verdicts are
+    kept by: policy/evaluate.py), numbered once per process, so a reload
+    that sees the same vendors and networks numbers nothing new. Past
+    ``MAX_ELEMENT_CLASSES`` (a BGP feed naming ever new ASNs) the
+    attribution tuple is its own class: equal to itself, never to a number,
+    so verdict keys stay exact and the table stops growing."""
+    cls = _ELEMENT_CLASSES.get(attribution)
+    if cls is None:
+        if len(_ELEMENT_CLASSES) >= MAX_ELEMENT_CLASSES:
+            return attribution
+        cls = _ELEMENT_CLASSES[attribution] = len(_ELEMENT_CLASSES)
+    return cls
 _new_element = object.__new__
 _EVIDENCE = PathElement.evidence          # the slot itself, under Restated's property
 
