@@ -1046,11 +1046,11 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     int64_t *out = NULL;
     int8_t *sides = sides_buf.buf;
-    int64_t *chain = chain_buf.buf;
+    int32_t *chain = chain_buf.buf;                /* handles fit 31 bits: DirectionIndex._grow stops short */
     const int64_t *group = group_buf.buf;
     int64_t *current = current_buf.buf;
     if (need(&group_buf, 8 * n, "group") || need(&sides_buf, PyList_GET_SIZE(owner), "sides")
-        || need(&chain_buf, 8 * PyList_GET_SIZE(owner), "chain"))
+        || need(&chain_buf, 4 * PyList_GET_SIZE(owner), "chain"))
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (group[i] < 0 || group[i] >= groups) {
@@ -1129,12 +1129,12 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
         PyObject *had = flow_get(flow, S_ENTRIES);
         long long before = had == NULL ? -1 : had == Py_None ? -1 : PyLong_AsLongLong(had);
         int rc = had == NULL || (before == -1 && PyErr_Occurred()) ? -1 : 0;
-        if (rc == 0 && had != Py_None && before < 0) {
+        if (rc == 0 && had != Py_None && (before < 0 || before > INT32_MAX)) {
             PyErr_SetString(PyExc_TypeError, "bind_entries: a flow's entries are not a handle");
             rc = -1;
         }
         if (rc == 0) {
-            chain[entry] = before;
+            chain[entry] = (int32_t)before;
             rc = flow_set(flow, S_ENTRIES, handle);
         }
         Py_XDECREF(had);

@@ -36,6 +36,7 @@ _TAG_SHIFT, _ENTRY = np.uint64(33), np.int64(0xFFFFFFFF)   # a slot's tag: its h
 _FIB = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: a hash's home slot is the top bits of hash x this
 _MIN_TABLE = 1 << 13
 _MIN_ENTRIES = 4096
+MAX_ENTRIES = 1 << 29                # a handle (entry << 2 | ordinal) fits ``chain``'s 31 bits
 
 
 COLUMNS = ("keys", "hashes", "pkts", "octets", "last", "touched", "side", "chain")   # per entry
@@ -76,7 +77,7 @@ class DirectionIndex:
         on top of them)."""
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
         self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
-        self.chain = np.zeros(0, np.int64)  # entry -> its flow's earlier handle, -1: none
+        self.chain = np.zeros(0, np.int32)  # entry -> its flow's earlier handle, -1: none (MAX_ENTRIES)
         self.free = []                      # handles of released entries, the next one last
         self.fresh = 0                      # entries from here on were never taken (free, listed nowhere)
         self.keys = np.zeros((0, self.width), np.uint64)
@@ -89,6 +90,8 @@ class DirectionIndex:
         self._new_table(_MIN_TABLE)
 
     def _grow(self, size):
+        if size > MAX_ENTRIES:
+            raise MemoryError(f"a direction index holds at most {MAX_ENTRIES:,} entries")
         old = len(self.owner)
         for name in COLUMNS:
             arr = getattr(self, name)
@@ -229,7 +232,7 @@ class DirectionIndex:
         held — by the same direction (it was quiet: its last time moves on),
         or by another key (that direction keeps taking the slow path)."""
         if len(self.free) + len(self.owner) - self.fresh < len(owners):   # room for all first: one order
-            self._grow(max(2 * len(self.owner), len(self.owner) + len(owners)))
+            self._grow(max(min(2 * len(self.owner), MAX_ENTRIES), len(self.owner) + len(owners)))
         # Rows that share a hash share a group; ``current``: the entry holding each group's hash (-1: none).
         distinct, group = np.unique(np.ascontiguousarray(hashes, np.uint64), return_inverse=True)
         current = self._probe(distinct)
