@@ -95,7 +95,7 @@ def breakdown(pipe):
         count("entry handles (ints)", flow.entries)
         count("MACs and MAC sets", flow.macs_a)
         count("MACs and MAC sets", flow.macs_b)
-        for name in ("hops", "tunnels", "verdicts", "depends", "exports"):
+        for name in ("rare", "tunnels", "verdicts", "depends"):
             count("rare state", getattr(flow, name))
     for index in pipe.directions.by_width.values():
         tag = f"directions ({index.width} words)"

@@ -100,8 +100,7 @@ def mac_set(held):
 
 
 FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
-              "origin", "icmp_errors", "hops", "end_reason", "tunnels", "entries", "verdicts", "depends",
-              "exports")
+              "origin", "end_reason", "tunnels", "entries", "verdicts", "depends", "rare")
 """``Flow``'s slots, in order: a contract. The compiled module
 (verifier/engine/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
 offsets and checks at run time that the class has exactly these;
@@ -124,6 +123,35 @@ def _key_field(k):
     return property(lambda flow: KEY_HEAD.unpack_from(flow.key)[k])
 
 
+class FlowRare:
+    """What few flows have, behind ``Flow.rare``: the ICMP errors that quoted
+    the flow (how many, and the routers that sent them) and its flow-export
+    records. Three slots of every flow for them made a flow 16 bytes larger."""
+
+    __slots__ = ("icmp_errors", "hops", "exports")
+
+    def __init__(self):
+        self.icmp_errors = 0
+        self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
+        self.exports = None        # flow-export records of it: {(protocol, exporter, domain): [side 0's, side 1's]}
+
+
+def _rare(name, default):
+    """A ``Flow`` property kept in its ``FlowRare`` (made when first set)."""
+
+    def get(flow):
+        rare = flow.rare
+        return default if rare is None else getattr(rare, name)
+
+    def put(flow, value):
+        rare = flow.rare
+        if rare is None:
+            rare = flow.rare = FlowRare()
+        setattr(rare, name, value)
+
+    return property(get, put)
+
+
 class Flow:
     """A bidirectional flow. Side 0 is ``a`` (the key's first endpoint).
 
@@ -138,9 +166,13 @@ class Flow:
     frames sent to it, as a frozenset. The slots hold them as ``MacSets``
     gives them (one MAC, or a frozenset shared with other flows), so they
     are replaced, never changed in place.
+
+    ``icmp_errors``, ``hops`` and ``exports`` read and write ``rare`` (a
+    ``FlowRare``, None until one is set).
     """
 
     __slots__ = FLOW_SLOTS
+    icmp_errors, hops, exports = _rare("icmp_errors", 0), _rare("hops", None), _rare("exports", None)
 
     def __init__(self, key, ts):
         self.key = key
@@ -148,14 +180,12 @@ class Flow:
         self.pkts_a = self.pkts_b = self.octets_a = self.octets_b = 0
         self.macs_a = self.macs_b = NO_MACS
         self.origin = 0            # the side that sent the first packet seen
-        self.icmp_errors = 0
-        self.hops = None           # set of router addresses that sent ICMP errors quoting this flow
         self.end_reason = None
         self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
         self.entries = None        # handle of its fast-path entries not folded in yet (Directions.entries_of)
         self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
         self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
-        self.exports = None        # flow-export records of it: {(protocol, exporter, domain): [side 0's, side 1's]}
+        self.rare = None           # FlowRare: ICMP errors and export records, for the few flows with any
 
     def unpacked(self):
         """(ifindex, vlan, vlan2, proto, ap, bp, a, b) in one step: for a

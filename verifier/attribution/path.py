@@ -91,11 +91,13 @@ class PathBuilder:
                     add(el if el is not None else self._new(L2_NEIGHBOR, mac))
         if flow.tunnels:
             elements.extend(self._tunnel_endpoints(flow.tunnels, ifindex, vlan))
-        if flow.hops:
-            for hop in sorted(flow.hops):
+        rare = flow.rare                       # ICMP errors' routers and export records: few flows have any
+        exports = None if rare is None else rare.exports
+        if rare is not None and rare.hops:
+            for hop in sorted(rare.hops):
                 add(self._element(ROUTER_HOP, hop))
-        if flow.exports:
-            elements.extend(self._exported(flow.exports, local_side, a, b))
+        if exports:
+            elements.extend(self._exported(exports, local_side, a, b))
         cache = caches[REMOTE_NETWORK]
         carriers = self._zone_carriers.get(zone, self.carriers) if zone is not None else self.carriers
         for side in remote_sides:
@@ -106,8 +108,8 @@ class PathBuilder:
             if carriers is not None and not is_special(addr):
                 transit, el = carriers.toward(addr, el)
                 elements.extend(transit)
-            if flow.exports and el is not None and el.asn is None:
-                el = self._exported_origin(flow.exports, side, addr, el)
+            if exports and el is not None and el.asn is None:
+                el = self._exported_origin(exports, side, addr, el)
             if el is not None:
                 add(el)
         return elements

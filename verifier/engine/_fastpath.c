@@ -624,11 +624,10 @@ enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUT
  * that gains or renames a slot, goes through getattr and FlowTable.renew.
  * model.FLOW_SLOTS declares the same list (a test holds them equal). */
 static const char *const FLOW_SLOTS[] = {"key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b",
-                                         "macs_a", "macs_b", "origin", "icmp_errors", "hops", "end_reason",
-                                         "tunnels", "entries", "verdicts", "depends", "exports"};
+                                         "macs_a", "macs_b", "origin", "end_reason", "tunnels", "entries",
+                                         "verdicts", "depends", "rare"};
 enum { S_KEY, S_FIRST, S_LAST, S_PKTS_A, S_PKTS_B, S_OCTETS_A, S_OCTETS_B, S_MACS_A, S_MACS_B, S_ORIGIN,
-       S_ICMP_ERRORS, S_HOPS, S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_EXPORTS,
-       S_COUNT };
+       S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_RARE, S_COUNT };
 
 #define KEY_HEAD 13                      /* model.KEY_HEAD.size */
 
@@ -694,7 +693,7 @@ static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side
         goto fail;
     PyObject *values[S_COUNT] = {[S_KEY] = key, [S_FIRST] = first, [S_LAST] = first, [S_PKTS_A] = zero,
                                  [S_PKTS_B] = zero, [S_OCTETS_A] = zero, [S_OCTETS_B] = zero, [S_MACS_A] = no_macs,
-                                 [S_MACS_B] = no_macs, [S_ORIGIN] = origin, [S_ICMP_ERRORS] = zero};
+                                 [S_MACS_B] = no_macs, [S_ORIGIN] = origin};
     for (int k = 0; k < S_COUNT; k++) {
         PyObject *v = values[k] ? values[k] : Py_None;
         Py_INCREF(v);
