@@ -111,8 +111,8 @@ def test_an_exported_flow_whose_first_time_moves_back_still_ends_on_time():
 def test_a_bound_without_a_timeout_is_never_listed():
     deadlines = Deadlines()
     flow = Flow(b"k", 0.0)
-    deadlines.add(flow, float("inf"))
-    deadlines.add(flow, 10.0)
+    deadlines.add(flow, float("inf"), 0)
+    deadlines.add(flow, 10.0, 1)
     assert len(deadlines) == 1 and deadlines.take(1e12) == ([flow], array('q', [1])) and len(deadlines) == 0
 
 
@@ -121,12 +121,12 @@ def test_listing_new_flows_at_once_lists_them_as_one_by_one():
     flows = [Flow(bytes([k % 256, k // 256]), 0.0) for k in range(500)]
     dues = [rnd.choice((float("inf"), rnd.uniform(0, 40))) for _ in flows]
     one, many = Deadlines(), Deadlines()
-    one.add(flows[0], 5.0)
-    many.add(flows[0], 5.0)
-    for flow, due in zip(flows, dues):
-        one.add(flow, due)
+    one.add(flows[0], 5.0, 0)
+    many.add_new(flows[:1], np.array([5.0]))
+    for number, (flow, due) in enumerate(zip(flows, dues), 1):
+        one.add(flow, due, number)
     many.add_new(flows, np.array(dues))
-    assert len(one) == len(many) and one.opened == many.opened == 501
+    assert len(one) == len(many) and many.opened == 501
     (a, an), (b, bn) = one.take(30.0), many.take(30.0)
     assert sorted(zip(an, map(id, a))) == sorted(zip(bn, map(id, b))) and len(one) == len(many) > 0
     assert sorted(one.heap) == sorted(many.heap)

@@ -51,13 +51,10 @@ class Deadlines:
     def __len__(self):
         return self.listed
 
-    def add(self, flow, due, number=None):
-        """List ``flow`` to be looked at once ``due`` has passed; a new flow
-        (``number`` None) takes the next opening number. An infinite bound
-        (no timeout) is never due: the flow is not listed."""
-        if number is None:
-            number = self.opened
-            self.opened += 1
+    def add(self, flow, due, number):
+        """List ``flow`` (opening number ``number``) to be looked at once
+        ``due`` has passed. An infinite bound (no timeout) is never due: the
+        flow is not listed."""
         if not math.isfinite(due):
             return
         at = math.floor(due / GRAIN) - 2

@@ -31,6 +31,7 @@ timestamps are carried into the flows before each scan (``fast.publish``).
 """
 
 from collections import OrderedDict
+from operator import itemgetter
 from typing import Protocol
 
 import numpy as np
@@ -41,7 +42,7 @@ from .model import Flow, MacSets, flow_key
 IDLE, ACTIVE, CAPACITY, SHUTDOWN = "idle", "active", "capacity", "shutdown"
 EVICTION_REASONS = (IDLE, ACTIVE, CAPACITY, SHUTDOWN)
 MAX_FRAGMENTS = 65536
-STALE_SLACK = 4096            # listed entries of ended flows a sweep tolerates beyond a quarter of the table
+STALE_SLACK = 4096            # entries of ended flows the deadlines may hold beyond a quarter of the table
 FRAGMENT_WAIT = 30.0          # seconds a later fragment waits for its first fragment
 
 
@@ -277,7 +278,7 @@ class FlowTable:
             else:
                 add(flow, min(last + idle, first + active), number)
         del taken
-        ended.sort(key=_opened)
+        ended.sort(key=itemgetter(0))           # opening order
         for _number, flow in ended:
             self._end(flow, IDLE if flow.last < idle_before else ACTIVE)
 
@@ -354,10 +355,6 @@ class FlowTable:
     def _publish(self):
         if self.fast is not None:
             self.fast.publish()
-
-
-def _opened(item):
-    return item[0]
 
 
 def keyed(ifindex, vlan, vlan2, proto, src, sport, dst, dport):

@@ -47,6 +47,9 @@ def _slot_values(hashes, entries):
     return ((hashes >> _TAG_SHIFT).astype(np.int64) << 32) | entries
 
 
+_PRIVATE = {"flags": mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS} if hasattr(mmap, "MAP_ANONYMOUS") else {}
+
+
 def mapped(shape, dtype):
     """A zeroed array in a memory mapping of its own (anonymous, private).
 
@@ -59,7 +62,7 @@ def mapped(shape, dtype):
     shape = shape if isinstance(shape, tuple) else (shape,)
     dtype = np.dtype(dtype)
     size = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
-    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype, size // dtype.itemsize).reshape(shape)
+    return np.frombuffer(mmap.mmap(-1, max(size, 1), **_PRIVATE), dtype, size // dtype.itemsize).reshape(shape)
 
 
 class DirectionIndex:
