@@ -57,11 +57,7 @@ class Deadlines:
         flow is not listed."""
         if not math.isfinite(due):
             return
-        at = math.floor(due / GRAIN) - 2
-        bucket = self.buckets.get(at)
-        if bucket is None:
-            bucket = self.buckets[at] = ([], array("q"))
-            heapq.heappush(self.heap, at)
+        bucket = self._bucket(math.floor(due / GRAIN) - 2)
         bucket[0].append(flow)
         bucket[1].append(number)
         self.listed += 1
@@ -84,15 +80,19 @@ class Deadlines:
         at, numbers = at[order], numbers[order]
         ordered = [flows[k] for k in order.tolist()]
         starts = np.flatnonzero(np.diff(at)) + 1
-        buckets, heap = self.buckets, self.heap
         for lo, hi in zip([0] + starts.tolist(), starts.tolist() + [len(at)]):
-            bucket = buckets.get(int(at[lo]))
-            if bucket is None:
-                bucket = buckets[int(at[lo])] = ([], array("q"))
-                heapq.heappush(heap, int(at[lo]))
+            bucket = self._bucket(int(at[lo]))
             bucket[0].extend(ordered[lo:hi])
             bucket[1].frombytes(numbers[lo:hi].tobytes())
         self.listed += len(ordered)
+
+    def _bucket(self, at):
+        """Bucket ``at`` (flows, their numbers), made and queued if new."""
+        bucket = self.buckets.get(at)
+        if bucket is None:
+            bucket = self.buckets[at] = ([], array("q"))
+            heapq.heappush(self.heap, at)
+        return bucket
 
     def take(self, now):
         """(flows, their opening numbers) of every entry whose bucket
