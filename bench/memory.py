@@ -83,18 +83,22 @@ def breakdown(pipe):
             seen.add(id(obj))
             parts[part] = parts.get(part, 0) + sys.getsizeof(obj)
 
+    from verifier.model import _SlottedFlow
     table = pipe.table
     parts["flow table dict"] = sys.getsizeof(table.flows)
     for flow in table.flows.values():
         count("Flow objects", flow)
         count("keys (bytes)", flow.key)
-        count("first/last (floats)", flow.first)
-        count("first/last (floats)", flow.last)
-        for counter in (flow.pkts_a, flow.pkts_b, flow.octets_a, flow.octets_b):
-            count("counters (ints)", counter)
-        count("entry handles (ints)", flow.entries)
-        count("MACs and MAC sets", flow.macs_a)
-        count("MACs and MAC sets", flow.macs_b)
+        slotted = type(flow) is _SlottedFlow       # else times, counters, handle and a lone MAC live in the flow
+        if slotted:
+            count("first/last (floats)", flow.first)
+            count("first/last (floats)", flow.last)
+            for counter in (flow.pkts_a, flow.pkts_b, flow.octets_a, flow.octets_b):
+                count("counters (ints)", counter)
+            count("entry handles (ints)", flow.entries)
+        for macs in (flow.macs_a, flow.macs_b):
+            if slotted or macs.__class__ is not bytes:
+                count("MACs and MAC sets", macs)
         for name in ("rare", "tunnels", "verdicts", "depends"):
             count("rare state", getattr(flow, name))
     for index in pipe.directions.by_width.values():

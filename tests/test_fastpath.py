@@ -205,17 +205,51 @@ def test_the_compiled_module_is_built_from_this_source():
 
 
 def test_flow_slots_are_the_contract_the_compiled_module_reads():
-    """The compiled module writes Flow's slots at their offsets: its list and
-    model.FLOW_SLOTS (Flow's __slots__) are one list, in one order, and the
-    key it packs is model.flow_key's."""
+    """The compiled module stores Flow's fields under model.FLOW_SLOTS' names
+    (one list, in one order, the slotted class's slots too), and the key it
+    packs is model.flow_key's."""
     from verifier import model
-    assert Flow.__slots__ == model.FLOW_SLOTS == C.FLOW_SLOTS
+    assert model._SlottedFlow.__slots__ == model.FLOW_SLOTS == C.FLOW_SLOTS
+    assert model.Flow is C.Flow and all(hasattr(C.Flow, name) for name in model.FLOW_SLOTS)
     assert model.KEY_HEAD.size == 13        # _fastpath.c's KEY_HEAD
+
+
+def test_compiled_flows_read_back_what_the_slotted_class_holds():
+    """The same writes to a compiled flow and a slotted one read back the
+    same values, of the same types: times as floats, counters and handles
+    as ints, a side's MACs as NO_MACS, one MAC (bytes) or a frozenset."""
+    from verifier import model
+    key = model.flow_key(3, 20, -1, 6, bytes([192, 0, 2, 1]), 40000, bytes([198, 51, 100, 2]), 443)
+    gateway, host = bytes.fromhex("00000c010203"), bytes.fromhex("0200000000aa")
+    both = frozenset((gateway, host))
+    states = []
+    for cls in (C.Flow, model._SlottedFlow):
+        flow, seen = cls(key, 5.25), []
+        seen.append({name: getattr(flow, name) for name in model.FLOW_SLOTS})
+        flow.last, flow.origin, flow.entries = 9.5, 1, (1 << 31) - 1
+        flow.count(0, 3, 180)
+        flow.count(1, 2, 1 << 40)
+        flow.macs_a = gateway
+        flow.macs_b = both
+        flow.tunnels, flow.verdicts, flow.depends = {("vxlan", b"a", b"b", 7)}, (("z", "CLEAN", ()),), (("k",),)
+        flow.icmp_errors += 1
+        flow.end_reason = "idle"
+        seen.append({name: getattr(flow, name) for name in model.FLOW_SLOTS if name != "rare"})
+        seen.append((flow.pkts, flow.octets, flow.macs, flow.icmp_errors, flow.unpacked(), flow.a, flow.bp))
+        flow.macs_b, flow.entries, flow.end_reason = model.NO_MACS, None, None
+        seen.append((flow.macs, flow.entries, flow.end_reason))
+        states.append([repr(s) for s in seen])
+    assert states[0] == states[1]
+    flow = C.Flow(key, 1.0)
+    assert flow.macs_a is model.NO_MACS
+    with pytest.raises(ValueError, match="entry handle"):
+        flow.entries = 1 << 31                   # past a handle's 31 bits (directions.MAX_ENTRIES)
 
 
 def _flow_state(flow):
     """Every slot of a flow (sets sorted), the compiled flows' and Flow.__init__'s alike."""
-    state = {name: getattr(flow, name) for name in Flow.__slots__}
+    from verifier.model import FLOW_SLOTS
+    state = {name: getattr(flow, name) for name in FLOW_SLOTS}
     state["macs"] = [sorted(m) for m in flow.macs]
     state["tunnels"] = sorted(flow.tunnels) if flow.tunnels is not None else None
     state["entries"] = None                     # index entries: bound after opening, compared by the bind tests
@@ -264,8 +298,8 @@ def test_new_directions_open_flows_as_the_flow_table_does(seed, monkeypatch):
 
 
 def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
-    """New flows are made in C only for a class with Flow's exact slots; for
-    any other (a Flow that grew a slot, say) FlowTable.renew makes them, the same."""
+    """New flows are made in C for Flow or a subclass of it (as that class);
+    for any other class FlowTable.renew makes them (as Flow), the same."""
     from verifier.flows import FlowTable
 
     class Grown(Flow):
@@ -279,7 +313,9 @@ def test_open_directions_leaves_other_flow_classes_to_the_flow_table():
         table = FlowTable(lambda flow: None)
         C.open_directions(table.flows, table.created, table.renew, table.idle, batch.TUNNEL_KINDS, batch.FIELDS,
                           parts, cls, table.capacity, _macs(table))
-        states.append([_flow_state(f) for f in table.flows.values()])
+        made = [_flow_state(f) for f in table.flows.values()]
+        assert {kind for kind, _state in made} == {Grown if cls is Grown else Flow}
+        states.append([state for _kind, state in made])
     assert len(states[0]) > 3 and states[0] == states[1] == states[2]
 
 
@@ -298,20 +334,20 @@ def test_open_directions_refuses_fields_outside_the_key():
 
 
 def _macs(table):
-    from verifier.model import NO_MACS
-    return table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT
+    return table.mac_sets.table, table.mac_sets.LIMIT
 
 
 def test_flows_share_their_mac_sets_on_both_engines():
-    """Flows through one gateway hold the very same MAC for its side
-    (model.MacSets: a side's one MAC itself, a frozenset from its second
-    on), whichever engine opened them, and ``macs`` reads them right."""
+    """Flows through one gateway read the same MAC for its side, and flows
+    whose side saw the same MACs hold the very same frozenset (model.MacSets:
+    a side's one MAC, a frozenset from its second on, shared), whichever
+    engine opened them, and ``macs`` reads them right."""
     from verifier.flows import FlowTable
     gateway, other = "00:00:0c:01:02:03", "00:00:0c:09:09:09"
     frames = [c.ether(gateway, "02:00:00:00:00:aa", c.ETH_IPV4,
                       c.ipv4("198.51.100.5", "192.0.2.%d" % (k + 1), 6, c.tcp(40000 + k, 443))) for k in range(50)]
-    frames.append(c.ether(other, "02:00:00:00:00:aa", c.ETH_IPV4, c.ipv4("198.51.100.5", "192.0.2.1", 6,
-                                                                       c.tcp(40000, 443))))
+    frames += [c.ether(other, "02:00:00:00:00:aa", c.ETH_IPV4, c.ipv4("198.51.100.5", "192.0.2.%d" % (k + 1), 6,
+                                                                      c.tcp(40000 + k, 443))) for k in range(2)]
     chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(frames))
     results = []
     for engine in (engines.COMPILED, engines.NUMPY):
@@ -320,10 +356,11 @@ def test_flows_share_their_mac_sets_on_both_engines():
         batch.open_directions(table, [(g, np.arange(len(g))) for g in parts], engine)
         flows = sorted(table.flows.values(), key=lambda f: f.a)      # 192.0.2.1 first
         held = [((f.macs_a, f.macs_b)[f.origin], (f.macs_a, f.macs_b)[1 - f.origin]) for f in flows]
-        assert len(flows) == 50 and len({id(h[0]) for h in held}) == 1 and len({id(h[1]) for h in held[1:]}) == 1
-        assert held[0][0] == bytes.fromhex("0200000000aa") and held[1][1] == bytes.fromhex("00000c010203")
+        assert len(flows) == 50 and len({h[0] for h in held}) == 1 and len({h[1] for h in held[2:]}) == 1
+        assert held[0][0] == bytes.fromhex("0200000000aa") and held[2][1] == bytes.fromhex("00000c010203")
         assert held[0][1] == frozenset({bytes.fromhex("00000c010203"), bytes.fromhex("00000c090909")})
-        results.append(sorted((sorted(f.macs[0]), sorted(f.macs[1])) for f in flows[1:]))
+        assert held[0][1] is held[1][1]                            # one set for both flows
+        results.append(sorted((sorted(f.macs[0]), sorted(f.macs[1])) for f in flows[2:]))
         assert all(isinstance(m, frozenset) for f in flows for m in f.macs)
     assert results[0] == results[1] and results[0][0] == ([bytes.fromhex("00000c010203")],
                                                           [bytes.fromhex("0200000000aa")])
@@ -416,3 +453,75 @@ def test_inserting_into_a_full_table_or_an_entry_past_a_slot_is_an_error():
     fresh = np.full(4, -1, np.int64)
     assert C.insert_hashes(fresh, 2, hashes[:4], np.arange(4, dtype=np.int64)) == 4
     assert sorted(fresh.tolist()) == [(int(h) >> 33) << 32 | k for k, h in enumerate(hashes[:4])]
+
+
+def _reply(frame):
+    """The reply to a plain Ethernet IPv4/IPv6 TCP/UDP frame: MACs, addresses and ports swapped."""
+    f = bytearray(frame)
+    f[0:6], f[6:12] = frame[6:12], frame[0:6]
+    at = 18 if frame[12:14] == b"\x81\x00" else 14
+    size, addr = (4, at + 12) if frame[at] >> 4 == 4 else (16, at + 8)
+    f[addr:addr + size], f[addr + size:addr + 2 * size] = frame[addr + size:addr + 2 * size], frame[addr:addr + size]
+    ports = at + (20 if size == 4 else 40)
+    f[ports:ports + 2], f[ports + 2:ports + 4] = frame[ports + 2:ports + 4], frame[ports:ports + 2]
+    return bytes(f)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_entry_keys_are_the_same_on_both_engines(seed):
+    """split.entry_keys: the compiled pass gives the numpy one's entry
+    hashes, keys and flips, to the bit, on crafted, random and damaged
+    frames and the replies to the plain ones."""
+    rnd = random.Random(seed)
+    frames = FAST + FAST_TUNNELS + random_frames(seed, 1500) + damaged(FAST + FAST_TUNNELS, rnd, 1500)
+    frames += [_reply(f) for f in FAST]
+    chunk = from_frames((float(k), 0, len(f), f) for k, f in enumerate(frames))
+    parts, _slow = batch.split_numpy(chunk, np.array([True]))
+    if not parts:                     # two random keys share a hash: the chunk goes to the decoder whole
+        parts, _slow = batch.split_numpy(from_frames((float(k), 0, len(f), f) for k, f in enumerate(
+            FAST + FAST_TUNNELS + [_reply(f) for f in FAST])), np.array([True]))
+    assert len(parts) == 2
+    for g in parts:
+        got = batch.entry_keys(batch.Groups(g.hashes, g.keys, g.classes, g.first, g.count, g.octets, g.first_ts,
+                                            g.last_ts), engines.COMPILED)
+        want = batch.entry_keys(g, engines.NUMPY)
+        for name in ("entry_hashes", "entry_keys", "flips"):
+            a, b = getattr(got, name), getattr(want, name)
+            assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), name
+    plain, tunnels = parts
+    assert 0 < plain.flips.sum() < len(plain) and not tunnels.flips.any()   # tunnel classes have no mirror
+    flipped = np.flatnonzero(plain.flips)
+    assert not np.array_equal(plain.entry_hashes[flipped], plain.hashes[flipped])
+
+
+@pytest.mark.parametrize("engine", [engines.NUMPY, engines.COMPILED], ids=["numpy", "compiled"])
+def test_both_directions_of_a_plain_flow_share_one_entry(engine):
+    """A plain flow's two directions are one direction-index entry (its
+    reply is its mirror), counted per side; a tunnelled flow's directions
+    keep an entry each. The counts the flows end with are the decoder's."""
+    from verifier.engine.directions import Directions
+    from verifier.flows import FlowTable
+    plain = [f for f in FAST if f[12:14] != b"\x81\x00"][:2]
+    forward = plain + FAST_TUNNELS[:1]
+    ended = []
+    directions = Directions(engine)
+    table = FlowTable(ended.append, fast=directions)
+    for start, frames in ((0.0, forward), (10.0, [_reply(f) for f in plain]), (20.0, forward + [_reply(plain[0])])):
+        chunk = from_frames((start + k / 100, 0, 100, f) for k, f in enumerate(frames))
+        parts, slow = batch.split(chunk, np.array([True]), [0], engine=engine)
+        assert not len(slow)
+        opened = []
+        for g in parts:
+            rest = directions.index(g.width).account(g, table.idle)
+            if len(rest):
+                opened.append((g, rest))
+        for (g, rest), owners in zip(opened, batch.open_directions(table, opened, engine)):
+            directions.index(g.width).bind(owners, g.entry_hashes[rest], g.entry_keys[rest], g.last_ts[rest],
+                                           g.flips[rest])
+    held = {width: len(index.held()) for width, index in directions.by_width.items()}
+    assert len(table.flows) == 3 and held == {9: 2, 15: 1}
+    table.flush()
+    # (sent by the side that opened it, by the other), packets and bytes
+    counts = sorted(((f.pkts[f.origin], f.pkts[1 - f.origin]), (f.octets[f.origin], f.octets[1 - f.origin]))
+                    for f in ended)
+    assert counts == [((2, 0), (200, 0)), ((2, 1), (200, 100)), ((2, 2), (200, 200))]

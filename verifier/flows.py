@@ -24,8 +24,9 @@ admitted, so constant per flow. Timestamps come
 from the packets, so timeout tests need no sleeping.
 
 ``fast`` (a ``FastCounters``: the pipeline's direction indexes,
-engine/directions.py) holds per flow direction the counters the fast path
-adds to without decoding; this module does not know how. A flow's entries
+engine/directions.py) holds the counters the fast path adds to without
+decoding (per flow, or per direction of a tunnelled one); this module does
+not know how. A flow's entries
 are folded into it and released when it ends (``fast.release``); their last
 timestamps are carried into the flows before each scan (``fast.publish``).
 """

@@ -101,9 +101,9 @@ def mac_set(held):
 
 FLOW_SLOTS = ("key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b", "macs_a", "macs_b",
               "origin", "end_reason", "tunnels", "entries", "verdicts", "depends", "rare")
-"""``Flow``'s slots, in order: a contract. The compiled module
-(verifier/engine/_fastpath.c, ``FLOW_SLOTS``) reads and writes them at their
-offsets and checks at run time that the class has exactly these;
+"""``Flow``'s fields, in order: a contract. The compiled module
+(verifier/engine/_fastpath.c) stores a flow's fields in C under these names
+(its ``FLOW_SLOTS``); without it they are a slotted class's slots.
 tests/test_fastpath.py holds the two lists equal."""
 
 KEY_HEAD = struct.Struct(">ihhBHH")          # ifindex, VLAN, inner VLAN, protocol, a's port, b's port
@@ -152,7 +152,7 @@ def _rare(name, default):
     return property(get, put)
 
 
-class Flow:
+class _FlowBehaviour:
     """A bidirectional flow. Side 0 is ``a`` (the key's first endpoint).
 
     Its fields (``ifindex``, ``vlan``, ``vlan2``, ``proto``, ``a``, ``ap``,
@@ -169,23 +169,16 @@ class Flow:
 
     ``icmp_errors``, ``hops`` and ``exports`` read and write ``rare`` (a
     ``FlowRare``, None until one is set).
+
+    Its fields (``FLOW_SLOTS``) are stored in C when the compiled module is
+    built (verifier/engine/_fastpath.c, ``Flow``: ~280 bytes of objects per
+    flow became one 128-byte object) and this class's methods and
+    properties are added to that type; else in ``_SlottedFlow``. Both read
+    and write the same values.
     """
 
-    __slots__ = FLOW_SLOTS
+    __slots__ = ()
     icmp_errors, hops, exports = _rare("icmp_errors", 0), _rare("hops", None), _rare("exports", None)
-
-    def __init__(self, key, ts):
-        self.key = key
-        self.first = self.last = ts
-        self.pkts_a = self.pkts_b = self.octets_a = self.octets_b = 0
-        self.macs_a = self.macs_b = NO_MACS
-        self.origin = 0            # the side that sent the first packet seen
-        self.end_reason = None
-        self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
-        self.entries = None        # handle of its fast-path entries not folded in yet (Directions.entries_of)
-        self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
-        self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
-        self.rare = None           # FlowRare: ICMP errors and export records, for the few flows with any
 
     def unpacked(self):
         """(ifindex, vlan, vlan2, proto, ap, bp, a, b) in one step: for a
@@ -236,6 +229,44 @@ class Flow:
 
     def endpoint(self, side):
         return (self.a, self.ap) if side == 0 else (self.b, self.bp)
+
+
+class _SlottedFlow(_FlowBehaviour):
+    """``Flow`` where the compiled module is not built: its fields as slots."""
+
+    __slots__ = FLOW_SLOTS
+
+    def __init__(self, key, ts):
+        self.key = key
+        self.first = self.last = ts
+        self.pkts_a = self.pkts_b = self.octets_a = self.octets_b = 0
+        self.macs_a = self.macs_b = NO_MACS
+        self.origin = 0            # the side that sent the first packet seen
+        self.end_reason = None
+        self.tunnels = None        # set of (kind, outer src, outer dst, id) the flow was carried in
+        self.entries = None        # handle of its fast-path entries not folded in yet (Directions.entries_of)
+        self.verdicts = None       # while open, as last judged (the daemon): ((zone, verdict, blames), ...)
+        self.depends = None        # while open (the daemon): the outside facts its path depends on (dependents.py)
+        self.rare = None           # FlowRare: ICMP errors and export records, for the few flows with any
+
+
+def _compiled_flow():
+    """The compiled module's ``Flow`` with ``_FlowBehaviour``'s methods and
+    properties added, or None when the module is not built."""
+    try:
+        from .engine import _fastpath
+    except ImportError:
+        return None
+    stored = _fastpath.Flow
+    for name, value in vars(_FlowBehaviour).items():
+        if name not in ("__slots__", "__module__", "__qualname__"):
+            setattr(stored, name, value)
+    return stored
+
+
+Flow = _compiled_flow() or _SlottedFlow
+if Flow is not _SlottedFlow:
+    from .engine._fastpath import NO_MACS    # noqa: E402,F811  the empty set a compiled flow's side reads as
 
 
 class Evidence:

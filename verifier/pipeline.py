@@ -217,7 +217,9 @@ class Pipeline:
         # Owners first, then entries (no flow can end in between).
         touched = self._touched
         for (g, rest), owners in zip(opened, open_directions(table, opened, self.engine)):
-            self.directions.index(g.width).bind(owners, g.hashes[rest], g.keys[rest], g.last_ts[rest])
+            # keyed as account() keyed them (split.entry_keys: a plain flow's two directions share an entry)
+            self.directions.index(g.width).bind(owners, g.entry_hashes[rest], g.entry_keys[rest], g.last_ts[rest],
+                                                g.flips[rest])
             if touched is not None:
                 touched.extend(owners)
 

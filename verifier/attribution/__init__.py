@@ -12,7 +12,16 @@ route, hence which carriers, lie toward a remote address (attribution/path.py
 makes the ``transit-network`` elements from it).
 """
 
-CACHE_LIMIT = 1_000_000
+CACHE_LIMIT = 1 << 16
+"""Entries each attribution cache holds before it starts afresh (this
+module's answers per address, attribution/path.py's elements, transit.py's
+carriers). A cache pays for itself on the addresses many flows share
+(gateways, busy servers); an address of one flow only costs its entry,
+~300-700 bytes with its element. At a million entries an audit of 200,000
+flows, each with a remote address of its own, held more in its caches at
+the end than its flow table had held open (issue 21: peak memory per flow);
+at 65,536 the shared addresses still hit, and a clear costs one lookup per
+address still in use."""
 _MISSING = object()
 
 

@@ -16,6 +16,7 @@ from ..decode import ERSPAN, GENEVE, GRE, GTPU, VXLAN
 from ..model import (ENDPOINT_DEVICE, KINDS, L2_NEIGHBOR, REMOTE_NETWORK, ROUTER_HOP, SEGMENT_DEVICE,
                      TRANSIT_NETWORK, TUNNEL_ENDPOINT, Answer, Evidence, PathElement)
 from ..text import ip_text, mac_text
+from . import CACHE_LIMIT
 from .special import is_special
 from .transit import Carriers
 
@@ -36,7 +37,7 @@ class PathBuilder:
     policy or the attributor changes.
     """
 
-    CACHE_LIMIT = 500_000
+    CACHE_LIMIT = CACHE_LIMIT          # attribution.CACHE_LIMIT: entries per cache
 
     def __init__(self, attributor, trust, discovery=None, control_plane=None, transit_judged=False, bgp_peers=None):
         self.attributor = attributor

@@ -30,8 +30,8 @@ chunk).
 from ..model import REMOTE_NETWORK, TRANSIT_NETWORK, Answer, Evidence, PathElement
 from ..text import ip_text
 from ..bgp import aspath
+from . import CACHE_LIMIT
 
-CACHE_LIMIT = 500_000
 
 
 class Carriers:

@@ -10,7 +10,7 @@
  * few percent. open_directions, bind_entries and settle_entries run once per
  * flow direction: the flow table's busiest loops, ~8 us of Python per new
  * direction, taking the same steps on the same Python objects through the
- * C API. The numpy and Python code stays the reference and the fallback:
+ * C API, on flows whose fields this module stores (Flow). The numpy and Python code stays the reference and the fallback:
  * setup.py builds this module as optional, so an install without a compiler
  * runs the same audit, slower (verifier/engine.py says which runs).
  * tests/test_fastpath.py holds the two to equal output on crafted, random,
@@ -34,23 +34,31 @@
  *     octets, first_ts, last_ts); slow is the bytes of the int64 rows left
  *     to the decoder.
  *
+ * entry_keys(keys, width, classes, hashes, base, mirror, mirrored, mult, tag_mult)
+ *     -> (hashes, keys, flips) as bytes of uint64, uint64 and int8
+ *     split.entry_keys: per group, the key the direction index holds it by:
+ *     for a class with a mirror (frames.Width.mirror: where each byte of the
+ *     reply's key comes from), the lesser of the key and its mirror, word by
+ *     word, rehashed as split hashes (flip 1) when that is the mirror.
+ *
  * account(table, keys, last, pkts, octets, touched, bits,
- *         hashes, group_keys, first_ts, last_ts, count, group_octets, idle)
+ *         hashes, group_keys, flips, first_ts, last_ts, count, group_octets, idle)
  *     -> bytes of the int64 groups not added
- *     directions.DirectionIndex.account: each group whose direction the
- *     index holds (a slot of the same tag, its entry of the same key) and
- *     that was not quiet past the idle timeout has its sums added to its
- *     entry, in place; the rest are returned. A table slot is -1 (empty),
- *     -2 (a tombstone) or tag << 32 | entry, the tag the hash's top 31 bits.
+ *     directions.DirectionIndex.account: each group whose entry key (and
+ *     hash) the index holds (a slot of the same tag, its entry of the same
+ *     key) and that was not quiet past the idle timeout has its sums added to
+ *     its entry's column ``flip`` (pkts and octets are (entries, 2)), in
+ *     place; the rest are returned. A table slot is -1 (empty), -2 (a
+ *     tombstone) or tag << 32 | entry, the tag the hash's top 31 bits.
  *
  * open_directions(flows, created, renew, idle, kinds, fields, parts, flow_type, capacity,
- *                 (shared, empty, limit))
+ *                 (shared, limit))
  *     -> per part, the list of (flow, side) owners of its rows
  *     split.open_directions: the rows account() handed back, every part's
  *     merged by first frame (arrival order), go through the steps of
  *     flows.FlowTable.add_directions: fields read from the key where
  *     split.FIELDS says they are, the flow's key, the live flow or a new
- *     flow_type (model.Flow) one while the table holds fewer than
+ *     flow_type (model.Flow, or a subclass) one while the table holds fewer than
  *     ``capacity`` (added to ``flows`` and appended to ``created``, as
  *     FlowTable.renew does), else renew(flow or None, key, side, first_ts)
  *     (FlowTable.renew, which may end flows), counters, last time, MACs
@@ -58,16 +66,17 @@
  *     tunnels. A part is (keys, width, classes, rows, first, first_ts,
  *     last_ts, count, octets).
  *
- * bind_entries(chain, ordinal, fresh, owner, side, free, owners, group, current)
+ * bind_entries(chain, ordinal, fresh, owner, side, free, owners, group, current, flips)
  *     -> bytes of int64 (picked rows, their entries, quiet entries seen again, their rows), fresh
  *     The loop of directions.DirectionIndex.bind: for each (flow, side) of a
  *     flow not ended, a free entry (the last handle of ``free``, entry << 2 |
  *     ``ordinal``; when it is empty, entry ``fresh``, never taken), the owner
- *     noted, the handle made the flow's ``entries`` with its earlier one (or
- *     -1) in ``chain[entry]``. Rows share a hash when
+ *     noted with the side its first direction counts (the row's side, the
+ *     other where its ``flip`` is 1), the handle made the flow's ``entries``
+ *     with its earlier one (or -1) in ``chain[entry]``. Rows share a hash when
  *     they share a ``group``; ``current[group]`` is the entry holding that
  *     hash (-1: none), updated as entries are taken. A hash already held by
- *     the same owner is "seen again", by another is skipped. ``free`` must
+ *     the same owner and side is "seen again", by another is skipped. ``free`` must
  *     hold an entry per owner.
  *
  * insert_hashes(table, bits, hashes, entries) -> empty slots taken
@@ -76,10 +85,13 @@
  *     row not yet placed tries its slot, the first to find it open takes it,
  *     the rest move one slot on), so the table comes out the same.
  *
- * settle_entries(owner, live, pkts, octets, last) -> None
+ * settle_entries(owner, live, side, pkts, octets, last) -> None
  *     The loop of directions.DirectionIndex.settle_all: each live entry's
- *     counters added to its (flow, side), its last time carried, the flow's
- *     entries and the entry's owner cleared.
+ *     two columns of counters added to its flow's sides (the first to
+ *     ``side``), its last time carried, the flow's entries and the entry's
+ *     owner cleared.
+ *
+ * Flow: model.Flow's fields stored in C (the section "model.Flow's storage").
  *
  * pcap_records and split release the GIL while they walk the frames, so a
  * daemon's other threads (metrics, prober, capture reader) run meanwhile.
@@ -549,25 +561,27 @@ done:
 
 static PyObject *account(PyObject *self, PyObject *args)
 {
-    Py_buffer table, keys, last, pkts, octets, touched, g_hashes, g_keys, g_first, g_last, g_count, g_octets;
+    Py_buffer table, keys, last, pkts, octets, touched, g_hashes, g_keys, g_flips, g_first, g_last, g_count, g_octets;
     int bits;
     double idle;
-    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*iy*y*y*y*y*y*d", &table, &keys, &last, &pkts, &octets, &touched,
-                          &bits, &g_hashes, &g_keys, &g_first, &g_last, &g_count, &g_octets, &idle))
+    if (!PyArg_ParseTuple(args, "y*y*w*w*w*w*iy*y*y*y*y*y*y*d", &table, &keys, &last, &pkts, &octets, &touched,
+                          &bits, &g_hashes, &g_keys, &g_flips, &g_first, &g_last, &g_count, &g_octets, &idle))
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = g_hashes.len / 8, entries = last.len / 8, width = n ? g_keys.len / 8 / n : 0;
     size_t slots = (size_t)1 << bits;
     if (bits < 1 || bits > 62 || need(&table, 8 * (Py_ssize_t)slots, "table")
-        || need(&keys, 8 * width * entries, "keys") || need(&pkts, 8 * entries, "packets")
-        || need(&octets, 8 * entries, "octets") || need(&touched, entries, "touched")
-        || need(&g_keys, 8 * width * n, "group keys") || need(&g_first, 8 * n, "group first times")
+        || need(&keys, 8 * width * entries, "keys") || need(&pkts, 16 * entries, "packets")
+        || need(&octets, 16 * entries, "octets") || need(&touched, entries, "touched")
+        || need(&g_keys, 8 * width * n, "group keys") || need(&g_flips, n, "group flips")
+        || need(&g_first, 8 * n, "group first times")
         || need(&g_last, 8 * n, "group last times") || need(&g_count, 8 * n, "group counts")
         || need(&g_octets, 8 * n, "group octets"))
         goto done;
     const uint64_t *hashes = g_hashes.buf, *gkeys = g_keys.buf, *ekeys = keys.buf;
     const int64_t *te = table.buf, *count = g_count.buf, *gocts = g_octets.buf;
     const double *first_ts = g_first.buf, *last_ts = g_last.buf;
+    const int8_t *flips = g_flips.buf;
     double *elast = last.buf;
     int64_t *epkts = pkts.buf, *eocts = octets.buf;
     uint8_t *etouched = touched.buf;
@@ -596,8 +610,8 @@ static PyObject *account(PyObject *self, PyObject *args)
             rest[nrest++] = i;
             continue;
         }
-        epkts[entry] += count[i];
-        eocts[entry] += gocts[i];
+        epkts[2 * entry + (flips[i] != 0)] += count[i];      /* (entries, 2): a column per direction */
+        eocts[2 * entry + (flips[i] != 0)] += gocts[i];
         if (last_ts[i] > elast[entry])
             elast[entry] = last_ts[i];
         etouched[entry] = 1;
@@ -605,8 +619,91 @@ static PyObject *account(PyObject *self, PyObject *args)
     result = PyBytes_FromStringAndSize((const char *)rest, 8 * nrest);
     PyMem_Free(rest);
 done:;
-    Py_buffer *views[] = {&table, &keys, &last, &pkts, &octets, &touched, &g_hashes, &g_keys, &g_first, &g_last,
-                          &g_count, &g_octets};
+    Py_buffer *views[] = {&table, &keys, &last, &pkts, &octets, &touched, &g_hashes, &g_keys, &g_flips, &g_first,
+                          &g_last, &g_count, &g_octets};
+    for (size_t k = 0; k < sizeof views / sizeof *views; k++)
+        PyBuffer_Release(views[k]);
+    return result;
+}
+
+/* ---- the keys the direction index holds groups by (split.entry_keys) ------ */
+
+static PyObject *entry_keys(PyObject *self, PyObject *args)
+{
+    Py_buffer keys, classes, hashes, mirror, mirrored, mult;
+    Py_ssize_t width;
+    long long base;
+    unsigned long long tag_mult;
+    if (!PyArg_ParseTuple(args, "y*ny*y*Ly*y*y*K", &keys, &width, &classes, &hashes, &base, &mirror, &mirrored, &mult,
+                          &tag_mult))
+        return NULL;
+    PyObject *result = NULL, *out_hashes = NULL, *out_keys = NULL, *out_flips = NULL;
+    Py_ssize_t n = classes.len / 8, size = 8 * (width - 1), nclasses = mirrored.len;
+    if (width < 2 || size > 255 || need(&keys, 8 * width * n, "keys") || need(&hashes, 8 * n, "hashes")
+        || need(&mirror, size * nclasses, "mirror") || need(&mult, 8 * (width - 1), "multipliers"))
+        goto done;
+    const uint8_t *perm = mirror.buf, *has = mirrored.buf;
+    for (Py_ssize_t k = 0; k < size * nclasses; k++)
+        if (perm[k] >= size) {
+            PyErr_SetString(PyExc_ValueError, "entry_keys: a mirror reads past the key");
+            goto done;
+        }
+    out_hashes = PyBytes_FromStringAndSize(NULL, 8 * n);
+    out_keys = PyBytes_FromStringAndSize(NULL, 8 * width * n);
+    out_flips = PyBytes_FromStringAndSize(NULL, n);
+    if (out_hashes == NULL || out_keys == NULL || out_flips == NULL)
+        goto done;
+    const int64_t *cls = classes.buf;
+    const uint64_t *m = mult.buf, *in_hashes = hashes.buf;
+    const uint8_t *in = keys.buf;
+    uint64_t *oh = (uint64_t *)PyBytes_AS_STRING(out_hashes);
+    uint8_t *ok = (uint8_t *)PyBytes_AS_STRING(out_keys);
+    int8_t *of = (int8_t *)PyBytes_AS_STRING(out_flips);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *key = in + 8 * width * i;
+        uint8_t *to = ok + 8 * width * i;
+        int64_t c = cls[i] - base;
+        if (c < 0 || c >= nclasses) {
+            PyErr_SetString(PyExc_IndexError, "entry_keys: a class outside this width");
+            goto done;
+        }
+        int flip = 0;
+        if (has[c]) {
+            const uint8_t *p = perm + size * c;
+            for (Py_ssize_t j = 0; j < size; j++)
+                to[j] = key[p[j]];
+            for (Py_ssize_t k = 0; k < width - 1; k++) {     /* the lesser, word by word */
+                uint64_t a, b;
+                memcpy(&a, key + 8 * k, 8);
+                memcpy(&b, to + 8 * k, 8);
+                if (a != b) {
+                    flip = b < a;
+                    break;
+                }
+            }
+        }
+        of[i] = (int8_t)flip;
+        if (!flip) {
+            memcpy(to, key, (size_t)(8 * width));
+            oh[i] = in_hashes[i];
+            continue;
+        }
+        memcpy(to + size, key + size, 8);                    /* the class/interface word */
+        uint64_t hash = 0, word, tag;
+        for (Py_ssize_t k = 0; k < width - 1; k++) {
+            memcpy(&word, to + 8 * k, 8);
+            hash += word * m[k];
+        }
+        memcpy(&tag, to + size, 8);
+        hash += tag * tag_mult;
+        oh[i] = hash ^ (hash >> 29);
+    }
+    result = PyTuple_Pack(3, out_hashes, out_keys, out_flips);
+done:
+    Py_XDECREF(out_hashes);
+    Py_XDECREF(out_keys);
+    Py_XDECREF(out_flips);
+    Py_buffer *views[] = {&keys, &classes, &hashes, &mirror, &mirrored, &mult};
     for (size_t k = 0; k < sizeof views / sizeof *views; k++)
         PyBuffer_Release(views[k]);
     return result;
@@ -617,98 +714,328 @@ done:;
 /* Columns of split.FIELDS: where a class's fields sit in its key (-1: absent). */
 enum { F_VLAN, F_PROTO, F_ADDR, F_SIZE, F_PORTS, F_SMAC, F_DMAC, F_TUNNEL, F_OUTER, F_IDENT, F_IDSIZE, F_COLUMNS };
 
-/* model.Flow's slots, read and written at their offsets instead of through
- * getattr by name (a third of these loops' cost), and a new flow made as
- * Flow.__init__ makes it. Only for a class whose __slots__ are exactly these
- * names (in this order) as plain member slots; any other class, or a Flow
- * that gains or renames a slot, goes through getattr and FlowTable.renew.
- * model.FLOW_SLOTS declares the same list (a test holds them equal). */
+/* ---- model.Flow's storage ---------------------------------------------------
+ *
+ * A flow is the table's biggest cost (issue 21: memory per open flow). As a
+ * class with sixteen object slots it took 160 bytes, and its times, counters
+ * and entry handle were objects of their own besides (~120 bytes more); its
+ * one MAC a side a bytes object (~40). Held here in C, they are plain
+ * numbers in one 128-byte object: times as doubles, counters as int64, the
+ * handle as int32, a side's one MAC as its 48 bits, the end reason as a small
+ * code. Reading an attribute makes the Python value (a float, an int, a
+ * 6-byte bytes); writing one stores it back the same way, so Python code sees
+ * what the slotted class gave it. Flows form no reference cycles (what they
+ * hold are keys, MACs, tunnels, verdicts, dependence keys and FlowRare,
+ * none of which refers back to a flow), so the type is not tracked by the
+ * cycle collector: 16 bytes less each. model.py adds Flow's Python methods
+ * and properties to the type, and keeps a slotted class of the same fields
+ * for an install without this module.
+ *
+ * model.FLOW_SLOTS names the fields, in this order (FLOW_SLOTS below; a test
+ * holds the two equal). */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;
+    double first, last;
+    long long pkts_a, pkts_b, octets_a, octets_b;
+    uintptr_t macs[2];         /* 0: none seen; odd: one MAC, its 48 bits << 1 | 1; else a frozenset (PyObject *) */
+    PyObject *tunnels, *verdicts, *depends, *rare;
+    int32_t entries;           /* the entry handle (directions.py), -1: None */
+    int8_t origin;
+    uint8_t end;               /* 0: None (open), else 1 + its index in end_names */
+} FlowObject;
+
 static const char *const FLOW_SLOTS[] = {"key", "first", "last", "pkts_a", "pkts_b", "octets_a", "octets_b",
                                          "macs_a", "macs_b", "origin", "end_reason", "tunnels", "entries",
                                          "verdicts", "depends", "rare"};
-enum { S_KEY, S_FIRST, S_LAST, S_PKTS_A, S_PKTS_B, S_OCTETS_A, S_OCTETS_B, S_MACS_A, S_MACS_B, S_ORIGIN,
-       S_END_REASON, S_TUNNELS, S_ENTRIES, S_VERDICTS, S_DEPENDS, S_RARE, S_COUNT };
+#define FLOW_FIELDS ((int)(sizeof FLOW_SLOTS / sizeof *FLOW_SLOTS))
+
+static PyTypeObject *Flow_Type;          /* set at module start */
+static PyObject *no_macs;                /* what a side that saw no MAC reads as (model.NO_MACS) */
+static PyObject *end_names;              /* the end reasons set so far, a list: flows hold their index */
 
 #define KEY_HEAD 13                      /* model.KEY_HEAD.size */
 
-static PyObject *slot_names[S_COUNT];
-static PyTypeObject *flow_type;          /* the class whose layout slot_at holds (held: its address stays its own) */
-static Py_ssize_t slot_at[S_COUNT];
-
-/* Whether ``type`` has Flow's layout (learning it if new to us). */
-static int flow_layout(PyTypeObject *type)
+static FlowObject *as_flow(PyObject *o)
 {
-    if (type == flow_type)
-        return 1;
-    PyObject *slots = PyDict_GetItemString(type->tp_dict, "__slots__");       /* borrowed */
-    if (slots == NULL || !PyTuple_Check(slots) || PyTuple_GET_SIZE(slots) != S_COUNT || type->tp_dictoffset != 0)
-        return 0;
-    Py_ssize_t at[S_COUNT];
-    for (int k = 0; k < S_COUNT; k++) {
-        PyObject *d = PyDict_GetItemWithError(type->tp_dict, slot_names[k]);
-        if (d == NULL || PyObject_RichCompareBool(PyTuple_GET_ITEM(slots, k), slot_names[k], Py_EQ) != 1
-            || !Py_IS_TYPE(d, &PyMemberDescr_Type) || ((PyMemberDescrObject *)d)->d_member->type != T_OBJECT_EX) {
-            PyErr_Clear();
-            return 0;
-        }
-        at[k] = ((PyMemberDescrObject *)d)->d_member->offset;
+    if (!PyObject_TypeCheck(o, Flow_Type)) {
+        PyErr_Format(PyExc_TypeError, "expected a model.Flow, not %.100s", Py_TYPE(o)->tp_name);
+        return NULL;
     }
-    memcpy(slot_at, at, sizeof at);
-    Py_INCREF(type);
-    Py_XSETREF(flow_type, type);
-    return 1;
+    return (FlowObject *)o;
 }
 
-#define SLOT(obj, k) (*(PyObject **)((char *)(obj) + slot_at[k]))
-
-/* getattr(flow, FLOW_SLOTS[k]): a new reference, or NULL with an exception. */
-static PyObject *flow_get(PyObject *flow, int k)
+static uintptr_t mac_word(const uint8_t *m)
 {
-    if (!flow_layout(Py_TYPE(flow)))
-        return PyObject_GetAttr(flow, slot_names[k]);
-    PyObject *v = SLOT(flow, k);
-    if (v == NULL)
-        PyErr_SetObject(PyExc_AttributeError, slot_names[k]);
-    Py_XINCREF(v);
-    return v;
+    uint64_t v = 0;
+    for (int k = 0; k < 6; k++)
+        v = v << 8 | m[k];
+    return (uintptr_t)(v << 1 | 1);
 }
 
-/* setattr(flow, FLOW_SLOTS[k], v) */
-static int flow_set(PyObject *flow, int k, PyObject *v)
+static PyObject *mac_bytes(uintptr_t word)
 {
-    if (!flow_layout(Py_TYPE(flow)))
-        return PyObject_SetAttr(flow, slot_names[k], v);
-    Py_INCREF(v);
-    Py_XSETREF(SLOT(flow, k), v);
+    uint8_t m[6];
+    uint64_t v = (uint64_t)word >> 1;
+    for (int k = 5; k >= 0; k--, v >>= 8)
+        m[k] = (uint8_t)v;
+    return PyBytes_FromStringAndSize((const char *)m, 6);
+}
+
+/* A side's MACs as Python sees them: NO_MACS, its one MAC (bytes), or its frozenset. */
+static PyObject *macs_value(uintptr_t held)
+{
+    if (held == 0) {
+        Py_INCREF(no_macs);
+        return no_macs;
+    }
+    if (held & 1)
+        return mac_bytes(held);
+    Py_INCREF((PyObject *)held);
+    return (PyObject *)held;
+}
+
+/* Store ``v`` (6 bytes: one MAC; an empty set: none; else a set, held) as a side's MACs. */
+static int macs_store(uintptr_t *slot, PyObject *v)
+{
+    uintptr_t word;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_TypeError, "a flow's MACs cannot be deleted");
+        return -1;
+    }
+    if (PyBytes_Check(v) && PyBytes_GET_SIZE(v) == 6) {
+        word = mac_word((const uint8_t *)PyBytes_AS_STRING(v));
+    } else {
+        Py_ssize_t size = PyObject_Length(v);
+        if (size < 0)
+            return -1;
+        if (size == 0) {
+            word = 0;
+        } else {
+            if ((uintptr_t)v & 1) {             /* never: objects are aligned */
+                PyErr_SetString(PyExc_SystemError, "an unaligned object");
+                return -1;
+            }
+            Py_INCREF(v);
+            word = (uintptr_t)v;
+        }
+    }
+    uintptr_t old = *slot;
+    *slot = word;
+    if (old != 0 && !(old & 1))
+        Py_DECREF((PyObject *)old);
     return 0;
 }
 
-/* Flow(key, ts) with origin ``side``, as model.Flow.__init__ and
- * FlowTable.renew make it; ``type`` has Flow's layout. */
-static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side, PyObject *no_macs)
+static PyObject *flow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    PyObject *flow = type->tp_alloc(type, 0), *first = PyFloat_FromDouble(ts), *zero = PyLong_FromLong(0);
-    PyObject *origin = PyLong_FromLong(side);
-    if (flow == NULL || first == NULL || zero == NULL || origin == NULL)
-        goto fail;
-    PyObject *values[S_COUNT] = {[S_KEY] = key, [S_FIRST] = first, [S_LAST] = first, [S_PKTS_A] = zero,
-                                 [S_PKTS_B] = zero, [S_OCTETS_A] = zero, [S_OCTETS_B] = zero, [S_MACS_A] = no_macs,
-                                 [S_MACS_B] = no_macs, [S_ORIGIN] = origin};
-    for (int k = 0; k < S_COUNT; k++) {
-        PyObject *v = values[k] ? values[k] : Py_None;
-        Py_INCREF(v);
-        SLOT(flow, k) = v;
+    static char *names[] = {"key", "ts", NULL};
+    PyObject *key;
+    double ts;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Od:Flow", names, &key, &ts))
+        return NULL;
+    FlowObject *f = (FlowObject *)type->tp_alloc(type, 0);     /* zeroed: counters 0, no MACs, open, NULLs */
+    if (f == NULL)
+        return NULL;
+    Py_INCREF(key);
+    f->key = key;
+    f->first = f->last = ts;
+    f->entries = -1;
+    return (PyObject *)f;
+}
+
+static void flow_dealloc(PyObject *self)
+{
+    FlowObject *f = (FlowObject *)self;
+    PyTypeObject *type = Py_TYPE(self);
+    for (int k = 0; k < 2; k++)
+        if (f->macs[k] != 0 && !(f->macs[k] & 1))
+            Py_DECREF((PyObject *)f->macs[k]);
+    Py_CLEAR(f->key);
+    Py_CLEAR(f->tunnels);
+    Py_CLEAR(f->verdicts);
+    Py_CLEAR(f->depends);
+    Py_CLEAR(f->rare);
+    type->tp_free(self);
+    Py_DECREF(type);                       /* instances of a heap type hold it */
+}
+
+static PyObject *get_macs(PyObject *self, void *side)
+{
+    return macs_value(((FlowObject *)self)->macs[(intptr_t)side]);
+}
+
+static int set_macs(PyObject *self, PyObject *v, void *side)
+{
+    return macs_store(&((FlowObject *)self)->macs[(intptr_t)side], v);
+}
+
+static PyObject *get_end(PyObject *self, void *unused)
+{
+    uint8_t end = ((FlowObject *)self)->end;
+    PyObject *v = end ? PyList_GET_ITEM(end_names, end - 1) : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+
+static int set_end(PyObject *self, PyObject *v, void *unused)
+{
+    FlowObject *f = (FlowObject *)self;
+    if (v == NULL || v == Py_None) {
+        f->end = 0;
+        return 0;
     }
-    Py_DECREF(first);
-    Py_DECREF(zero);
-    Py_DECREF(origin);
-    return flow;
-fail:
-    Py_XDECREF(first);
-    Py_XDECREF(zero);
-    Py_XDECREF(origin);
-    Py_XDECREF(flow);
-    return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(end_names);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int same = PyObject_RichCompareBool(PyList_GET_ITEM(end_names, k), v, Py_EQ);
+        if (same < 0)
+            return -1;
+        if (same) {
+            f->end = (uint8_t)(k + 1);
+            return 0;
+        }
+    }
+    if (n >= 255) {
+        PyErr_SetString(PyExc_ValueError, "a flow holds one of at most 255 end reasons");
+        return -1;
+    }
+    if (PyList_Append(end_names, v) < 0)
+        return -1;
+    f->end = (uint8_t)(n + 1);
+    return 0;
+}
+
+static PyObject *get_entries(PyObject *self, void *unused)
+{
+    int32_t e = ((FlowObject *)self)->entries;
+    return e < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLong(e);
+}
+
+static int set_entries(PyObject *self, PyObject *v, void *unused)
+{
+    FlowObject *f = (FlowObject *)self;
+    if (v == NULL || v == Py_None) {
+        f->entries = -1;
+        return 0;
+    }
+    long long e = PyLong_AsLongLong(v);
+    if (e == -1 && PyErr_Occurred())
+        return -1;
+    if (e < 0 || e > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a flow's entry handle is from 0 to 2**31 - 1");
+        return -1;
+    }
+    f->entries = (int32_t)e;
+    return 0;
+}
+
+#define FLOW_MEMBER(name, kind) {#name, kind, offsetof(FlowObject, name), 0, NULL}
+static PyMemberDef flow_members[] = {
+    FLOW_MEMBER(key, T_OBJECT_EX), FLOW_MEMBER(first, T_DOUBLE), FLOW_MEMBER(last, T_DOUBLE),
+    FLOW_MEMBER(pkts_a, T_LONGLONG), FLOW_MEMBER(pkts_b, T_LONGLONG), FLOW_MEMBER(octets_a, T_LONGLONG),
+    FLOW_MEMBER(octets_b, T_LONGLONG), FLOW_MEMBER(origin, T_BYTE), FLOW_MEMBER(tunnels, T_OBJECT),
+    FLOW_MEMBER(verdicts, T_OBJECT), FLOW_MEMBER(depends, T_OBJECT), FLOW_MEMBER(rare, T_OBJECT),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef flow_getset[] = {
+    {"macs_a", get_macs, set_macs, NULL, (void *)0},
+    {"macs_b", get_macs, set_macs, NULL, (void *)1},
+    {"end_reason", get_end, set_end, NULL, NULL},
+    {"entries", get_entries, set_entries, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot flow_slots[] = {
+    {Py_tp_new, flow_new},
+    {Py_tp_dealloc, flow_dealloc},
+    {Py_tp_members, flow_members},
+    {Py_tp_getset, flow_getset},
+    {Py_tp_doc, "A bidirectional flow's fields, stored in C (model.Flow adds its methods)."},
+    {0, NULL},
+};
+
+static PyType_Spec flow_spec = {"verifier.model.Flow", sizeof(FlowObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+                                flow_slots};
+
+/* A new flow as Flow(key, ts) makes it, with origin ``side``; ``type`` is Flow or a subclass. */
+static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side)
+{
+    FlowObject *f = (FlowObject *)type->tp_alloc(type, 0);
+    if (f == NULL)
+        return NULL;
+    Py_INCREF(key);
+    f->key = key;
+    f->first = f->last = ts;
+    f->entries = -1;
+    f->origin = (int8_t)side;
+    return (PyObject *)f;
+}
+
+/* flow.macs_<i> = mac_sets.add(flow.macs_<i>, mac): model.MacSets.add (a
+ * side's one MAC, a frozenset from its second on, shared through its table
+ * ``shared``, a dict bounded by ``limit``). */
+static int add_mac(FlowObject *f, Py_ssize_t i, const uint8_t *mac, PyObject *shared, Py_ssize_t limit)
+{
+    uintptr_t held = f->macs[i], one = mac_word(mac);
+    if (held == 0) {
+        f->macs[i] = one;
+        return 0;
+    }
+    if (held == one)
+        return 0;
+    PyObject *item = mac_bytes(one), *grown = NULL;
+    int rc = -1;
+    if (item == NULL)
+        return -1;
+    if (held & 1) {
+        PyObject *was = mac_bytes(held);
+        /* A frozenset no other code has seen yet may be filled with PySet_Add (the C API allows it). */
+        if (was == NULL || (grown = PyFrozenSet_New(NULL)) == NULL || PySet_Add(grown, was) < 0
+            || PySet_Add(grown, item) < 0) {
+            Py_XDECREF(was);
+            goto done;
+        }
+        Py_DECREF(was);
+    } else {
+        int has = PySet_Contains((PyObject *)held, item);
+        if (has != 0) {
+            rc = has < 0 ? -1 : 0;
+            goto done;
+        }
+        if ((grown = PyFrozenSet_New((PyObject *)held)) == NULL || PySet_Add(grown, item) < 0)
+            goto done;
+    }
+    PyObject *known = PyDict_GetItemWithError(shared, grown);     /* borrowed */
+    if (known == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        if (PyDict_GET_SIZE(shared) >= limit)
+            PyDict_Clear(shared);
+        if (PyDict_SetItem(shared, grown, grown) < 0)
+            goto done;
+        known = grown;
+    }
+    rc = macs_store(&f->macs[i], known);
+done:
+    Py_XDECREF(grown);
+    Py_DECREF(item);
+    return rc;
+}
+
+/* directions._fold: flow.count(side, pkts, octets), flow.last = max(flow.last, last). */
+static void fold(FlowObject *f, Py_ssize_t side, int64_t pkts, int64_t octets, double last)
+{
+    if (side) {
+        f->pkts_b += pkts;
+        f->octets_b += octets;
+    } else {
+        f->pkts_a += pkts;
+        f->octets_a += octets;
+    }
+    if (last > f->last)
+        f->last = last;
 }
 
 typedef struct {
@@ -744,99 +1071,6 @@ static int fields_fit(const int64_t *f, Py_ssize_t bytes, Py_ssize_t kinds)
     return 1;
 }
 
-/* flow.<slot k> += value */
-static int add_to_slot(PyObject *flow, int k, int64_t value)
-{
-    PyObject *old = flow_get(flow, k), *v = old ? PyLong_FromLongLong(value) : NULL;
-    PyObject *sum = v ? PyNumber_Add(old, v) : NULL;
-    int rc = sum ? flow_set(flow, k, sum) : -1;
-    Py_XDECREF(sum);
-    Py_XDECREF(v);
-    Py_XDECREF(old);
-    return rc;
-}
-
-/* flow.last as a double; -1 with an exception set on failure. */
-static int last_of(PyObject *flow, double *out)
-{
-    PyObject *v = flow_get(flow, S_LAST);
-    if (v == NULL)
-        return -1;
-    *out = PyFloat_AsDouble(v);
-    Py_DECREF(v);
-    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
-}
-
-/* flow.macs_<side> = mac_sets.add(flow.macs_<side>, item): model.MacSets.add (a
- * side's one MAC as bytes, a frozenset from its second on), its table ``shared``
- * (a dict, bounded by ``limit``) passed in. */
-static int add_mac(PyObject *flow, Py_ssize_t i, const uint8_t *mac, PyObject *shared, Py_ssize_t limit)
-{
-    PyObject *held = flow_get(flow, i ? S_MACS_B : S_MACS_A);
-    PyObject *item = held ? PyBytes_FromStringAndSize((const char *)mac, 6) : NULL, *grown = NULL;
-    int rc = -1;
-    if (item == NULL)
-        goto done;
-    if (PyBytes_CheckExact(held)) {
-        if (PyBytes_GET_SIZE(held) == 6 && memcmp(PyBytes_AS_STRING(held), mac, 6) == 0) {
-            rc = 0;
-            goto done;
-        }
-        /* A frozenset no other code has seen yet may be filled with PySet_Add (the C API allows it). */
-        if ((grown = PyFrozenSet_New(NULL)) == NULL || PySet_Add(grown, held) < 0 || PySet_Add(grown, item) < 0)
-            goto done;
-    } else {
-        Py_ssize_t size = PySet_Size(held);
-        if (size < 0)
-            goto done;
-        if (size == 0) {
-            grown = item;
-            Py_INCREF(grown);
-        } else {
-            int has = PySet_Contains(held, item);
-            if (has != 0) {
-                rc = has < 0 ? -1 : 0;
-                goto done;
-            }
-            if ((grown = PyFrozenSet_New(held)) == NULL || PySet_Add(grown, item) < 0)
-                goto done;
-        }
-    }
-    PyObject *known = PyDict_GetItemWithError(shared, grown);     /* borrowed */
-    if (known == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        if (PyDict_GET_SIZE(shared) >= limit)
-            PyDict_Clear(shared);
-        if (PyDict_SetItem(shared, grown, grown) < 0)
-            goto done;
-        known = grown;
-    }
-    rc = flow_set(flow, i ? S_MACS_B : S_MACS_A, known);
-done:
-    Py_XDECREF(grown);
-    Py_XDECREF(item);
-    Py_XDECREF(held);
-    return rc;
-}
-
-/* directions._fold: flow.count(side, pkts, octets), flow.last = max(flow.last, last). */
-static int fold(PyObject *flow, Py_ssize_t side, int64_t pkts, int64_t octets, double last)
-{
-    double was;
-    if (add_to_slot(flow, side ? S_PKTS_B : S_PKTS_A, pkts) < 0
-        || add_to_slot(flow, side ? S_OCTETS_B : S_OCTETS_A, octets) < 0
-        || last_of(flow, &was) < 0)
-        return -1;
-    if (last > was) {
-        PyObject *v = PyFloat_FromDouble(last);
-        int rc = v ? flow_set(flow, S_LAST, v) : -1;
-        Py_XDECREF(v);
-        return rc;
-    }
-    return 0;
-}
-
 /* model.flow_key(ifindex, vlan, -1, proto, a, ap, b, bp): the fields packed
  * big-endian (int32, int16, int16, uint8, uint16, uint16), then a and b. */
 static PyObject *flow_key(long ifindex, int vlan, int proto, const uint8_t *a, int ap, const uint8_t *b, int bp,
@@ -861,7 +1095,7 @@ static PyObject *flow_key(long ifindex, int vlan, int proto, const uint8_t *a, i
  * A key no live flow holds gets a new flow here when the table has room (so
  * FlowTable.renew would neither end nor shed one); renew does the rest. */
 typedef struct {
-    PyObject *shared, *none;             /* model.MacSets' table, and the empty frozenset new flows start with */
+    PyObject *shared;                    /* model.MacSets' table */
     Py_ssize_t limit;
 } Macs;
 
@@ -882,25 +1116,27 @@ static PyObject *open_one(PyObject *flows, PyObject *created, PyObject *renew, d
     if (key == NULL)
         return NULL;
     PyObject *flow = PyDict_GetItemWithError(flows, key), *result = NULL;
-    double last;
+    FlowObject *held;
     Py_XINCREF(flow);
     if (flow == NULL && PyErr_Occurred())
         goto done;
-    if (flow != NULL && last_of(flow, &last) < 0)
+    if (flow != NULL && as_flow(flow) == NULL)
         goto done;
-    if (flow == NULL && PyDict_GET_SIZE(flows) < capacity && flow_layout(type)) {
-        if ((flow = new_flow(type, key, first_ts, side, macs->none)) == NULL || PyDict_SetItem(flows, key, flow) < 0
+    if (flow == NULL && PyDict_GET_SIZE(flows) < capacity && PyType_IsSubtype(type, Flow_Type)) {
+        if ((flow = new_flow(type, key, first_ts, side)) == NULL || PyDict_SetItem(flows, key, flow) < 0
             || PyList_Append(created, flow) < 0)
             goto done;
-    } else if (flow == NULL || first_ts - last > idle) {
+    } else if (flow == NULL || first_ts - ((FlowObject *)flow)->last > idle) {
         PyObject *renewed = PyObject_CallFunction(renew, "OOid", flow ? flow : Py_None, key, side, first_ts);
         Py_XDECREF(flow);
         flow = renewed;
-        if (flow == NULL)
+        if (flow == NULL || as_flow(flow) == NULL)
             goto done;
     }
-    if (fold(flow, side, count, octets, last_ts) < 0 || add_mac(flow, side, h + f[F_SMAC], macs->shared, macs->limit) < 0
-        || add_mac(flow, 1 - side, h + f[F_DMAC], macs->shared, macs->limit) < 0)
+    held = (FlowObject *)flow;
+    fold(held, side, count, octets, last_ts);
+    if (add_mac(held, side, h + f[F_SMAC], macs->shared, macs->limit) < 0
+        || add_mac(held, 1 - side, h + f[F_DMAC], macs->shared, macs->limit) < 0)
         goto done;
     if (f[F_TUNNEL] >= 0) {
         unsigned long ident = 0;
@@ -916,15 +1152,10 @@ static PyObject *open_one(PyObject *flows, PyObject *created, PyObject *renew, d
         PyTuple_SET_ITEM(tunnel, 2, PyBytes_FromStringAndSize((const char *)outer + 4, 4));
         PyTuple_SET_ITEM(tunnel, 3, PyLong_FromUnsignedLong(ident));
         int made = PyTuple_GET_ITEM(tunnel, 1) && PyTuple_GET_ITEM(tunnel, 2) && PyTuple_GET_ITEM(tunnel, 3);
-        PyObject *held = made ? flow_get(flow, S_TUNNELS) : NULL;
-        if (held == Py_None) {                     /* the flow's first: _carried's new set */
-            Py_DECREF(held);
-            held = PySet_New(NULL);
-            if (held != NULL && flow_set(flow, S_TUNNELS, held) < 0)
-                Py_CLEAR(held);
+        if (made && (held->tunnels == NULL || held->tunnels == Py_None)) {   /* the flow's first: _carried's new set */
+            Py_XSETREF(held->tunnels, PySet_New(NULL));
         }
-        int rc = held ? PySet_Add(held, tunnel) : -1;
-        Py_XDECREF(held);
+        int rc = made && held->tunnels ? PySet_Add(held->tunnels, tunnel) : -1;
         Py_DECREF(tunnel);
         if (rc < 0)
             goto done;
@@ -946,10 +1177,10 @@ static PyObject *open_directions(PyObject *self, PyObject *args)
     double idle;
     Py_buffer fields;
     Macs macs;
-    if (!PyArg_ParseTuple(args, "O!O!OdO!y*O!O!n(O!O!n)", &PyDict_Type, &flows, &PyList_Type, &created, &renew, &idle,
+    if (!PyArg_ParseTuple(args, "O!O!OdO!y*O!O!n(O!n)", &PyDict_Type, &flows, &PyList_Type, &created, &renew, &idle,
                           &PyTuple_Type, &kinds,
                           &fields, &PyList_Type, &part_list, &PyType_Type, &type, &capacity, &PyDict_Type, &macs.shared,
-                          &PyFrozenSet_Type, &macs.none, &macs.limit))
+                          &macs.limit))
         return NULL;
     Py_ssize_t nparts = PyList_GET_SIZE(part_list), nclasses = fields.len / (8 * F_COLUMNS);
     Part *parts = PyMem_Calloc(nparts ? nparts : 1, sizeof(Part));
@@ -1034,11 +1265,11 @@ done:
 static PyObject *bind_entries(PyObject *self, PyObject *args)
 {
     PyObject *owner, *free, *owners;
-    Py_buffer chain_buf, sides_buf, group_buf, current_buf;
+    Py_buffer chain_buf, sides_buf, group_buf, current_buf, flips_buf;
     int ordinal;
     Py_ssize_t fresh;
-    if (!PyArg_ParseTuple(args, "w*inO!w*O!O!y*w*", &chain_buf, &ordinal, &fresh, &PyList_Type, &owner, &sides_buf,
-                          &PyList_Type, &free, &PyList_Type, &owners, &group_buf, &current_buf)) {
+    if (!PyArg_ParseTuple(args, "w*inO!w*O!O!y*w*y*", &chain_buf, &ordinal, &fresh, &PyList_Type, &owner, &sides_buf,
+                          &PyList_Type, &free, &PyList_Type, &owners, &group_buf, &current_buf, &flips_buf)) {
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(owners), groups = current_buf.len / 8;
@@ -1047,8 +1278,9 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
     int8_t *sides = sides_buf.buf;
     int32_t *chain = chain_buf.buf;                /* handles fit 31 bits: DirectionIndex._grow stops short */
     const int64_t *group = group_buf.buf;
+    const int8_t *flips = flips_buf.buf;
     int64_t *current = current_buf.buf;
-    if (need(&group_buf, 8 * n, "group") || need(&sides_buf, PyList_GET_SIZE(owner), "sides")
+    if (need(&group_buf, 8 * n, "group") || need(&flips_buf, n, "flips") || need(&sides_buf, PyList_GET_SIZE(owner), "sides")
         || need(&chain_buf, 4 * PyList_GET_SIZE(owner), "chain"))
         goto done;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -1074,17 +1306,17 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "bind_entries: an owner is not a (flow, side) pair");
             goto done;
         }
-        PyObject *flow = PyTuple_GET_ITEM(who, 0), *ended = flow_get(flow, S_END_REASON);
+        PyObject *flow = PyTuple_GET_ITEM(who, 0);
+        FlowObject *bound = as_flow(flow);
         long side = PyLong_AsLong(PyTuple_GET_ITEM(who, 1));
-        if (ended == NULL || (side == -1 && PyErr_Occurred()) || (side != 0 && side != 1)) {
-            Py_XDECREF(ended);
+        if (bound == NULL || (side == -1 && PyErr_Occurred()) || (side != 0 && side != 1)) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "bind_entries: a side is not 0 or 1");
             goto done;
         }
-        Py_DECREF(ended);
-        if (ended != Py_None)                      /* shed for capacity by a later add */
+        if (bound->end)                            /* shed for capacity by a later add */
             continue;
+        side ^= flips[i] != 0;                     /* the flow's side the entry's first direction counts */
         int64_t held = current[group[i]];         /* the entry holding this row's hash, or -1 */
         if (held >= 0) {
             PyObject *was = PyList_GetItem(owner, (Py_ssize_t)held);   /* borrowed; NULL: out of range */
@@ -1125,21 +1357,9 @@ static PyObject *bind_entries(PyObject *self, PyObject *args)
         }
         sides[entry] = (int8_t)side;
         /* flow.entries = handle, the flow's earlier handle (or -1) chained behind it */
-        PyObject *had = flow_get(flow, S_ENTRIES);
-        long long before = had == NULL ? -1 : had == Py_None ? -1 : PyLong_AsLongLong(had);
-        int rc = had == NULL || (before == -1 && PyErr_Occurred()) ? -1 : 0;
-        if (rc == 0 && had != Py_None && (before < 0 || before > INT32_MAX)) {
-            PyErr_SetString(PyExc_TypeError, "bind_entries: a flow's entries are not a handle");
-            rc = -1;
-        }
-        if (rc == 0) {
-            chain[entry] = (int32_t)before;
-            rc = flow_set(flow, S_ENTRIES, handle);
-        }
-        Py_XDECREF(had);
+        chain[entry] = bound->entries;
+        bound->entries = (int32_t)held_handle;
         Py_DECREF(handle);
-        if (rc < 0)
-            goto done;
         picked[npicked] = i, entries[npicked++] = entry;
     }
     result = Py_BuildValue("y#y#y#y#n", (char *)picked, npicked * 8, (char *)entries, npicked * 8, (char *)again,
@@ -1150,6 +1370,7 @@ done:
     PyBuffer_Release(&sides_buf);
     PyBuffer_Release(&group_buf);
     PyBuffer_Release(&current_buf);
+    PyBuffer_Release(&flips_buf);
     return result;
 }
 
@@ -1223,7 +1444,8 @@ static PyObject *settle_entries(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t n = live.len / 8, entries = PyList_GET_SIZE(owner);
-    if (need(&sides, entries, "sides") || need(&pkts, 8 * entries, "packets") || need(&octets, 8 * entries, "octets") || need(&last, 8 * entries, "last"))
+    if (need(&sides, entries, "sides") || need(&pkts, 16 * entries, "packets") || need(&octets, 16 * entries, "octets")
+        || need(&last, 8 * entries, "last"))
         goto done;
     const int64_t *e = live.buf, *p = pkts.buf, *o = octets.buf;
     const double *l = last.buf;
@@ -1238,13 +1460,13 @@ static PyObject *settle_entries(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "settle_entries: a live entry has no owner");
             goto done;
         }
-        Py_INCREF(flow);                           /* the owner list's reference goes below */
-        int rc = fold(flow, ((const int8_t *)sides.buf)[entry], p[entry], o[entry], l[entry]);
-        if (rc == 0)
-            rc = flow_set(flow, S_ENTRIES, Py_None);
-        Py_DECREF(flow);
-        if (rc < 0)
+        FlowObject *held = as_flow(flow);
+        if (held == NULL)
             goto done;
+        int8_t side = ((const int8_t *)sides.buf)[entry];       /* of the entry's first direction; its mirror the other */
+        fold(held, side, p[2 * entry], o[2 * entry], l[entry]);
+        fold(held, !side, p[2 * entry + 1], o[2 * entry + 1], l[entry]);
+        held->entries = -1;
         Py_INCREF(Py_None);
         PyList_SetItem(owner, entry, Py_None);     /* releases the owner's reference */
     }
@@ -1262,6 +1484,7 @@ done:
 static PyMethodDef methods[] = {
     {"pcap_records", pcap_records, METH_VARARGS, "Walk the whole pcap records of a buffer (see the module source)."},
     {"split", split, METH_VARARGS, "Classify and group a chunk's frames as split.split does (see the module source)."},
+    {"entry_keys", entry_keys, METH_VARARGS, "The keys the direction index holds groups by (see the module source)."},
     {"account", account, METH_VARARGS, "Add groups of known directions to their counters (see the module source)."},
     {"open_directions", open_directions, METH_VARARGS, "Open new directions in the flow table (see the module source)."},
     {"bind_entries", bind_entries, METH_VARARGS, "Give opened directions their index entries (see the module source)."},
@@ -1274,24 +1497,40 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", "The per
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    for (int k = 0; k < S_COUNT; k++)
-        if ((slot_names[k] = PyUnicode_InternFromString(FLOW_SLOTS[k])) == NULL)
-            return NULL;
-    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(S_COUNT);
+    PyObject *mod = PyModule_Create(&module), *names = PyTuple_New(FLOW_FIELDS);
     if (mod == NULL || names == NULL)
         goto fail;
-    for (int k = 0; k < S_COUNT; k++) {
-        Py_INCREF(slot_names[k]);
-        PyTuple_SET_ITEM(names, k, slot_names[k]);
+    for (int k = 0; k < FLOW_FIELDS; k++) {
+        PyObject *name = PyUnicode_InternFromString(FLOW_SLOTS[k]);
+        if (name == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(names, k, name);
     }
+    if (Flow_Type == NULL && (Flow_Type = (PyTypeObject *)PyType_FromSpec(&flow_spec)) == NULL)
+        goto fail;
+    if (no_macs == NULL && (no_macs = PyFrozenSet_New(NULL)) == NULL)
+        goto fail;
+    if (end_names == NULL && (end_names = PyList_New(0)) == NULL)
+        goto fail;
 #ifndef SOURCE_SHA256
 #define SOURCE_SHA256 "unknown"          /* built without setup.py */
 #endif
-    if (PyModule_AddObject(mod, "FLOW_SLOTS", names) == 0      /* steals ``names`` */
-        && PyModule_AddStringConstant(mod, "SOURCE_SHA256", SOURCE_SHA256) == 0)
+    Py_INCREF(Flow_Type);
+    Py_INCREF(no_macs);
+    if (PyModule_AddObject(mod, "Flow", (PyObject *)Flow_Type) < 0) {     /* steals on success only */
+        Py_DECREF(Flow_Type);
+        Py_DECREF(no_macs);
+        goto fail;
+    }
+    if (PyModule_AddObject(mod, "NO_MACS", no_macs) < 0) {
+        Py_DECREF(no_macs);
+        goto fail;
+    }
+    if (PyModule_AddObject(mod, "FLOW_SLOTS", names) < 0)
+        goto fail;
+    names = NULL;
+    if (PyModule_AddStringConstant(mod, "SOURCE_SHA256", SOURCE_SHA256) == 0)
         return mod;
-    if (PyModule_GetDict(mod) && PyDict_GetItemString(PyModule_GetDict(mod), "FLOW_SLOTS"))
-        names = NULL;                                          /* the module holds it now */
 fail:
     Py_XDECREF(names);
     Py_XDECREF(mod);

@@ -4,8 +4,8 @@ The batch fast path (split.py) sums each chunk's frames per flow direction.
 A ``DirectionIndex`` finds the groups' entries through an open-addressing
 hash table held in one numpy array (linear probing, at most half full,
 tombstones for released entries; a slot is the entry with its hash's top
-31 bits as a tag, 8 bytes: a slot of hash and entry apart took 16, and a
-direction holds two to four), checks their exact keys with one
+31 bits as a tag, 8 bytes: a slot of hash and entry apart took 16, and an
+entry holds two to four), checks their exact keys with one
 whole-array comparison and adds the sums with whole-array operations — or
 does the same in one C pass over the same arrays (``account``, when
 verifier/engine/_fastpath.c is built): a direction already known costs no Python
@@ -13,10 +13,19 @@ step of its own. New directions (and
 anything unsure) take the Python path through ``FlowTable.add_directions`` and
 are then bound, a chunk's worth at once.
 
-An entry is one direction's exact key (masked header words plus the
-class/interface word), its hash, packet/byte counters, last timestamp and
-owner (its flow, and in ``side`` which side: a pair object per entry cost
-~70 bytes of every direction). A flow finds its entries through one handle
+An entry is held by an exact key (masked header words plus the
+class/interface word) and its hash, with packet/byte counters, last
+timestamp and owner (its flow, and in ``side`` which side: a pair object
+per entry cost ~70 bytes of every direction). For a plain class (no
+tunnel) one entry holds both directions of a flow: the reply's key is the
+mirror of the request's (split.entry_keys: MACs, addresses and ports
+swapped), the entry is keyed by the lesser of the two, and its counters
+have a column per direction (``side`` is the flow side of the first; a
+group whose key is the mirror counts in the second). An entry per
+direction cost a key, hash, owner, chain link and table slot more per flow
+(~125 bytes). A tunnelled direction keeps an entry of its own: its reply
+comes in the tunnel's other direction, under other outer addresses and
+identifier. A flow finds its entries through one handle
 (``Flow.entries``: entry << 2 | the index's ordinal) and ``chain`` (each
 entry's flow's earlier handle, -1 at the end): a tuple (index, entry, ...)
 and its ints cost ~130 bytes of every flow. Counters hold only what the fast
@@ -29,6 +38,8 @@ refreshes ``Flow.last`` (``publish``) before it scans for idle flows.
 import mmap
 
 import numpy as np
+
+from .split import entry_keys
 
 
 _EMPTY, _TOMB = -1, -2               # values of free slots (a live slot holds tag << 32 | entry, >= 0)
@@ -71,6 +82,7 @@ class DirectionIndex:
     def __init__(self, width, engine, capacity=_MIN_ENTRIES, ordinal=0):
         self.width = width                  # 64-bit words per key, class/interface word included
         self.ordinal = ordinal              # the low two bits of this index's handles (Directions.index)
+        self.engine = engine
         self._c = engine.c                  # the compiled module, or None: the numpy passes
         self._empty(capacity)
 
@@ -79,14 +91,14 @@ class DirectionIndex:
         arrays let go, so what judging the flows then allocates does not come
         on top of them)."""
         self.owner = []                     # entry -> its flow, or None (its side in ``side``)
-        self.side = np.zeros(0, np.int8)    # entry -> the side of its flow it counts
+        self.side = np.zeros(0, np.int8)    # entry -> the side of its flow its first direction counts
         self.chain = np.zeros(0, np.int32)  # entry -> its flow's earlier handle, -1: none (MAX_ENTRIES)
         self.free = []                      # handles of released entries, the next one last
         self.fresh = 0                      # entries from here on were never taken (free, listed nowhere)
         self.keys = np.zeros((0, self.width), np.uint64)
         self.hashes = np.zeros(0, np.uint64)
-        self.pkts = np.zeros(0, np.int64)
-        self.octets = np.zeros(0, np.int64)
+        self.pkts = np.zeros((0, 2), np.int64)       # entry -> (its first direction's, its mirror's)
+        self.octets = np.zeros((0, 2), np.int64)
         self.last = np.zeros(0, np.float64)
         self.touched = np.zeros(0, bool)    # counters moved since the last publish
         self._grow(capacity)
@@ -209,31 +221,39 @@ class DirectionIndex:
         side may not be quiet). Returns the rows of the groups not added
         (int64 array): new directions and those to decide. One C pass when
         the compiled module is built, else whole-array numpy."""
+        entry_keys(groups, self.engine)     # what this index holds them by (filled once)
+        hashes, keys, flips = groups.entry_hashes, groups.entry_keys, groups.flips
         if self._c is not None:
             rest = self._c.account(self._slots, self.keys, self.last, self.pkts, self.octets, self.touched,
-                                   self._bits, groups.hashes, groups.keys, groups.first_ts, groups.last_ts,
+                                   self._bits, hashes, keys, flips, groups.first_ts, groups.last_ts,
                                    groups.count, groups.octets, float(idle))
             return np.frombuffer(rest, np.int64)
-        found = self.find(groups.hashes, groups.keys)
+        found = self.find(hashes, keys)
         ok = found >= 0
         ok[ok] = groups.first_ts[ok] - self.last[found[ok]] <= idle
         if ok.any():
-            self.add(found[ok], groups.count[ok], groups.octets[ok], groups.last_ts[ok])
+            self.add(found[ok], groups.count[ok], groups.octets[ok], groups.last_ts[ok], flips[ok])
         return np.flatnonzero(~ok)
 
-    def add(self, entries, counts, octets, last_ts):
-        """Add one chunk's sums; ``entries`` are distinct."""
-        self.pkts[entries] += counts
-        self.octets[entries] += octets
+    def add(self, entries, counts, octets, last_ts, flips=None):
+        """Add one chunk's sums to the entries' first directions, or where
+        ``flips`` is 1 their mirrors'; ``entries`` are distinct."""
+        column = 0 if flips is None else np.asarray(flips, np.intp)
+        self.pkts[entries, column] += counts
+        self.octets[entries, column] += octets
         self.last[entries] = np.maximum(self.last[entries], last_ts)
         self.touched[entries] = True
 
-    def bind(self, owners, hashes, keys, last_ts):
+    def bind(self, owners, hashes, keys, last_ts, flips=None):
         """Entries for directions the flow table has just opened: ``owners[i]``
-        is ``(flow, side)`` for ``hashes[i]`` and ``keys[i]``. Skipped: a flow
-        already ended (shed for capacity by a later add), and a hash already
-        held — by the same direction (it was quiet: its last time moves on),
-        or by another key (that direction keeps taking the slow path)."""
+        is ``(flow, side)`` for ``hashes[i]`` and ``keys[i]``, the entry's
+        mirror direction where ``flips[i]`` is 1 (split.entry_keys: the
+        entry's first direction counts for the flow's other side). Skipped: a
+        flow already ended (shed for capacity by a later add), and a hash
+        already held — by the same direction or its mirror (it was quiet, or
+        both directions opened in one chunk: its last time moves on), or by
+        another key (that direction keeps taking the slow path)."""
+        flips = np.zeros(len(owners), np.int8) if flips is None else np.ascontiguousarray(flips, np.int8)
         if len(self.free) + len(self.owner) - self.fresh < len(owners):   # room for all first: one order
             self._grow(max(min(2 * len(self.owner), MAX_ENTRIES), len(self.owner) + len(owners)))
         # Rows that share a hash share a group; ``current``: the entry holding each group's hash (-1: none).
@@ -242,10 +262,10 @@ class DirectionIndex:
         if self._c is not None:
             *raws, self.fresh = self._c.bind_entries(self.chain, self.ordinal, self.fresh, self.owner, self.side,
                                                      self.free, list(owners), np.ascontiguousarray(group, np.int64),
-                                                     current)
+                                                     current, flips)
             picked, entries, again, again_rows = (np.frombuffer(raw, np.int64) for raw in raws)
         else:
-            picked, entries, again, again_rows = self._entries_for(owners, group.tolist(), current)
+            picked, entries, again, again_rows = self._entries_for(owners, group.tolist(), current, flips.tolist())
         if len(again):
             self.last[again] = np.maximum(self.last[again], last_ts[again_rows])
         if not len(entries):
@@ -258,16 +278,17 @@ class DirectionIndex:
         else:
             self._insert(hashes[picked], entries)
 
-    def _entries_for(self, owners, group, current):
+    def _entries_for(self, owners, group, current, flips):
         """``bind``'s loop in Python (the compiled module's ``bind_entries``
         takes the same steps): (picked rows, their entries, entries seen
         again, their rows) as int64 arrays."""
         owner, sides, free, chain = self.owner, self.side, self.free, self.chain
         current = current.tolist()
         picked, entries, again, again_rows = [], [], [], []
-        for i, (g, (flow, side)) in enumerate(zip(group, owners)):
+        for i, (g, (flow, side), flip) in enumerate(zip(group, owners, flips)):
             if flow.end_reason is not None:
                 continue
+            side ^= flip                      # the flow's side the entry's first direction counts
             entry = current[g]
             if entry >= 0:
                 if owner[entry] is flow and sides[entry] == side:
@@ -290,8 +311,10 @@ class DirectionIndex:
 
     def settle(self, entry):
         """Fold one entry's counters into its flow and release it."""
-        _fold(self.owner[entry], int(self.side[entry]), int(self.pkts[entry]), int(self.octets[entry]),
-              float(self.last[entry]))
+        flow, side, last = self.owner[entry], int(self.side[entry]), float(self.last[entry])
+        (p0, p1), (o0, o1) = self.pkts[entry].tolist(), self.octets[entry].tolist()
+        _fold(flow, side, p0, o0, last)
+        _fold(flow, 1 - side, p1, o1, last)
         self._release(entry)
 
     def _release(self, entry):
@@ -314,7 +337,8 @@ class DirectionIndex:
             for entry, side, pkts, octets, last in zip(live, self.side[live].tolist(), self.pkts[live].tolist(),
                                                        self.octets[live].tolist(), self.last[live].tolist()):
                 flow = owner[entry]
-                flow.count(side, pkts, octets)       # _fold, inline: once per entry
+                flow.count(side, pkts[0], octets[0])      # _fold, inline: once per entry
+                flow.count(1 - side, pkts[1], octets[1])
                 if last > flow.last:
                     flow.last = last
                 flow.entries = None

@@ -21,7 +21,9 @@ at import:
   C module interprets its rows frame by frame); classes in order, a frame is
   of the first whose tests all pass;
 - ``WIDTHS``: the header bytes read per key width (plain classes 64, tunnel
-  classes 112), the classes of each and their key masks;
+  classes 112), the classes of each, their key masks and mirrors (a plain
+  class's reply swaps MACs, addresses and ports: the direction index keeps
+  one entry for both directions, split.entry_keys);
 - ``PORT_FLAGS``: one byte per UDP port naming what the decoder does there.
 
 Adding a tunnel layout is one ``Tunnel`` row (its kind, header size, byte
@@ -165,6 +167,7 @@ class Class:
     key: tuple          # frame byte ranges
     fields: tuple       # a FIELDS row
     end: int            # bytes the class reads
+    mirror: tuple       # (a, b, size) byte ranges a reply swaps (MACs, addresses, ports); () for none
 
 
 def _plain(link, ip):
@@ -173,7 +176,9 @@ def _plain(link, ip):
     tests = link.tests + (word(link.type_at, ip.ethertype),) + ip.tests(at, True) + (captured(end),)
     key = link.key + tuple((at + lo, at + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
     fields = (link.vlan_at, at + ip.proto_at, at + ip.addr_at, ip.addr_size, end - PORTS, 6, 0, -1, -1, -1, 0)
-    return Class(f"{link.name}/ipv{ip.version}", _fused(tests, end), key, fields, end)
+    # The reply's key is this one with the MACs, addresses and ports swapped: both directions share an entry.
+    mirror = ((0, 6, 6), (at + ip.addr_at, at + ip.addr_at + ip.addr_size, ip.addr_size), (end - PORTS, end - 2, 2))
+    return Class(f"{link.name}/ipv{ip.version}", _fused(tests, end), key, fields, end, mirror)
 
 
 def _tunnelled(link, tunnel, ip):
@@ -195,7 +200,8 @@ def _tunnelled(link, tunnel, ip):
     key += tuple((i + lo, i + hi) for lo, hi in ip.key) + ((end - PORTS, end),)
     fields = (link.vlan_at, i + ip.proto_at, i + ip.addr_at, ip.addr_size, end - PORTS, src_mac, dst_mac,
               TUNNEL_KINDS.index(tunnel.kind), o + 12, p + tunnel.ident[0], tunnel.ident[1])
-    return Class(f"{link.name}/ipv4/udp/{tunnel.name}/ipv{ip.version}", _fused(tests, end), key, fields, end)
+    # No mirror: a reply comes in the other tunnel direction (other outer addresses, its own TEID).
+    return Class(f"{link.name}/ipv4/udp/{tunnel.name}/ipv{ip.version}", _fused(tests, end), key, fields, end, ())
 
 
 def _bytes_of(test):
@@ -261,16 +267,23 @@ PORT_FLAGS = port_flags()
 
 class Width:
     """The classes keyed by ``size`` header bytes (a multiple of 8): ids
-    ``base`` to ``base + len(mask) - 1``, each with its byte mask."""
+    ``base`` to ``base + len(mask) - 1``, each with its byte mask, and its
+    ``mirror``: where each key byte of the reply direction comes from (the
+    identity for a class with no mirror; ``mirrored`` says which have one)."""
 
     def __init__(self, size, base, classes):
         self.size, self.base = size, base
         self.words = size // 8 + 1                   # key words, the class/interface word last
         mask = np.zeros((len(classes), size), np.uint8)
+        mirror = np.tile(np.arange(size, dtype=np.uint8), (len(classes), 1))
         for k, c in enumerate(classes):
             for lo, hi in c.key:
                 mask[k, lo:hi] = 0xFF
+            for a, b, n in c.mirror:
+                mirror[k, a:a + n], mirror[k, b:b + n] = np.arange(b, b + n), np.arange(a, a + n)
         self.mask = mask.view("<u8")                 # (classes, size / 8): keeps a class's key bytes of each word
+        self.mirror = mirror                         # (classes, size): byte j of a reply's key is byte mirror[j]
+        self.mirrored = np.array([bool(c.mirror) for c in classes], np.uint8)
 
 
 def _widths(sizes=(64, 112)):

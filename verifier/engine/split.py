@@ -43,7 +43,7 @@ from . import frames
 from .frames import (  # noqa: F401 - FIELD_COLUMNS: re-exported beside FIELDS
     ANY_TUNNEL, AT_LEAST, BYTE, CAPTURED, DECODER, EQUAL16, FIELD_COLUMNS, FIELDS, PORT_FLAGS, TRANSPORT, TUNNEL_KINDS,
     TUNNEL_PORT, WIDTHS, WORD)
-from ..model import NO_MACS, Flow
+from ..model import Flow
 from ..wire import TCP, UDP, VLAN_ID
 
 
@@ -71,7 +71,8 @@ class Groups:
     """Per (interface, direction key) sums of one chunk for one key width,
     one row per group, in first-seen order (numpy arrays)."""
 
-    __slots__ = ("width", "hashes", "keys", "classes", "first", "count", "octets", "first_ts", "last_ts")
+    __slots__ = ("width", "hashes", "keys", "classes", "first", "count", "octets", "first_ts", "last_ts",
+                 "entry_hashes", "entry_keys", "flips")
 
     def __init__(self, hashes, keys, classes, first, count, octets, first_ts, last_ts):
         self.width = keys.shape[1]    # 64-bit words per key (the class/interface word last)
@@ -81,6 +82,8 @@ class Groups:
         self.first = first            # chunk row of each group's first packet
         self.count, self.octets = count, octets
         self.first_ts, self.last_ts = first_ts, last_ts
+        # What the direction index holds them by (``entry_keys``): None until it is asked.
+        self.entry_hashes = self.entry_keys = self.flips = None
 
     def __len__(self):
         return len(self.hashes)
@@ -285,6 +288,51 @@ def _u16(head, at):
     return (head[:, at].astype(np.uint16) << 8) | head[:, at + 1]
 
 
+def entry_keys(groups, engine):
+    """Fill ``groups.entry_hashes``, ``entry_keys`` and ``flips``: the key
+    the direction index holds each group by, one for both directions of a
+    flow where its class has a mirror (frames.Class.mirror: the reply's key
+    is this one with MACs, addresses and ports swapped). Of a key and its
+    mirror the index holds the lesser (word by word from the first, as
+    unsigned 64-bit numbers; a key equal to its mirror is its own), ``flips``
+    1 where that is the mirror: the group counts as the entry's second
+    direction. Hashed as ``split`` hashes keys. One C pass when the
+    compiled module is built, else whole-array numpy; the same to the bit."""
+    if groups.entry_hashes is not None:
+        return groups
+    w = next((w for w in WIDTHS if w.words == groups.width), None)    # None: keys of no frame class
+    n = len(groups)
+    if w is None or not w.mirrored.any() or not n:
+        groups.entry_hashes, groups.entry_keys, groups.flips = groups.hashes, groups.keys, np.zeros(n, np.int8)
+        return groups
+    if engine.c is not None:
+        hashes, keys, flips = engine.c.entry_keys(np.ascontiguousarray(groups.keys, np.uint64), groups.width,
+                                                  _int64(groups.classes), np.ascontiguousarray(groups.hashes,
+                                                                                               np.uint64),
+                                                  w.base, w.mirror, w.mirrored, _MULTS[w.size], int(_TAG_MULT))
+        groups.entry_hashes = np.frombuffer(hashes, np.uint64)
+        groups.entry_keys = np.frombuffer(keys, np.uint64).reshape(n, groups.width)
+        groups.flips = np.frombuffer(flips, np.int8)
+        return groups
+    cls = groups.classes - w.base
+    head = np.ascontiguousarray(groups.keys[:, :-1]).view(np.uint8)
+    words = groups.keys[:, :-1]
+    mirrored = np.take_along_axis(head, w.mirror[cls].astype(np.intp), axis=1).view("<u8")
+    differ = words != mirrored
+    first = differ.argmax(axis=1)
+    rows = np.arange(n)
+    flips = (w.mirrored[cls] != 0) & differ.any(axis=1) & (mirrored[rows, first] < words[rows, first])
+    keys = groups.keys.copy()
+    hashes = groups.hashes.copy()
+    if flips.any():
+        at = np.flatnonzero(flips)
+        keys[at, :-1] = mirrored[at]
+        h = keys[at, :-1] @ _MULTS[w.size] + keys[at, -1] * _TAG_MULT
+        hashes[at] = h ^ (h >> np.uint64(29))
+    groups.entry_hashes, groups.entry_keys, groups.flips = hashes, keys, flips.astype(np.int8)
+    return groups
+
+
 def fields_from_key(key, cls):
     """``(vlan, proto, src, sport, dst, dport, src_mac, dst_mac, tunnels)``
     the decoder would find in a frame with this key.
@@ -350,7 +398,7 @@ def open_directions(table, opened, engine):
         parts = [(np.ascontiguousarray(g.keys, np.uint64), g.width, _int64(g.classes), _int64(rows), _int64(g.first),
                   np.ascontiguousarray(g.first_ts, np.float64), np.ascontiguousarray(g.last_ts, np.float64),
                   _int64(g.count), _int64(g.octets)) for g, rows in opened]
-        macs = (table.mac_sets.table, NO_MACS, table.mac_sets.LIMIT)
+        macs = (table.mac_sets.table, table.mac_sets.LIMIT)
         return engine.c.open_directions(table.flows, table.created, table.renew, table.idle, TUNNEL_KINDS, FIELDS,
                                         parts, Flow, table.capacity, macs)
     if not opened:
