@@ -525,3 +525,39 @@ def test_both_directions_of_a_plain_flow_share_one_entry(engine):
     counts = sorted(((f.pkts[f.origin], f.pkts[1 - f.origin]), (f.octets[f.origin], f.octets[1 - f.origin]))
                     for f in ended)
     assert counts == [((2, 0), (200, 0)), ((2, 1), (200, 100)), ((2, 2), (200, 200))]
+
+
+_AUDIT = """
+import sys
+if sys.argv[1] == "without":
+    sys.modules["verifier.engine._fastpath"] = None      # as an install where setup.py built no module
+from verifier import engine, model
+from verifier.cli import cli
+without = sys.argv[1] == "without"
+assert (model.Flow is model._SlottedFlow) == without and engine.name() == ("numpy" if without else "compiled")
+try:
+    cli(sys.argv[2:], standalone_mode=False)
+except SystemExit:
+    pass
+"""
+
+
+def test_an_install_without_the_compiled_module_audits_the_same(tmp_path):
+    """Without the compiled module flows are model._SlottedFlow and the
+    passes numpy's: the demo capture's certificate and flow CSV are the
+    compiled install's, byte for byte."""
+    import subprocess
+    import sys
+    demo = os.path.join(os.path.dirname(batch.__file__), "..", "demo")
+    outputs = {}
+    for how in ("without", "with"):
+        out = tmp_path / how
+        (out / "prom").mkdir(parents=True)
+        argv = ["--data-dir", str(tmp_path / "data"), "audit", os.path.join(demo, "demo.pcap"),
+                "--policy", os.path.join(demo, "policy.yaml"), "--inventory", os.path.join(demo, "inventory.yaml"),
+                "--asn-db", os.path.join(demo, "demo-asn.mmdb"), "--now", "2026-06-01T00:00:00Z",
+                "--json", str(out / "cert.json"), "--csv", str(out / "flows.csv"), "-q"]
+        subprocess.run([sys.executable, "-c", _AUDIT, how, *argv], check=True, cwd=os.path.dirname(demo),
+                       env={**os.environ, "CLEANPATH_ENGINE": ""})
+        outputs[how] = {name: (out / name).read_bytes() for name in ("cert.json", "flows.csv")}
+    assert outputs["without"] == outputs["with"] and b"VIOLATION" in outputs["with"]["flows.csv"]

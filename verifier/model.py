@@ -253,9 +253,8 @@ class _SlottedFlow(_FlowBehaviour):
 def _compiled_flow():
     """The compiled module's ``Flow`` with ``_FlowBehaviour``'s methods and
     properties added, or None when the module is not built."""
-    try:
-        from .engine import _fastpath
-    except ImportError:
+    from .engine import _fastpath            # None when not built (engine/__init__.py)
+    if _fastpath is None:
         return None
     stored = _fastpath.Flow
     for name, value in vars(_FlowBehaviour).items():
