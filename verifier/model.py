@@ -7,6 +7,8 @@ attribution time, so they may hold strings.
 
 import struct
 
+from .engine import _fastpath        # the compiled module, None when setup.py could not build it
+
 # Path element kinds (SPEC "The model")
 L2_NEIGHBOR = "l2-neighbor"
 SEGMENT_DEVICE = "segment-device"
@@ -51,7 +53,7 @@ class Packet:
         self.nesting = 0           # layers opened inside other layers so far (decode.MAX_NESTING bounds it)
 
 
-NO_MACS = frozenset()
+NO_MACS = frozenset() if _fastpath is None else _fastpath.NO_MACS   # what a side that saw no MAC holds
 
 
 class MacSets:
@@ -171,8 +173,9 @@ class _FlowBehaviour:
     ``FlowRare``, None until one is set).
 
     Its fields (``FLOW_SLOTS``) are stored in C when the compiled module is
-    built (verifier/engine/_fastpath.c, ``Flow``: ~280 bytes of objects per
-    flow became one 128-byte object) and this class's methods and
+    built (verifier/engine/_fastpath.c, ``Flow``: the slotted object and its
+    times, counters, handle and lone MACs, ~320 bytes a flow, became one
+    128-byte object) and this class's methods and
     properties are added to that type; else in ``_SlottedFlow``. Both read
     and write the same values.
     """
@@ -253,7 +256,6 @@ class _SlottedFlow(_FlowBehaviour):
 def _compiled_flow():
     """The compiled module's ``Flow`` with ``_FlowBehaviour``'s methods and
     properties added, or None when the module is not built."""
-    from .engine import _fastpath            # None when not built (engine/__init__.py)
     if _fastpath is None:
         return None
     stored = _fastpath.Flow
@@ -264,8 +266,6 @@ def _compiled_flow():
 
 
 Flow = _compiled_flow() or _SlottedFlow
-if Flow is not _SlottedFlow:
-    from .engine._fastpath import NO_MACS    # noqa: E402,F811  the empty set a compiled flow's side reads as
 
 
 class Evidence:

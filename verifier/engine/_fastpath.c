@@ -828,13 +828,9 @@ static int macs_store(uintptr_t *slot, PyObject *v)
     return 0;
 }
 
-static PyObject *flow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+/* A new flow as Flow(key, ts) makes it, with origin ``side``; ``type`` is Flow or a subclass. */
+static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side)
 {
-    static char *names[] = {"key", "ts", NULL};
-    PyObject *key;
-    double ts;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Od:Flow", names, &key, &ts))
-        return NULL;
     FlowObject *f = (FlowObject *)type->tp_alloc(type, 0);     /* zeroed: counters 0, no MACs, open, NULLs */
     if (f == NULL)
         return NULL;
@@ -842,7 +838,18 @@ static PyObject *flow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     f->key = key;
     f->first = f->last = ts;
     f->entries = -1;
+    f->origin = (int8_t)side;
     return (PyObject *)f;
+}
+
+static PyObject *flow_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"key", "ts", NULL};
+    PyObject *key;
+    double ts;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Od:Flow", names, &key, &ts))
+        return NULL;
+    return new_flow(type, key, ts, 0);
 }
 
 static void flow_dealloc(PyObject *self)
@@ -958,20 +965,6 @@ static PyType_Slot flow_slots[] = {
 
 static PyType_Spec flow_spec = {"verifier.model.Flow", sizeof(FlowObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
                                 flow_slots};
-
-/* A new flow as Flow(key, ts) makes it, with origin ``side``; ``type`` is Flow or a subclass. */
-static PyObject *new_flow(PyTypeObject *type, PyObject *key, double ts, int side)
-{
-    FlowObject *f = (FlowObject *)type->tp_alloc(type, 0);
-    if (f == NULL)
-        return NULL;
-    Py_INCREF(key);
-    f->key = key;
-    f->first = f->last = ts;
-    f->entries = -1;
-    f->origin = (int8_t)side;
-    return (PyObject *)f;
-}
 
 /* flow.macs_<i> = mac_sets.add(flow.macs_<i>, mac): model.MacSets.add (a
  * side's one MAC, a frozenset from its second on, shared through its table
