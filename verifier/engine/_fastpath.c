@@ -340,21 +340,28 @@ static int groups_init(Groups *g, int width, int base, const uint64_t *mask, con
     return 0;
 }
 
+/* A key's hash: its ``n`` header words times their multipliers, plus the
+ * class/interface word's; the top bits folded down (split._key_hash). */
+static uint64_t key_hash(const uint64_t *words, Py_ssize_t n, const uint64_t *mult, uint64_t tag, uint64_t tag_mult)
+{
+    uint64_t hash = 0;
+    for (Py_ssize_t k = 0; k < n; k++)
+        hash += words[k] * mult[k];
+    hash += tag * tag_mult;
+    return hash ^ (hash >> 29);
+}
+
 /* Count row ``row`` into its group. 0, or -1 when another key has the same hash. */
 static int groups_add(Groups *g, const uint8_t *h, int cls, int64_t gifx, Py_ssize_t row, int64_t orig, double ts)
 {
     int width = g->width;
     uint64_t words[MAX_HEADER / 8 + 1];
     const uint64_t *mask = g->mask + (size_t)(cls - g->base) * width;
-    uint64_t hash = 0;
-    for (int k = 0; k < width; k++) {
+    for (int k = 0; k < width; k++)
         words[k] = le64(h + 8 * k) & mask[k];
-        hash += words[k] * g->mult[k];
-    }
     uint64_t tag = (uint64_t)cls | ((uint64_t)gifx << 8);
     words[width] = tag;
-    hash += tag * g->tag_mult;
-    hash ^= hash >> 29;
+    uint64_t hash = key_hash(words, width, g->mult, tag, g->tag_mult);
     size_t slots = (size_t)1 << g->bits, at = (size_t)((hash * FIB) >> (64 - g->bits));
     for (;; at = (at + 1) & (slots - 1)) {
         int32_t grp = g->table[at];
@@ -639,7 +646,7 @@ static PyObject *entry_keys(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL, *out_hashes = NULL, *out_keys = NULL, *out_flips = NULL;
     Py_ssize_t n = classes.len / 8, size = 8 * (width - 1), nclasses = mirrored.len;
-    if (width < 2 || size > 255 || need(&keys, 8 * width * n, "keys") || need(&hashes, 8 * n, "hashes")
+    if (width < 2 || size > 255 || size > MAX_HEADER || need(&keys, 8 * width * n, "keys") || need(&hashes, 8 * n, "hashes")
         || need(&mirror, size * nclasses, "mirror") || need(&mult, 8 * (width - 1), "multipliers"))
         goto done;
     const uint8_t *perm = mirror.buf, *has = mirrored.buf;
@@ -689,14 +696,9 @@ static PyObject *entry_keys(PyObject *self, PyObject *args)
             continue;
         }
         memcpy(to + size, key + size, 8);                    /* the class/interface word */
-        uint64_t hash = 0, word, tag;
-        for (Py_ssize_t k = 0; k < width - 1; k++) {
-            memcpy(&word, to + 8 * k, 8);
-            hash += word * m[k];
-        }
-        memcpy(&tag, to + size, 8);
-        hash += tag * tag_mult;
-        oh[i] = hash ^ (hash >> 29);
+        uint64_t words[MAX_HEADER / 8 + 1];
+        memcpy(words, to, (size_t)(8 * width));
+        oh[i] = key_hash(words, width - 1, m, words[width - 1], tag_mult);
     }
     result = PyTuple_Pack(3, out_hashes, out_keys, out_flips);
 done:

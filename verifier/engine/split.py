@@ -251,9 +251,7 @@ def _group(chunk, ifx, rows, cls, head, width):
     keys share a hash."""
     words = head.view("<u8") & np.take(width.mask, cls - width.base, axis=0)   # take: a row gather
     tag = cls.astype(np.uint64) | (ifx[rows].astype(np.uint64) << np.uint64(8))
-    # class and interface take part in hash and check
-    h = words @ _MULTS[width.size] + tag * _TAG_MULT
-    h ^= h >> np.uint64(29)
+    h = _key_hash(words, tag, width.size)         # class and interface take part in hash and check
     order = np.argsort(h)
     hs = h[order]
     ws = np.take(words, order, axis=0)             # take: a plain row gather, far cheaper than fancy indexing
@@ -277,6 +275,13 @@ def _group(chunk, ifx, rows, cls, head, width):
     keys = np.concatenate([np.take(ws, lead, axis=0), tg[lead][:, None]], axis=1)
     return Groups(hs[lead], keys, cls[leaders[arrival]], rows[leaders[arrival]], counts[arrival],
                   octets[arrival], first_ts[arrival], last_ts[arrival])
+
+
+def _key_hash(words, tag, size):
+    """Hashes of keys (rows of ``words``, masked header words of a ``size``-byte
+    width) and their class/interface words ``tag`` (the C module's key_hash)."""
+    h = words @ _MULTS[size] + tag * _TAG_MULT
+    return h ^ (h >> np.uint64(29))
 
 
 def _u16(head, at):
@@ -327,8 +332,7 @@ def entry_keys(groups, engine):
     if flips.any():
         at = np.flatnonzero(flips)
         keys[at, :-1] = mirrored[at]
-        h = keys[at, :-1] @ _MULTS[w.size] + keys[at, -1] * _TAG_MULT
-        hashes[at] = h ^ (h >> np.uint64(29))
+        hashes[at] = _key_hash(keys[at, :-1], keys[at, -1], w.size)
     groups.entry_hashes, groups.entry_keys, groups.flips = hashes, keys, flips.astype(np.int8)
     return groups
 
